@@ -1,0 +1,34 @@
+//! torchsave-core: read and write the files `torch.save` writes, without Python and without
+//! executing anything from the file.
+//!
+//! Layout:
+//! * [`container`] detects and opens the four containers (zip, legacy stream, tar, bare pickle)
+//!   and hands storages to the pickle layer;
+//! * [`pickle`] is a pickle VM that never executes anything: every GLOBAL is resolved against
+//!   a table, known reconstructors are interpreted, everything else becomes a [`value::PyObject`];
+//! * [`value`] is the value graph both directions share;
+//! * [`tensor`] validates views against storages and produces contiguous bytes;
+//! * [`writer`] pickles a graph the way CPython's protocol-2 pickler does and lays out the zip
+//!   archive the way PyTorch's miniz writer does;
+//! * [`inspect`] summarises a loaded file (the CLI's `inspect --json`).
+//!
+//! Nothing here knows about Node or libtorch.
+
+pub mod bytes;
+pub mod container;
+pub mod dtype;
+pub mod error;
+pub mod inspect;
+pub mod options;
+pub mod pickle;
+pub mod tensor;
+pub mod value;
+pub mod writer;
+
+pub use bytes::ByteView;
+pub use container::{load_bytes, load_file, LoadInfo, Loaded};
+pub use dtype::DType;
+pub use error::{Error, ErrorCode, Result};
+pub use options::{Limits, LoadOptions, SaveFormat, SaveOptions, StrEncoding};
+pub use value::{Format, Graph, Node, Storage, Tensor, Value};
+pub use writer::{save_to_path, save_to_writer};

@@ -1,0 +1,1 @@
+//! (stub: helper A) tensor validation and contiguous bytes

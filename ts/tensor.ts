@@ -1,0 +1,705 @@
+/**
+ * `Tensor`, `Parameter` and `UntypedStorage`: strided views onto shared little-endian bytes.
+ *
+ * Tensors that came from one storage in a file share one {@link UntypedStorage} object, so
+ * views stay views and tied weights stay tied; `torch.save` writes each storage once.
+ * Storage bytes may live in a memory-mapped file (copy-on-write: writing to a tensor never
+ * changes the file) or, under Electron's V8 sandbox, in a JS-owned copy.
+ */
+import { inspect } from 'node:util';
+import {
+  type DType,
+  type TypedArray,
+  bf16ToFloat,
+  elementSize,
+  floatToBf16,
+  floatToHalf,
+  halfToFloat,
+  isComplex,
+  isFloatingPoint,
+  parseDType,
+  typedArrayCtor,
+} from './dtype';
+import { Device, Size } from './values';
+
+export type { DType, TypedArray } from './dtype';
+
+function tsError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Raw bytes of a storage plus the device it belongs to. */
+export class UntypedStorage {
+  readonly device: Device;
+  constructor(
+    /** The storage's bytes, little-endian. */
+    readonly bytes: Uint8Array,
+    device: Device | string = 'cpu',
+  ) {
+    this.device = device instanceof Device ? device : new Device(device);
+  }
+  get nbytes(): number {
+    return this.bytes.byteLength;
+  }
+  /** A storage of `nbytes` zero bytes. */
+  static allocate(nbytes: number, device: Device | string = 'cpu'): UntypedStorage {
+    return new UntypedStorage(new Uint8Array(nbytes), device);
+  }
+}
+
+export interface QuantizerInfo {
+  /** `per_tensor_affine`, `per_channel_affine`, ... */
+  scheme: string;
+  /** `[scale, zeroPoint]` or `[scales, zeroPoints, axis]` as pickled. */
+  params: unknown[];
+}
+
+export interface TensorSubclassInfo {
+  module: string;
+  name: string;
+  state: unknown;
+}
+
+export interface TensorInit {
+  storage: UntypedStorage;
+  dtype: DType;
+  shape: readonly number[];
+  /** Elements; defaults to contiguous (C order). */
+  stride?: readonly number[];
+  /** Elements. */
+  storageOffset?: number;
+  requiresGrad?: boolean;
+}
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const stride = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    stride[i] = acc;
+    acc *= Math.max(shape[i]!, 1);
+  }
+  return stride;
+}
+
+export class Tensor {
+  readonly dtype: DType;
+  protected _shape: number[];
+  protected _stride: number[];
+  protected _offset: number;
+  protected _storage: UntypedStorage;
+  requiresGrad: boolean;
+  /** Gradient, filled by the libtorch addon's autograd. */
+  grad: Tensor | null = null;
+  /** Quantized tensors: how integers map to reals. */
+  quantizer?: QuantizerInfo;
+  /** `{conj: true}` / `{neg: true}` lazy-view flags from the file. */
+  metadata?: Map<string, unknown>;
+  /** A tensor subclass or Python attributes (`_rebuild_from_type_v2`). */
+  subclass?: TensorSubclassInfo;
+
+  constructor(init: TensorInit) {
+    this.dtype = init.dtype;
+    this._shape = [...init.shape];
+    this._stride = init.stride ? [...init.stride] : contiguousStrides(init.shape);
+    this._offset = init.storageOffset ?? 0;
+    this._storage = init.storage;
+    this.requiresGrad = init.requiresGrad ?? false;
+    if (this._shape.length !== this._stride.length) {
+      throw tsError('E_STORAGE_BOUNDS', `shape has ${this._shape.length} dims but stride has ${this._stride.length}`);
+    }
+    const need = this.requiredStorageBytes();
+    if (need > this._storage.nbytes) {
+      throw tsError(
+        'E_STORAGE_BOUNDS',
+        `tensor of shape [${this._shape.join(', ')}] at offset ${this._offset} needs ${need} bytes but its storage has ${this._storage.nbytes}`,
+      );
+    }
+  }
+
+  /** Bytes of storage this view reaches (0 for an empty tensor). */
+  protected requiredStorageBytes(): number {
+    if (this._shape.some((d) => d === 0)) return 0;
+    let last = this._offset;
+    for (let i = 0; i < this._shape.length; i++) last += (this._shape[i]! - 1) * this._stride[i]!;
+    return (last + 1) * elementSize(this.dtype);
+  }
+
+  get shape(): Size {
+    return Size.fromDims(this._shape);
+  }
+  /** `t.size()` is a `torch.Size`; `t.size(d)` one dimension (negative counts from the end). */
+  size(): Size;
+  size(dim: number): number;
+  size(dim?: number): Size | number {
+    if (dim === undefined) return Size.fromDims(this._shape);
+    return this._shape[this.normDim(dim)]!;
+  }
+  stride(): number[];
+  stride(dim: number): number;
+  stride(dim?: number): number[] | number {
+    if (dim === undefined) return [...this._stride];
+    return this._stride[this.normDim(dim)]!;
+  }
+  storageOffset(): number {
+    return this._offset;
+  }
+  get ndim(): number {
+    return this._shape.length;
+  }
+  dim(): number {
+    return this._shape.length;
+  }
+  numel(): number {
+    return this._shape.reduce((a, b) => a * b, 1);
+  }
+  elementSize(): number {
+    return elementSize(this.dtype);
+  }
+  get device(): Device {
+    return this._storage.device;
+  }
+  get isCuda(): boolean {
+    return this._storage.device.type === 'cuda';
+  }
+  get isQuantized(): boolean {
+    return this.quantizer !== undefined;
+  }
+  untypedStorage(): UntypedStorage {
+    return this._storage;
+  }
+  isFloatingPoint(): boolean {
+    return isFloatingPoint(this.dtype);
+  }
+  isComplex(): boolean {
+    return isComplex(this.dtype);
+  }
+
+  protected normDim(dim: number): number {
+    const d = dim < 0 ? dim + this._shape.length : dim;
+    if (d < 0 || d >= this._shape.length) {
+      throw tsError('E_INVALID_ARGUMENT', `Dimension out of range (expected to be in range of [${-this._shape.length}, ${this._shape.length - 1}], but got ${dim})`);
+    }
+    return d;
+  }
+
+  isContiguous(): boolean {
+    let expected = 1;
+    for (let i = this._shape.length - 1; i >= 0; i--) {
+      const n = this._shape[i]!;
+      if (n === 0) return true;
+      if (n !== 1 && this._stride[i] !== expected) return false;
+      expected *= n;
+    }
+    return true;
+  }
+
+  /** The elements' bytes in C order (a view when contiguous, else a copy). */
+  contiguousBytes(): Uint8Array {
+    const es = elementSize(this.dtype);
+    const n = this.numel();
+    const bytes = this._storage.bytes;
+    if (this.isContiguous()) return bytes.subarray(this._offset * es, (this._offset + n) * es);
+    const out = new Uint8Array(n * es);
+    const nd = this._shape.length;
+    const idx = new Array<number>(nd).fill(0);
+    let src = this._offset;
+    for (let k = 0; k < n; k++) {
+      out.set(bytes.subarray(src * es, src * es + es), k * es);
+      for (let d = nd - 1; d >= 0; d--) {
+        idx[d]!++;
+        src += this._stride[d]!;
+        if (idx[d]! < this._shape[d]!) break;
+        src -= this._stride[d]! * this._shape[d]!;
+        idx[d] = 0;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The elements as the dtype's typed array, C order: a view into the storage when the
+   * tensor is contiguous and aligned, else a copy. float16/bfloat16 give their raw bits
+   * (`Uint16Array`); use {@link toFloat32Array} for values.
+   */
+  typedArray(): TypedArray {
+    const Ctor = typedArrayCtor(this.dtype);
+    let bytes = this.contiguousBytes();
+    if ((bytes.byteOffset % Ctor.BYTES_PER_ELEMENT) !== 0) bytes = bytes.slice();
+    return new Ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+  }
+
+  /** Values as float32 (float16/bfloat16 converted, integers cast); always a copy. */
+  toFloat32Array(): Float32Array {
+    return Float32Array.from(this.numbers());
+  }
+
+  /** Values as float64 numbers in C order (int64 beyond 2^53 loses precision). */
+  toFloat64Array(): Float64Array {
+    return Float64Array.from(this.numbers());
+  }
+
+  /** Values as JS numbers (bool: 0/1; complex: not supported, use typedArray()). */
+  protected numbers(): number[] {
+    if (isComplex(this.dtype)) throw tsError('E_UNSUPPORTED_DTYPE', `${this.dtype} has no real-valued view; use typedArray()`);
+    const a = this.typedArray();
+    const out = new Array<number>(a.length);
+    if (this.dtype === 'float16') for (let i = 0; i < a.length; i++) out[i] = halfToFloat(a[i] as number);
+    else if (this.dtype === 'bfloat16') for (let i = 0; i < a.length; i++) out[i] = bf16ToFloat(a[i] as number);
+    else for (let i = 0; i < a.length; i++) out[i] = Number(a[i]);
+    return out;
+  }
+
+  /** Scalar values in C order, each as PyTorch's `.tolist()` would give it. */
+  protected scalars(): (number | bigint | boolean | [number, number])[] {
+    if (isComplex(this.dtype)) {
+      const a = this.typedArray();
+      const out: [number, number][] = [];
+      const conv = this.dtype === 'complex32' ? halfToFloat : (x: number) => x;
+      for (let i = 0; i < a.length; i += 2) out.push([conv(a[i] as number), conv(a[i + 1] as number)]);
+      return out;
+    }
+    if (this.dtype === 'bool') return Array.from(this.typedArray() as Uint8Array, (x) => x !== 0);
+    if (this.dtype === 'int64' || this.dtype === 'uint64') {
+      return Array.from(this.typedArray() as BigInt64Array, (x: bigint) =>
+        x >= -(2n ** 53n) && x <= 2n ** 53n ? Number(x) : x,
+      );
+    }
+    return this.numbers();
+  }
+
+  /** Nested JS arrays like `tensor.tolist()`; complex elements are `[re, im]` pairs. */
+  toArray(): unknown {
+    const flat = this.scalars();
+    if (this._shape.length === 0) return flat[0];
+    let pos = 0;
+    const build = (d: number): unknown[] => {
+      const n = this._shape[d]!;
+      const out = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) out[i] = d === this._shape.length - 1 ? flat[pos++] : build(d + 1);
+      return out;
+    };
+    return build(0);
+  }
+  /** PyTorch's name for {@link toArray}. */
+  tolist(): unknown {
+    return this.toArray();
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number | bigint | boolean | [number, number] {
+    if (this.numel() !== 1) {
+      throw tsError('E_INVALID_ARGUMENT', `a Tensor with ${this.numel()} elements cannot be converted to Scalar`);
+    }
+    return this.scalars()[0]!;
+  }
+
+  /** This tensor if contiguous, else a contiguous copy. */
+  contiguous(): Tensor {
+    return this.isContiguous() ? this : this.clone();
+  }
+
+  /** A contiguous copy with its own storage (quantizer and subclass kept). */
+  clone(): Tensor {
+    const bytes = this.contiguousBytes().slice();
+    const t = new Tensor({ storage: new UntypedStorage(bytes, this.device), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
+    t.quantizer = this.quantizer;
+    t.metadata = this.metadata;
+    return t;
+  }
+
+  /** A tensor sharing this one's storage, without autograd history. */
+  detach(): Tensor {
+    return new Tensor({ storage: this._storage, dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
+  }
+
+  requiresGrad_(requiresGrad = true): this {
+    this.requiresGrad = requiresGrad;
+    return this;
+  }
+
+  /** A view with a new shape (contiguous tensors only; one dim may be -1). */
+  view(...shape: number[] | [number[]]): Tensor {
+    const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
+    const n = this.numel();
+    const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const resolved = dims.map((d) => (d === -1 ? n / known : d));
+    if (resolved.reduce((a, b) => a * b, 1) !== n || resolved.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw tsError('E_INVALID_ARGUMENT', `shape '[${dims.join(', ')}]' is invalid for input of size ${n}`);
+    }
+    if (!this.isContiguous()) throw tsError('E_INVALID_ARGUMENT', 'view size is not compatible with input tensor\'s size and stride; use .reshape(...) / .contiguous()');
+    return new Tensor({ storage: this._storage, dtype: this.dtype, shape: resolved, storageOffset: this._offset });
+  }
+  reshape(...shape: number[] | [number[]]): Tensor {
+    return this.contiguous().view(...shape);
+  }
+
+  /**
+   * A CPU cast to another dtype (floating, integer and bool dtypes), or a move to another
+   * device (needs the libtorch addon, see `torch.backends.libtorch`).
+   */
+  to(target: DType | Device | string): Tensor {
+    if (target instanceof Device || /^(cpu|cuda|mps|meta|xpu)(:\d+)?$/.test(target)) {
+      const dev = new Device(target);
+      if (dev.equals(this.device)) return this;
+      if (dev.type === 'cpu') {
+        return new Tensor({ storage: new UntypedStorage(this.contiguousBytes().slice(), dev), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
+      }
+      throw tsError('E_DEVICE_UNAVAILABLE', `moving a tensor to ${dev} needs the libtorch addon (torch.backends.libtorch.isAvailable() is false)`);
+    }
+    const dtype = parseDType(target);
+    if (dtype === this.dtype) return this;
+    return castTensor(this, dtype);
+  }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  half(): Tensor {
+    return this.to('float16');
+  }
+  bfloat16(): Tensor {
+    return this.to('bfloat16');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
+
+  /** Writes `values` (C order) into this tensor's elements in place. */
+  protected writeNumbers(values: ArrayLike<number>): this {
+    const n = this.numel();
+    const tmp = fromNumbers(values, this.dtype, n);
+    writeStrided(this, tmp);
+    return this;
+  }
+  fill_(value: number): this {
+    return this.writeNumbers(new Float64Array(this.numel()).fill(value));
+  }
+  zero_(): this {
+    return this.fill_(0);
+  }
+  /** Fills with samples from U(a, b) (`torch.nn.init.uniform_`). */
+  uniform_(a = 0, b = 1, generator: Generator = defaultGenerator): this {
+    const n = this.numel();
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i++) v[i] = a + (b - a) * generator.random();
+    return this.writeNumbers(v);
+  }
+  /** Fills with samples from N(mean, std²). */
+  normal_(mean = 0, std = 1, generator: Generator = defaultGenerator): this {
+    const n = this.numel();
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i++) v[i] = mean + std * generator.normal();
+    return this.writeNumbers(v);
+  }
+  /** Copies `src`'s values (same number of elements; dtype converted) into this tensor. */
+  copy_(src: Tensor): this {
+    if (src.numel() !== this.numel()) {
+      throw tsError('E_INVALID_ARGUMENT', `copy_: source has ${src.numel()} elements, destination ${this.numel()}`);
+    }
+    const converted = src.dtype === this.dtype ? src.contiguousBytes() : castTensor(src, this.dtype).contiguousBytes();
+    writeStrided(this, converted);
+    return this;
+  }
+
+  /** Same dtype, shape and values (like `torch.equal`). */
+  equal(other: Tensor): boolean {
+    if (other.dtype !== this.dtype || other._shape.length !== this._shape.length) return false;
+    if (other._shape.some((d, i) => d !== this._shape[i])) return false;
+    const a = this.contiguousBytes();
+    const b = other.contiguousBytes();
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  toString(): string {
+    return formatTensor(this);
+  }
+  [inspect.custom](): string {
+    return formatTensor(this);
+  }
+}
+
+/** `nn.Parameter`: a tensor that a module registers as learnable; requires grad by default. */
+export class Parameter extends Tensor {
+  /** `_rebuild_parameter_with_state`'s Python attributes, kept for re-saving. */
+  pyState?: unknown;
+  constructor(data: Tensor | TensorInit, requiresGrad = true) {
+    const init: TensorInit =
+      data instanceof Tensor
+        ? { storage: data.untypedStorage(), dtype: data.dtype, shape: data.size(), stride: data.stride(), storageOffset: data.storageOffset() }
+        : data;
+    super({ ...init, requiresGrad });
+    if (data instanceof Tensor) {
+      this.quantizer = data.quantizer;
+      this.metadata = data.metadata;
+    }
+  }
+  override toString(): string {
+    return `Parameter containing:\n${formatTensor(this)}`;
+  }
+  override [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+function fromNumbers(values: ArrayLike<number>, dtype: DType, n: number): Uint8Array {
+  const Ctor = typedArrayCtor(dtype);
+  if (isComplex(dtype)) throw tsError('E_UNSUPPORTED_DTYPE', `cannot fill ${dtype} from real numbers`);
+  const out = new Ctor(n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    if (dtype === 'float16') out[i] = floatToHalf(v);
+    else if (dtype === 'bfloat16') out[i] = floatToBf16(v);
+    else if (dtype === 'bool') out[i] = v !== 0 ? 1 : 0;
+    else if (out instanceof BigInt64Array || out instanceof BigUint64Array) out[i] = BigInt(Math.trunc(v));
+    else if (isFloatingPoint(dtype) || out instanceof Float32Array || out instanceof Float64Array) out[i] = v;
+    else out[i] = Math.trunc(v);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+/** Writes C-order element bytes into a (possibly strided) tensor. */
+function writeStrided(t: Tensor, src: Uint8Array): void {
+  const es = elementSize(t.dtype);
+  const dst = t.untypedStorage().bytes;
+  const shape = t.size();
+  const stride = t.stride();
+  const n = t.numel();
+  if (t.isContiguous()) {
+    dst.set(src.subarray(0, n * es), t.storageOffset() * es);
+    return;
+  }
+  const idx = new Array<number>(shape.length).fill(0);
+  let off = t.storageOffset();
+  for (let k = 0; k < n; k++) {
+    dst.set(src.subarray(k * es, k * es + es), off * es);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      idx[d]!++;
+      off += stride[d]!;
+      if (idx[d]! < shape[d]!) break;
+      off -= stride[d]! * shape[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+function castTensor(t: Tensor, dtype: DType): Tensor {
+  if (isComplex(dtype) || isComplex(t.dtype)) throw tsError('E_UNSUPPORTED_DTYPE', `casting ${t.dtype} to ${dtype} is not supported on the CPU path`);
+  if (t.quantizer) throw tsError('E_UNSUPPORTED_DTYPE', 'casting a quantized tensor needs dequantization (libtorch addon)');
+  const n = t.numel();
+  let bytes: Uint8Array;
+  if ((t.dtype === 'int64' || t.dtype === 'uint64') && (dtype === 'int64' || dtype === 'uint64' || dtype === 'int32')) {
+    const src = t.typedArray() as BigInt64Array;
+    const Ctor = typedArrayCtor(dtype);
+    const out = new Ctor(n);
+    for (let i = 0; i < n; i++) out[i] = dtype === 'int32' ? Number(BigInt.asIntN(32, src[i] as bigint)) : (src[i] as bigint);
+    bytes = new Uint8Array(out.buffer);
+  } else {
+    bytes = fromNumbers(t.toFloat64Array(), dtype, n);
+  }
+  return new Tensor({ storage: new UntypedStorage(bytes, t.device), dtype, shape: t.size(), requiresGrad: t.requiresGrad });
+}
+
+// --- formatting (PyTorch-like, abbreviated for big tensors) ---
+
+function formatScalar(v: unknown, dtype: DType): string {
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (Array.isArray(v)) return `${formatScalar(v[0], 'float32')}${v[1] < 0 ? '-' : '+'}${formatScalar(Math.abs(v[1] as number), 'float32')}j`;
+  if (typeof v === 'bigint') return v.toString();
+  const x = v as number;
+  if (!isFloatingPoint(dtype)) return String(x);
+  if (Number.isNaN(x)) return 'nan';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  return Number.isInteger(x) ? `${x}.` : x.toFixed(4);
+}
+
+function formatTensor(t: Tensor): string {
+  const dtypeSuffix = t.dtype === 'float32' || t.dtype === 'int64' || t.dtype === 'bool' ? '' : `, dtype=torch.${t.dtype}`;
+  const dev = t.device.type === 'cpu' ? '' : `, device='${t.device}'`;
+  const grad = t.requiresGrad && !(t instanceof Parameter) ? ', requires_grad=True' : '';
+  let body: string;
+  if (t.numel() > 1000) {
+    body = `[... ${t.numel()} elements, shape [${t.size().join(', ')}] ...]`;
+  } else {
+    const rec = (v: unknown): string => (Array.isArray(v) && !(t.isComplex() && typeof v[0] === 'number') ? `[${v.map(rec).join(', ')}]` : formatScalar(v, t.dtype));
+    body = rec(t.toArray());
+  }
+  return `tensor(${body}${dev}${dtypeSuffix}${grad})`;
+}
+
+// --- random numbers for initialisation ---
+
+/**
+ * A seedable random source (xoshiro128**). Distributions match PyTorch's initialisers;
+ * the exact numbers do not (PyTorch uses its own Philox/MT engines).
+ */
+export class Generator {
+  private s = new Uint32Array(4);
+  private spare: number | null = null;
+  constructor(seed = Date.now()) {
+    this.manualSeed(seed);
+  }
+  manualSeed(seed: number | bigint): this {
+    let x = BigInt.asUintN(64, BigInt(seed));
+    for (let i = 0; i < 4; i++) {
+      // splitmix64 to spread the seed
+      x = BigInt.asUintN(64, x + 0x9e3779b97f4a7c15n);
+      let z = x;
+      z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+      z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+      z = z ^ (z >> 31n);
+      this.s[i] = Number(z & 0xffffffffn);
+    }
+    this.spare = null;
+    return this;
+  }
+  private next(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+    const t = s[1]! << 9;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return result;
+  }
+  /** Uniform in [0, 1) with 53 bits. */
+  random(): number {
+    return ((this.next() >>> 5) * 67108864 + (this.next() >>> 6)) / 9007199254740992;
+  }
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    if (this.spare !== null) {
+      const v = this.spare;
+      this.spare = null;
+      return v;
+    }
+    let u = 0;
+    while (u === 0) u = this.random();
+    const v = this.random();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+export const defaultGenerator = new Generator();
+
+/** `torch.manual_seed`: reseeds the default generator used by initialisers. */
+export function manualSeed(seed: number | bigint): Generator {
+  return defaultGenerator.manualSeed(seed);
+}
+
+// --- factories ---
+
+export interface FactoryOptions {
+  dtype?: DType;
+  device?: Device | string;
+  requiresGrad?: boolean;
+}
+
+type Dims = number[] | readonly number[];
+
+function shapeArgs(args: (number | Dims)[]): number[] {
+  if (args.length === 1 && Array.isArray(args[0])) return [...(args[0] as number[])];
+  return args as number[];
+}
+
+/** Uninitialised (zeroed) tensor. `empty([2, 3])` or `empty(2, 3)`. */
+export function empty(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
+  const opts = (typeof rest[rest.length - 1] === 'object' ? rest.pop() : {}) as FactoryOptions;
+  const dims = shapeArgs([shape, ...(rest as number[])]);
+  const dtype = opts.dtype ?? 'float32';
+  const n = dims.reduce((a, b) => a * b, 1);
+  const dev = opts.device ?? 'cpu';
+  if (new Device(dev).type !== 'cpu') throw tsError('E_DEVICE_UNAVAILABLE', `creating a tensor on ${dev} needs the libtorch addon`);
+  return new Tensor({ storage: UntypedStorage.allocate(n * elementSize(dtype), dev), dtype, shape: dims, requiresGrad: opts.requiresGrad ?? false });
+}
+
+export function zeros(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
+  return empty(shape, ...rest);
+}
+
+export function ones(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
+  return empty(shape, ...rest).fill_(1);
+}
+
+export function full(shape: Dims, value: number, opts: FactoryOptions = {}): Tensor {
+  return empty(shape, opts).fill_(value);
+}
+
+/** `torch.rand`: U(0, 1). */
+export function rand(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
+  return empty(shape, ...rest).uniform_(0, 1);
+}
+
+/** `torch.randn`: N(0, 1). */
+export function randn(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
+  return empty(shape, ...rest).normal_(0, 1);
+}
+
+export function arange(start: number, end?: number, step = 1, opts: FactoryOptions = {}): Tensor {
+  const [a, b] = end === undefined ? [0, start] : [start, end];
+  const n = Math.max(0, Math.ceil((b - a) / step));
+  const vals = Array.from({ length: n }, (_, i) => a + i * step);
+  const integral = Number.isInteger(a) && Number.isInteger(step);
+  return tensor(vals, { dtype: opts.dtype ?? (integral ? 'int64' : 'float32'), requiresGrad: opts.requiresGrad });
+}
+
+type Nested = number | boolean | bigint | Nested[];
+
+/** `torch.tensor(data)`: from nested arrays or a typed array; dtype inferred like PyTorch. */
+export function tensor(data: Nested | TypedArray, opts: FactoryOptions = {}): Tensor {
+  if (ArrayBuffer.isView(data)) {
+    const dtype = opts.dtype ?? typedArrayDType(data);
+    const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    return new Tensor({ storage: new UntypedStorage(bytes), dtype, shape: [data.length], requiresGrad: opts.requiresGrad });
+  }
+  const shape: number[] = [];
+  let probe: Nested = data;
+  while (Array.isArray(probe)) {
+    shape.push(probe.length);
+    probe = probe[0] as Nested;
+  }
+  const flat = (Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data]) as (number | boolean | bigint)[];
+  if (flat.length !== shape.reduce((a, b) => a * b, 1)) throw tsError('E_INVALID_ARGUMENT', 'tensor(): ragged nested sequence');
+  const inferred: DType = flat.every((v) => typeof v === 'boolean')
+    ? 'bool'
+    : flat.every((v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)))
+      ? 'int64'
+      : 'float32';
+  const dtype = opts.dtype ?? inferred;
+  const t = empty(shape, { dtype, requiresGrad: opts.requiresGrad });
+  if (dtype === 'int64' || dtype === 'uint64') {
+    const arr = t.typedArray() as BigInt64Array;
+    flat.forEach((v, i) => (arr[i] = BigInt(typeof v === 'boolean' ? Number(v) : v)));
+  } else {
+    (t as unknown as { writeNumbers(v: ArrayLike<number>): void }).writeNumbers(flat.map((v) => Number(v)));
+  }
+  return t;
+}
+
+function typedArrayDType(a: TypedArray): DType {
+  if (a instanceof Float64Array) return 'float64';
+  if (a instanceof Float32Array) return 'float32';
+  if (a instanceof BigInt64Array) return 'int64';
+  if (a instanceof BigUint64Array) return 'uint64';
+  if (a instanceof Int32Array) return 'int32';
+  if (a instanceof Uint32Array) return 'uint32';
+  if (a instanceof Int16Array) return 'int16';
+  if (a instanceof Uint16Array) return 'uint16';
+  if (a instanceof Int8Array) return 'int8';
+  return 'uint8';
+}
