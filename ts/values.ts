@@ -259,3 +259,40 @@ function npTypedArray(descr: string, data: Uint8Array): ArrayLike<number | bigin
       throw Object.assign(new Error(`numpy dtype ${descr} has no typed-array view`), { code: 'E_UNSUPPORTED_DTYPE' });
   }
 }
+
+// --- the seam between values and classes (nn.Module, optimizers, user classes) ---
+
+/**
+ * A JS object that pickles as a Python object implements this symbol and returns the
+ * `PyObject` (global, args, state) to write. `nn.Module` uses it so that `torch.save(model)`
+ * writes what `torch.save(model)` writes in Python.
+ */
+export const pyReduce: unique symbol = Symbol.for('torchsave.pyReduce');
+
+export interface PyReducible {
+  [pyReduce](): PyObject;
+}
+
+export function isPyReducible(x: unknown): x is PyReducible {
+  return typeof x === 'object' && x !== null && typeof (x as Record<symbol, unknown>)[pyReduce] === 'function';
+}
+
+/**
+ * A TS class that can be rebuilt from a pickled Python object, for
+ * `torch.load(path, { weightsOnly: false, classes: { '__main__.Net': Net } })`.
+ * `obj` arrives with its args and state already converted to TS values (children first).
+ */
+export interface PyClass {
+  fromPyObject(obj: PyObject): unknown;
+}
+
+const pyClassRegistry = new Map<string, PyClass>();
+
+/** Registers a class for a Python global (`torch.nn.modules.linear.Linear`) for every load. */
+export function registerPyClass(fullName: string, cls: PyClass): void {
+  pyClassRegistry.set(fullName, cls);
+}
+
+export function lookupPyClass(fullName: string): PyClass | undefined {
+  return pyClassRegistry.get(fullName);
+}
