@@ -49,6 +49,15 @@ pub struct UnpickleOutput {
 /// Resolves persistent ids.
 pub trait PersistentLoad {
     fn persistent_load(&mut self, graph: &mut Graph, pid: Value) -> Result<Value>;
+
+    /// The element type a persistent-load result (`Node::Storage` node `node`) was declared
+    /// with, when it differs from what `Graph::storages[id].dtype` says: storages are deduped
+    /// by key, but each persistent id names its own storage type and a tensor takes its dtype
+    /// from its own id (FORMAT.md 3.1). `None`: use the storage's dtype.
+    fn storage_dtype(&self, node: crate::value::NodeId) -> Option<DType> {
+        let _ = node;
+        None
+    }
 }
 
 /// A container's storages, looked up by key.
