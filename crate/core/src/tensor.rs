@@ -1,1 +1,391 @@
-//! (stub: helper A) tensor validation and contiguous bytes
+//! Tensor views against storages: validation after loading, contiguous bytes, byte swapping.
+//!
+//! A tensor is `(storage, dtype, shape, stride, storage_offset)` with stride and offset in
+//! elements of the *tensor's* dtype (FORMAT.md 3.2). It is valid when every element it can
+//! address lies inside its storage's bytes:
+//! `(storage_offset + Σ (size_i - 1) * stride_i + 1) * element_size <= storage bytes`,
+//! with no negative size, stride or offset (PyTorch never pickles negative strides), all in
+//! checked arithmetic. A tensor with zero elements addresses nothing and is always valid.
+//!
+//! `validate_graph` also bounds the graph's depth. It walks the graph with an explicit stack in
+//! the exact pre-order a recursive converter would use (children in order, each node entered
+//! once, the first time it is reached), so the depth it measures is the deepest recursion the
+//! binding's identity-cached conversion can reach. Child order: list/tuple/set items; dict
+//! pairs key then value, then an OrderedDict's state; tensor parameter state, quantizer
+//! params, metadata, subclass state; sparse components; ndarray items; object args, kwargs,
+//! state, list items, dict pairs. Keep `children` in step with the binding's conversion.
+
+use crate::error::Result;
+use crate::options::Limits;
+use crate::value::{Graph, Node, Tensor, Value};
+use std::borrow::Cow;
+
+/// Checks every invariant `value.rs` promises: references and storage ids in range, storage
+/// sizes, tensor views inside their storages, dims and depth within `limits`.
+pub fn validate_graph(graph: &Graph, limits: &Limits) -> Result<()> {
+    for (i, s) in graph.storages.iter().enumerate() {
+        let want = s.numel.checked_mul(s.dtype.element_size() as u64);
+        if want != Some(s.data.len() as u64) {
+            crate::bail!(
+                StorageSize,
+                "storage '{}' (#{i}) holds {} bytes but {} elements of {} need {}",
+                s.key,
+                s.data.len(),
+                s.numel,
+                s.dtype,
+                want.map_or_else(|| "more than 2^64".to_string(), |w| w.to_string())
+            );
+        }
+    }
+    for node in &graph.nodes {
+        match node {
+            Node::Tensor(t) => {
+                if t.shape.len() > limits.max_dims {
+                    crate::bail!(
+                        LimitExceeded,
+                        "a tensor has {} dimensions, more than Limits::max_dims ({})",
+                        t.shape.len(),
+                        limits.max_dims
+                    );
+                }
+                check_view(graph, t)?;
+            }
+            Node::Storage(id) if *id >= graph.storages.len() => {
+                crate::bail!(BadPickle, "storage reference #{id} does not exist")
+            }
+            _ => {}
+        }
+    }
+    check_depth(graph, limits.max_depth)
+}
+
+/// The byte range `[start, end)` a tensor addresses in its storage, or `None` when it has
+/// no elements. Errors for negative sizes/strides/offsets and overflow.
+fn byte_extent(t: &Tensor) -> Result<Option<(u64, u64)>> {
+    if t.shape.len() != t.stride.len() {
+        crate::bail!(StorageBounds, "tensor has {} sizes but {} strides", t.shape.len(), t.stride.len());
+    }
+    if t.storage_offset < 0 {
+        crate::bail!(StorageBounds, "tensor has a negative storage offset ({})", t.storage_offset);
+    }
+    if let Some(s) = t.shape.iter().find(|&&s| s < 0) {
+        crate::bail!(StorageBounds, "tensor has a negative size ({s})");
+    }
+    if let Some(s) = t.stride.iter().find(|&&s| s < 0) {
+        crate::bail!(StorageBounds, "tensor has a negative stride ({s})");
+    }
+    if t.shape.contains(&0) {
+        return Ok(None);
+    }
+    let overflow = || crate::err!(StorageBounds, "tensor extent overflows (shape {:?}, stride {:?})", t.shape, t.stride);
+    let mut last = t.storage_offset as u64;
+    for (&size, &stride) in t.shape.iter().zip(&t.stride) {
+        let step = ((size - 1) as u64).checked_mul(stride as u64).ok_or_else(overflow)?;
+        last = last.checked_add(step).ok_or_else(overflow)?;
+    }
+    let es = t.dtype.element_size() as u64;
+    let start = (t.storage_offset as u64).checked_mul(es).ok_or_else(overflow)?;
+    let end = last.checked_add(1).and_then(|n| n.checked_mul(es)).ok_or_else(overflow)?;
+    Ok(Some((start, end)))
+}
+
+fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
+    let extent = byte_extent(t)?;
+    match t.storage {
+        Some(id) => {
+            let Some(s) = graph.storages.get(id) else {
+                crate::bail!(BadPickle, "tensor refers to storage #{id}, which does not exist");
+            };
+            if let Some((_, end)) = extent {
+                if end > s.data.len() as u64 {
+                    crate::bail!(
+                        StorageBounds,
+                        "tensor (shape {:?}, stride {:?}, offset {}, {}) reaches byte {end} of storage '{}', \
+                         which has {} bytes",
+                        t.shape,
+                        t.stride,
+                        t.storage_offset,
+                        t.dtype,
+                        s.key,
+                        s.data.len()
+                    );
+                }
+            }
+            Ok(())
+        }
+        None => {
+            if extent.is_some() && t.device.as_deref() != Some("meta") {
+                crate::bail!(StorageBounds, "a non-meta tensor with elements has no storage");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Calls `f` on every direct child value of `node`, in conversion order.
+fn children(node: &Node, f: &mut dyn FnMut(&Value)) {
+    match node {
+        Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => v.iter().for_each(f),
+        Node::Dict(p) => p.iter().for_each(|(k, v)| {
+            f(k);
+            f(v)
+        }),
+        Node::OrderedDict { items, state } => {
+            items.iter().for_each(|(k, v)| {
+                f(k);
+                f(v)
+            });
+            state.iter().for_each(f);
+        }
+        Node::Tensor(t) => {
+            t.parameter_state.iter().for_each(&mut *f);
+            if let Some(q) = &t.quantizer {
+                q.params.iter().for_each(&mut *f);
+            }
+            t.metadata.iter().for_each(&mut *f);
+            if let Some(s) = &t.subclass {
+                f(&s.state);
+            }
+        }
+        Node::SparseTensor(s) => s.args.iter().for_each(f),
+        Node::NdArray(a) => a.items.iter().for_each(f),
+        Node::Object(o) => {
+            f(&o.args);
+            o.kwargs.iter().for_each(&mut *f);
+            o.state.iter().for_each(&mut *f);
+            o.list_items.iter().for_each(&mut *f);
+            o.dict_items.iter().for_each(|(k, v)| {
+                f(k);
+                f(v)
+            });
+        }
+        Node::ByteArray(_)
+        | Node::Storage(_)
+        | Node::Size(_)
+        | Node::Device(_)
+        | Node::Dtype(_)
+        | Node::Layout(_)
+        | Node::Global { .. }
+        | Node::NpScalar(_) => {}
+    }
+}
+
+/// Iterative pre-order DFS from the root (see the module docs).
+fn check_depth(graph: &Graph, max_depth: usize) -> Result<()> {
+    let mut visited = vec![false; graph.nodes.len()];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    if let Some(Value::Ref(id)) = &graph.root {
+        stack.push((*id, 1));
+    }
+    let mut kids: Vec<usize> = Vec::new();
+    while let Some((id, depth)) = stack.pop() {
+        let Some(seen) = visited.get_mut(id) else {
+            crate::bail!(BadPickle, "reference to object #{id}, which does not exist");
+        };
+        if *seen {
+            continue;
+        }
+        *seen = true;
+        if depth > max_depth {
+            crate::bail!(
+                LimitExceeded,
+                "objects are nested more than {max_depth} levels deep (Limits::max_depth)"
+            );
+        }
+        let Some(node) = graph.nodes.get(id) else {
+            crate::bail!(BadPickle, "reference to object #{id}, which does not exist");
+        };
+        kids.clear();
+        children(node, &mut |v| {
+            if let Value::Ref(c) = v {
+                kids.push(*c);
+            }
+        });
+        // Reversed so the first child is popped first: the same order as recursion.
+        stack.extend(kids.iter().rev().map(|&c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// True when `t` is laid out in C order (dimensions of size 1 may have any stride).
+pub fn is_contiguous(t: &Tensor) -> bool {
+    let mut expected: i64 = 1;
+    for (&size, &stride) in t.shape.iter().zip(&t.stride).rev() {
+        if size != 1 && stride != expected {
+            return false;
+        }
+        expected = match expected.checked_mul(size) {
+            Some(e) => e,
+            None => return false,
+        };
+    }
+    true
+}
+
+/// The tensor's elements as C-order bytes in the storage's (little-endian) byte order:
+/// borrowed from the storage when the view is already contiguous, copied otherwise.
+pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]>> {
+    let extent = byte_extent(t)?;
+    let Some((start, end)) = extent else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    let Some(id) = t.storage else {
+        crate::bail!(StorageBounds, "tensor has no storage (meta tensors have no data)");
+    };
+    let Some(s) = graph.storages.get(id) else {
+        crate::bail!(BadPickle, "tensor refers to storage #{id}, which does not exist");
+    };
+    let data = s.data.as_slice();
+    if end > data.len() as u64 {
+        crate::bail!(StorageBounds, "tensor reaches byte {end} of storage '{}' ({} bytes)", s.key, data.len());
+    }
+    let es = t.dtype.element_size();
+    let numel = usize::try_from(t.numel()).map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
+    if is_contiguous(t) {
+        let len = numel.checked_mul(es).ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
+        let from = start as usize;
+        return data
+            .get(from..from + len)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"));
+    }
+    let total = numel.checked_mul(es).ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
+    let mut out = Vec::with_capacity(total);
+    let ndim = t.shape.len();
+    let mut index = vec![0i64; ndim];
+    // Bounds were checked above, so every element offset below is < data.len().
+    for _ in 0..numel {
+        let mut elem = t.storage_offset;
+        for (i, st) in index.iter().zip(&t.stride) {
+            elem += i * st;
+        }
+        let b = elem as usize * es;
+        let chunk = data.get(b..b + es).ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"))?;
+        out.extend_from_slice(chunk);
+        for d in (0..ndim).rev() {
+            let (Some(i), Some(&size)) = (index.get_mut(d), t.shape.get(d)) else { break };
+            *i += 1;
+            if *i < size {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Reverses the byte order of every `unit`-byte scalar (use `DType::swap_unit`: complex
+/// values swap each half). A trailing partial unit is left alone.
+pub fn byteswap_in_place(bytes: &mut [u8], unit: usize) {
+    if unit <= 1 {
+        return;
+    }
+    for c in bytes.chunks_exact_mut(unit) {
+        c.reverse();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::ByteView;
+    use crate::dtype::DType;
+    use crate::error::ErrorCode;
+    use crate::value::Storage;
+
+    fn graph_with(data: Vec<u8>, dtype: DType) -> Graph {
+        let mut g = Graph::new();
+        let numel = (data.len() / dtype.element_size()) as u64;
+        g.add_storage(Storage {
+            key: "0".into(),
+            dtype,
+            untyped: false,
+            numel,
+            location: "cpu".into(),
+            data: ByteView::from_vec(data),
+        });
+        g
+    }
+
+    fn tensor(shape: &[i64], stride: &[i64], offset: i64, dtype: DType) -> Tensor {
+        Tensor {
+            storage: Some(0),
+            dtype,
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+            storage_offset: offset,
+            requires_grad: false,
+            is_parameter: false,
+            parameter_state: None,
+            quantizer: None,
+            metadata: None,
+            subclass: None,
+            device: None,
+        }
+    }
+
+    fn code(g: &Graph) -> Option<ErrorCode> {
+        validate_graph(g, &Limits::default()).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn bounds() {
+        let mut g = graph_with((0u8..24).collect(), DType::Float32); // 6 floats
+        let r = g.add(Node::Tensor(tensor(&[2, 3], &[3, 1], 0, DType::Float32)));
+        g.root = Some(r);
+        assert_eq!(code(&g), None);
+        g.nodes.push(Node::Tensor(tensor(&[2, 3], &[3, 1], 1, DType::Float32)));
+        assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
+        g.nodes.pop();
+        g.nodes.push(Node::Tensor(tensor(&[2], &[-1], 1, DType::Float32)));
+        assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
+        g.nodes.pop();
+        g.nodes.push(Node::Tensor(tensor(&[0, 5], &[100, 100], 6, DType::Float32)));
+        assert_eq!(code(&g), None, "empty tensors address nothing");
+        g.nodes.push(Node::Tensor(tensor(&[2, i64::MAX], &[i64::MAX, 2], 0, DType::Float32)));
+        assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
+        g.nodes.pop();
+        // The tensor's own dtype counts: 3 float64 do not fit in 24 bytes at offset 1.
+        g.nodes.push(Node::Tensor(tensor(&[3], &[1], 1, DType::Float64)));
+        assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
+        g.nodes.pop();
+        g.nodes.push(Node::Tensor(tensor(&vec![1; 65], &vec![1; 65], 0, DType::Float32)));
+        assert_eq!(code(&g), Some(ErrorCode::LimitExceeded));
+        g.nodes.pop();
+        g.storages[0].numel = 7;
+        assert_eq!(code(&g), Some(ErrorCode::StorageSize));
+    }
+
+    #[test]
+    fn depth_follows_first_visit() {
+        let mut g = Graph::new();
+        let mut v = g.add(Node::List(vec![]));
+        for _ in 0..9 {
+            v = g.add(Node::List(vec![v]));
+        }
+        g.root = Some(v.clone());
+        let lim = |d| Limits { max_depth: d, ..Limits::default() };
+        assert!(validate_graph(&g, &lim(10)).is_ok());
+        assert_eq!(validate_graph(&g, &lim(9)).err().map(|e| e.code), Some(ErrorCode::LimitExceeded));
+        // A cycle is visited once.
+        if let Some(Node::List(items)) = g.nodes.get_mut(0) {
+            items.push(v);
+        }
+        assert!(validate_graph(&g, &lim(10)).is_ok());
+    }
+
+    #[test]
+    fn contiguous() {
+        let g = graph_with((0u8..6).collect(), DType::UInt8);
+        let t = tensor(&[2, 3], &[3, 1], 0, DType::UInt8);
+        assert!(matches!(contiguous_bytes(&g, &t).ok(), Some(Cow::Borrowed(b)) if b == [0, 1, 2, 3, 4, 5]));
+        let tt = tensor(&[3, 2], &[1, 3], 0, DType::UInt8);
+        assert_eq!(contiguous_bytes(&g, &tt).ok().as_deref(), Some(&[0u8, 3, 1, 4, 2, 5][..]));
+        let g2 = graph_with((0u8..8).collect(), DType::Int16);
+        let s = tensor(&[2], &[2], 1, DType::Int16);
+        assert_eq!(contiguous_bytes(&g2, &s).ok().as_deref(), Some(&[2u8, 3, 6, 7][..]));
+        let mut b = vec![1, 2, 3, 4, 5];
+        byteswap_in_place(&mut b, 2);
+        assert_eq!(b, [2, 1, 4, 3, 5]);
+    }
+}

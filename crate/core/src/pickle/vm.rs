@@ -893,7 +893,8 @@ mod tests {
     fn longs() {
         assert_eq!(decode_long(&[]), Value::Int(0));
         assert_eq!(decode_long(&[0xff]), Value::Int(-1));
-        assert_eq!(decode_long(&[0x00, 0x80]), Value::Int(32768));
+        assert_eq!(decode_long(&[0x00, 0x80]), Value::Int(-32768));
+        assert_eq!(decode_long(&[0x00, 0x80, 0x00]), Value::Int(32768));
         assert_eq!(decode_long(&[0xff; 9]), Value::Int(-1));
         assert_eq!(decode_long(&[0, 0, 0, 0, 0, 0, 0, 0, 1]), Value::BigInt(BigInt::from(1u128 << 64)));
     }
