@@ -63,10 +63,19 @@ pub fn validate_graph(graph: &Graph, limits: &Limits) -> Result<()> {
 /// no elements. Errors for negative sizes/strides/offsets and overflow.
 fn byte_extent(t: &Tensor) -> Result<Option<(u64, u64)>> {
     if t.shape.len() != t.stride.len() {
-        crate::bail!(StorageBounds, "tensor has {} sizes but {} strides", t.shape.len(), t.stride.len());
+        crate::bail!(
+            StorageBounds,
+            "tensor has {} sizes but {} strides",
+            t.shape.len(),
+            t.stride.len()
+        );
     }
     if t.storage_offset < 0 {
-        crate::bail!(StorageBounds, "tensor has a negative storage offset ({})", t.storage_offset);
+        crate::bail!(
+            StorageBounds,
+            "tensor has a negative storage offset ({})",
+            t.storage_offset
+        );
     }
     if let Some(s) = t.shape.iter().find(|&&s| s < 0) {
         crate::bail!(StorageBounds, "tensor has a negative size ({s})");
@@ -77,15 +86,29 @@ fn byte_extent(t: &Tensor) -> Result<Option<(u64, u64)>> {
     if t.shape.contains(&0) {
         return Ok(None);
     }
-    let overflow = || crate::err!(StorageBounds, "tensor extent overflows (shape {:?}, stride {:?})", t.shape, t.stride);
+    let overflow = || {
+        crate::err!(
+            StorageBounds,
+            "tensor extent overflows (shape {:?}, stride {:?})",
+            t.shape,
+            t.stride
+        )
+    };
     let mut last = t.storage_offset as u64;
     for (&size, &stride) in t.shape.iter().zip(&t.stride) {
-        let step = ((size - 1) as u64).checked_mul(stride as u64).ok_or_else(overflow)?;
+        let step = ((size - 1) as u64)
+            .checked_mul(stride as u64)
+            .ok_or_else(overflow)?;
         last = last.checked_add(step).ok_or_else(overflow)?;
     }
     let es = t.dtype.element_size() as u64;
-    let start = (t.storage_offset as u64).checked_mul(es).ok_or_else(overflow)?;
-    let end = last.checked_add(1).and_then(|n| n.checked_mul(es)).ok_or_else(overflow)?;
+    let start = (t.storage_offset as u64)
+        .checked_mul(es)
+        .ok_or_else(overflow)?;
+    let end = last
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(es))
+        .ok_or_else(overflow)?;
     Ok(Some((start, end)))
 }
 
@@ -94,7 +117,10 @@ fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
     match t.storage {
         Some(id) => {
             let Some(s) = graph.storages.get(id) else {
-                crate::bail!(BadPickle, "tensor refers to storage #{id}, which does not exist");
+                crate::bail!(
+                    BadPickle,
+                    "tensor refers to storage #{id}, which does not exist"
+                );
             };
             if let Some((_, end)) = extent {
                 if end > s.data.len() as u64 {
@@ -115,7 +141,10 @@ fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
         }
         None => {
             if extent.is_some() && t.device.as_deref() != Some("meta") {
-                crate::bail!(StorageBounds, "a non-meta tensor with elements has no storage");
+                crate::bail!(
+                    StorageBounds,
+                    "a non-meta tensor with elements has no storage"
+                );
             }
             Ok(())
         }
@@ -230,26 +259,42 @@ pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]
         return Ok(Cow::Borrowed(&[]));
     };
     let Some(id) = t.storage else {
-        crate::bail!(StorageBounds, "tensor has no storage (meta tensors have no data)");
+        crate::bail!(
+            StorageBounds,
+            "tensor has no storage (meta tensors have no data)"
+        );
     };
     let Some(s) = graph.storages.get(id) else {
-        crate::bail!(BadPickle, "tensor refers to storage #{id}, which does not exist");
+        crate::bail!(
+            BadPickle,
+            "tensor refers to storage #{id}, which does not exist"
+        );
     };
     let data = s.data.as_slice();
     if end > data.len() as u64 {
-        crate::bail!(StorageBounds, "tensor reaches byte {end} of storage '{}' ({} bytes)", s.key, data.len());
+        crate::bail!(
+            StorageBounds,
+            "tensor reaches byte {end} of storage '{}' ({} bytes)",
+            s.key,
+            data.len()
+        );
     }
     let es = t.dtype.element_size();
-    let numel = usize::try_from(t.numel()).map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
+    let numel =
+        usize::try_from(t.numel()).map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
     if is_contiguous(t) {
-        let len = numel.checked_mul(es).ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
+        let len = numel
+            .checked_mul(es)
+            .ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
         let from = start as usize;
         return data
             .get(from..from + len)
             .map(Cow::Borrowed)
             .ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"));
     }
-    let total = numel.checked_mul(es).ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
+    let total = numel
+        .checked_mul(es)
+        .ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
     let mut out = Vec::with_capacity(total);
     let ndim = t.shape.len();
     let mut index = vec![0i64; ndim];
@@ -260,10 +305,14 @@ pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]
             elem += i * st;
         }
         let b = elem as usize * es;
-        let chunk = data.get(b..b + es).ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"))?;
+        let chunk = data
+            .get(b..b + es)
+            .ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"))?;
         out.extend_from_slice(chunk);
         for d in (0..ndim).rev() {
-            let (Some(i), Some(&size)) = (index.get_mut(d), t.shape.get(d)) else { break };
+            let (Some(i), Some(&size)) = (index.get_mut(d), t.shape.get(d)) else {
+                break;
+            };
             *i += 1;
             if *i < size {
                 break;
@@ -286,6 +335,7 @@ pub fn byteswap_in_place(bytes: &mut [u8], unit: usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::bytes::ByteView;
@@ -334,22 +384,40 @@ mod tests {
         let r = g.add(Node::Tensor(tensor(&[2, 3], &[3, 1], 0, DType::Float32)));
         g.root = Some(r);
         assert_eq!(code(&g), None);
-        g.nodes.push(Node::Tensor(tensor(&[2, 3], &[3, 1], 1, DType::Float32)));
+        g.nodes
+            .push(Node::Tensor(tensor(&[2, 3], &[3, 1], 1, DType::Float32)));
         assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
         g.nodes.pop();
-        g.nodes.push(Node::Tensor(tensor(&[2], &[-1], 1, DType::Float32)));
+        g.nodes
+            .push(Node::Tensor(tensor(&[2], &[-1], 1, DType::Float32)));
         assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
         g.nodes.pop();
-        g.nodes.push(Node::Tensor(tensor(&[0, 5], &[100, 100], 6, DType::Float32)));
+        g.nodes.push(Node::Tensor(tensor(
+            &[0, 5],
+            &[100, 100],
+            6,
+            DType::Float32,
+        )));
         assert_eq!(code(&g), None, "empty tensors address nothing");
-        g.nodes.push(Node::Tensor(tensor(&[2, i64::MAX], &[i64::MAX, 2], 0, DType::Float32)));
+        g.nodes.push(Node::Tensor(tensor(
+            &[2, i64::MAX],
+            &[i64::MAX, 2],
+            0,
+            DType::Float32,
+        )));
         assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
         g.nodes.pop();
         // The tensor's own dtype counts: 3 float64 do not fit in 24 bytes at offset 1.
-        g.nodes.push(Node::Tensor(tensor(&[3], &[1], 1, DType::Float64)));
+        g.nodes
+            .push(Node::Tensor(tensor(&[3], &[1], 1, DType::Float64)));
         assert_eq!(code(&g), Some(ErrorCode::StorageBounds));
         g.nodes.pop();
-        g.nodes.push(Node::Tensor(tensor(&vec![1; 65], &vec![1; 65], 0, DType::Float32)));
+        g.nodes.push(Node::Tensor(tensor(
+            &vec![1; 65],
+            &vec![1; 65],
+            0,
+            DType::Float32,
+        )));
         assert_eq!(code(&g), Some(ErrorCode::LimitExceeded));
         g.nodes.pop();
         g.storages[0].numel = 7;
@@ -364,9 +432,15 @@ mod tests {
             v = g.add(Node::List(vec![v]));
         }
         g.root = Some(v.clone());
-        let lim = |d| Limits { max_depth: d, ..Limits::default() };
+        let lim = |d| Limits {
+            max_depth: d,
+            ..Limits::default()
+        };
         assert!(validate_graph(&g, &lim(10)).is_ok());
-        assert_eq!(validate_graph(&g, &lim(9)).err().map(|e| e.code), Some(ErrorCode::LimitExceeded));
+        assert_eq!(
+            validate_graph(&g, &lim(9)).err().map(|e| e.code),
+            Some(ErrorCode::LimitExceeded)
+        );
         // A cycle is visited once.
         if let Some(Node::List(items)) = g.nodes.get_mut(0) {
             items.push(v);
@@ -378,12 +452,20 @@ mod tests {
     fn contiguous() {
         let g = graph_with((0u8..6).collect(), DType::UInt8);
         let t = tensor(&[2, 3], &[3, 1], 0, DType::UInt8);
-        assert!(matches!(contiguous_bytes(&g, &t).ok(), Some(Cow::Borrowed(b)) if b == [0, 1, 2, 3, 4, 5]));
+        assert!(
+            matches!(contiguous_bytes(&g, &t).ok(), Some(Cow::Borrowed(b)) if b == [0, 1, 2, 3, 4, 5])
+        );
         let tt = tensor(&[3, 2], &[1, 3], 0, DType::UInt8);
-        assert_eq!(contiguous_bytes(&g, &tt).ok().as_deref(), Some(&[0u8, 3, 1, 4, 2, 5][..]));
+        assert_eq!(
+            contiguous_bytes(&g, &tt).ok().as_deref(),
+            Some(&[0u8, 3, 1, 4, 2, 5][..])
+        );
         let g2 = graph_with((0u8..8).collect(), DType::Int16);
         let s = tensor(&[2], &[2], 1, DType::Int16);
-        assert_eq!(contiguous_bytes(&g2, &s).ok().as_deref(), Some(&[2u8, 3, 6, 7][..]));
+        assert_eq!(
+            contiguous_bytes(&g2, &s).ok().as_deref(),
+            Some(&[2u8, 3, 6, 7][..])
+        );
         let mut b = vec![1, 2, 3, 4, 5];
         byteswap_in_place(&mut b, 2);
         assert_eq!(b, [2, 1, 4, 3, 5]);

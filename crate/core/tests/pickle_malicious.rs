@@ -1,6 +1,11 @@
 //! Attack and malformed pickles built by make_pickles.py: each must fail with a specific code
 //! (or, with weights_only off, load as inert data), never panic, never execute anything.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 use common::*;
@@ -14,7 +19,10 @@ fn code(name: &str, o: &UnpickleOptions) -> ErrorCode {
 }
 
 fn with_safe(globals: &[&str]) -> UnpickleOptions {
-    UnpickleOptions { safe_globals: globals.iter().map(|s| s.to_string()).collect(), ..opts(true) }
+    UnpickleOptions {
+        safe_globals: globals.iter().map(|s| s.to_string()).collect(),
+        ..opts(true)
+    }
 }
 
 #[test]
@@ -27,7 +35,11 @@ fn code_execution_globals_are_refused() {
     ] {
         assert_eq!(code(name, &opts(true)), ErrorCode::UnsafeGlobal, "{name}");
         // The blocklist wins over the user's allowlist.
-        assert_eq!(code(name, &with_safe(&[global])), ErrorCode::UnsafeGlobal, "{name}");
+        assert_eq!(
+            code(name, &with_safe(&[global])),
+            ErrorCode::UnsafeGlobal,
+            "{name}"
+        );
         assert_eq!(sidecar(name)["globals"], global);
     }
 }
@@ -35,18 +47,38 @@ fn code_execution_globals_are_refused() {
 #[test]
 fn without_weights_only_they_are_inert_objects() {
     let (g, out) = load_plain(&pkl("evil_os_system"), &opts(false)).unwrap();
-    let Some(Node::Object(o)) = g.deref(&out.root) else { panic!() };
-    assert_eq!((o.module.as_str(), o.name.as_str(), o.kind), ("os", "system", ObjectKind::Reduce));
+    let Some(Node::Object(o)) = g.deref(&out.root) else {
+        panic!()
+    };
+    assert_eq!(
+        (o.module.as_str(), o.name.as_str(), o.kind),
+        ("os", "system", ObjectKind::Reduce)
+    );
     let (g, out) = load_plain(&pkl("evil_popen_newobj"), &opts(false)).unwrap();
-    let Some(Node::Object(o)) = g.deref(&out.root) else { panic!() };
-    assert_eq!((o.module.as_str(), o.name.as_str(), o.kind), ("subprocess", "Popen", ObjectKind::NewObj));
+    let Some(Node::Object(o)) = g.deref(&out.root) else {
+        panic!()
+    };
+    assert_eq!(
+        (o.module.as_str(), o.name.as_str(), o.kind),
+        ("subprocess", "Popen", ObjectKind::NewObj)
+    );
 }
 
 #[test]
 fn safe_globals_allow_exactly_what_they_name() {
-    assert_eq!(code("safe_global_only", &opts(true)), ErrorCode::UnsafeGlobal);
-    assert_eq!(code("safe_global_only", &with_safe(&["argparse.Other"])), ErrorCode::UnsafeGlobal);
-    let (g, out) = load_plain(&pkl("safe_global_only"), &with_safe(&["argparse.Namespace"])).unwrap();
+    assert_eq!(
+        code("safe_global_only", &opts(true)),
+        ErrorCode::UnsafeGlobal
+    );
+    assert_eq!(
+        code("safe_global_only", &with_safe(&["argparse.Other"])),
+        ErrorCode::UnsafeGlobal
+    );
+    let (g, out) = load_plain(
+        &pkl("safe_global_only"),
+        &with_safe(&["argparse.Namespace"]),
+    )
+    .unwrap();
     assert_eq!(canon(&g, &out.root), "obj(argparse.Namespace;{s61:i1})");
 }
 
@@ -64,7 +96,10 @@ fn deep_nesting_is_bounded_by_max_depth() {
         assert_eq!(g.nodes.len(), 100_000);
         let e = validate_graph(&g, &Limits::default()).unwrap_err();
         assert_eq!(e.code, ErrorCode::LimitExceeded);
-        let roomy = Limits { max_depth: 100_000, ..Limits::default() };
+        let roomy = Limits {
+            max_depth: 100_000,
+            ..Limits::default()
+        };
         validate_graph(&g, &roomy).unwrap();
     }
 }
@@ -85,24 +120,53 @@ fn malformed_streams_have_codes() {
             assert_eq!(code(name, &opts(wo)), want, "{name} weights_only={wo}");
         }
     }
-    let e = load_plain(&pkl("unknown_opcode"), &opts(false)).map(|_| ()).unwrap_err();
+    let e = load_plain(&pkl("unknown_opcode"), &opts(false))
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.offset, Some(2));
 }
 
 fn limited(l: Limits) -> UnpickleOptions {
-    UnpickleOptions { limits: l, ..opts(false) }
+    UnpickleOptions {
+        limits: l,
+        ..opts(false)
+    }
 }
 
 #[test]
 fn each_limit_is_enforced() {
-    let small_strings = Limits { max_string_bytes: 1000, ..Limits::default() };
-    assert_eq!(code("huge_binunicode", &limited(small_strings)), ErrorCode::LimitExceeded);
-    let small_memo = Limits { max_memo: 10, ..Limits::default() };
-    assert_eq!(code("basic_p2", &limited(small_memo)), ErrorCode::LimitExceeded);
-    let small_stack = Limits { max_stack: 1000, ..Limits::default() };
-    assert_eq!(code("deep_nesting", &limited(small_stack)), ErrorCode::LimitExceeded);
-    let small_nodes = Limits { max_nodes: 10, ..Limits::default() };
-    assert_eq!(code("basic_p2", &limited(small_nodes)), ErrorCode::LimitExceeded);
+    let small_strings = Limits {
+        max_string_bytes: 1000,
+        ..Limits::default()
+    };
+    assert_eq!(
+        code("huge_binunicode", &limited(small_strings)),
+        ErrorCode::LimitExceeded
+    );
+    let small_memo = Limits {
+        max_memo: 10,
+        ..Limits::default()
+    };
+    assert_eq!(
+        code("basic_p2", &limited(small_memo)),
+        ErrorCode::LimitExceeded
+    );
+    let small_stack = Limits {
+        max_stack: 1000,
+        ..Limits::default()
+    };
+    assert_eq!(
+        code("deep_nesting", &limited(small_stack)),
+        ErrorCode::LimitExceeded
+    );
+    let small_nodes = Limits {
+        max_nodes: 10,
+        ..Limits::default()
+    };
+    assert_eq!(
+        code("basic_p2", &limited(small_nodes)),
+        ErrorCode::LimitExceeded
+    );
     // The same files load with the defaults.
     assert!(load_plain(&pkl("basic_p2"), &opts(false)).is_ok());
 }

@@ -1,5 +1,10 @@
 //! The VM against real CPython pickles of plain values, protocols 0-5, and a Python 2 pickle.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 use common::*;
@@ -24,13 +29,26 @@ fn every_protocol_matches_python() {
 #[test]
 fn shared_references_and_cycles_keep_identity() {
     let (g, out) = load_plain(&pkl("basic_p2"), &opts(false)).unwrap();
-    let Some(Node::Dict(items)) = g.deref(&out.root) else { panic!() };
-    let get = |k: &str| items.iter().find(|(kk, _)| *kk == Value::Str(k.into())).unwrap().1.clone();
-    let Some(Node::List(shared)) = g.deref(&get("shared")) else { panic!() };
+    let Some(Node::Dict(items)) = g.deref(&out.root) else {
+        panic!()
+    };
+    let get = |k: &str| {
+        items
+            .iter()
+            .find(|(kk, _)| *kk == Value::Str(k.into()))
+            .unwrap()
+            .1
+            .clone()
+    };
+    let Some(Node::List(shared)) = g.deref(&get("shared")) else {
+        panic!()
+    };
     assert!(matches!(shared[0], Value::Ref(_)));
     assert_eq!(shared[0], shared[1], "same object, same node");
     let selfref = get("selfref");
-    let Some(Node::List(l)) = g.deref(&selfref) else { panic!() };
+    let Some(Node::List(l)) = g.deref(&selfref) else {
+        panic!()
+    };
     assert_eq!(l[1], selfref, "the list contains itself");
 }
 
@@ -54,7 +72,10 @@ fn python2_strings_follow_the_encoding() {
         (StrEncoding::Latin1, "canon_latin1"),
         (StrEncoding::Bytes, "canon_bytes"),
     ] {
-        let o = UnpickleOptions { encoding: enc, ..opts(false) };
+        let o = UnpickleOptions {
+            encoding: enc,
+            ..opts(false)
+        };
         let (g, out) = load_plain(&pkl("py2_strings"), &o).unwrap();
         assert_eq!(canon(&g, &out.root), side[key], "{key}");
         assert_eq!(out.globals.join(" "), side["globals"]);
@@ -67,8 +88,14 @@ fn weights_only_rejects_what_torch_rejects() {
     let e = load_plain(&pkl("basic_p2"), &opts(true)).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsafeGlobal);
     // Protocol 0 text opcodes and protocol 4 FRAME are outside torch's opcode set.
-    assert_eq!(load_plain(&pkl("basic_p0"), &opts(true)).unwrap_err().code, ErrorCode::BadPickle);
-    assert_eq!(load_plain(&pkl("basic_p4"), &opts(true)).unwrap_err().code, ErrorCode::BadPickle);
+    assert_eq!(
+        load_plain(&pkl("basic_p0"), &opts(true)).unwrap_err().code,
+        ErrorCode::BadPickle
+    );
+    assert_eq!(
+        load_plain(&pkl("basic_p4"), &opts(true)).unwrap_err().code,
+        ErrorCode::BadPickle
+    );
     let e = load_plain(&pkl("frame_p4_weights_only"), &opts(true)).unwrap_err();
     assert_eq!(e.code, ErrorCode::BadPickle);
     assert_eq!(e.offset, Some(2), "the FRAME opcode right after PROTO");

@@ -42,8 +42,8 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::StrEncoding;
 use crate::value::{
-    Graph, NdArray, Node, NodeId, NpScalar, ObjectKind, PyObject, Quantizer, SparseTensor, Storage, StorageId,
-    Tensor, TensorType, Value,
+    Graph, NdArray, Node, NodeId, NpScalar, ObjectKind, PyObject, Quantizer, SparseTensor, Storage,
+    StorageId, Tensor, TensorType, Value,
 };
 use std::collections::HashMap;
 
@@ -61,7 +61,10 @@ pub(crate) fn global(graph: &mut Graph, module: &str, name: &str) -> Value {
             return graph.add(Node::Dtype(d));
         }
     }
-    graph.add(Node::Global { module: module.to_string(), name: name.to_string() })
+    graph.add(Node::Global {
+        module: module.to_string(),
+        name: name.to_string(),
+    })
 }
 
 fn global_name(graph: &Graph, v: &Value) -> Option<(String, String)> {
@@ -213,7 +216,11 @@ pub(crate) fn call(
                 [v] => iterable_items(ctx.graph, v, &full)?,
                 _ => return bad(&full, "expected at most one iterable"),
             };
-            let node = if name == "set" { Node::Set(items) } else { Node::FrozenSet(items) };
+            let node = if name == "set" {
+                Node::Set(items)
+            } else {
+                Node::FrozenSet(items)
+            };
             Ok(ctx.graph.add(node))
         }
         "builtins.complex" => {
@@ -226,7 +233,9 @@ pub(crate) fn call(
             };
             match a.as_slice() {
                 [] => Ok(Value::Complex(0.0, 0.0)),
-                [re] => f(re).map(|r| Value::Complex(r, 0.0)).ok_or_else(|| bad_err(&full, "expected numbers")),
+                [re] => f(re)
+                    .map(|r| Value::Complex(r, 0.0))
+                    .ok_or_else(|| bad_err(&full, "expected numbers")),
                 [re, im] => match (f(re), f(im)) {
                     (Some(r), Some(i)) => Ok(Value::Complex(r, i)),
                     _ => bad(&full, "expected numbers"),
@@ -238,7 +247,10 @@ pub(crate) fn call(
             let a = tuple_items(ctx.graph, &args, &full)?;
             if let [owner, Value::Str(attr)] = a.as_slice() {
                 if let Some((m, n)) = global_name(ctx.graph, owner) {
-                    return Ok(ctx.graph.add(Node::Global { module: m, name: format!("{n}.{attr}") }));
+                    return Ok(ctx.graph.add(Node::Global {
+                        module: m,
+                        name: format!("{n}.{attr}"),
+                    }));
                 }
             }
             Ok(object(ctx.graph, &module, &name, kind, args, kwargs))
@@ -270,7 +282,11 @@ pub(crate) fn call(
             };
             match (a.first().and_then(|d| numpy_descr(ctx.graph, d)), raw) {
                 (Some(descr), Some(data)) if a.len() == 2 => {
-                    Ok(ctx.graph.add(Node::NpScalar(NpScalar { module: module.clone(), descr, data })))
+                    Ok(ctx.graph.add(Node::NpScalar(NpScalar {
+                        module: module.clone(),
+                        descr,
+                        data,
+                    })))
                 }
                 // Object scalars carry a Python object, not bytes: keep as data.
                 _ => Ok(object(ctx.graph, &module, &name, kind, args, kwargs)),
@@ -287,7 +303,14 @@ fn callable_kind(graph: &Graph, v: &Value) -> &'static str {
     }
 }
 
-fn object(graph: &mut Graph, module: &str, name: &str, kind: ObjectKind, args: Value, kwargs: Option<Value>) -> Value {
+fn object(
+    graph: &mut Graph,
+    module: &str,
+    name: &str,
+    kind: ObjectKind,
+    args: Value,
+    kwargs: Option<Value>,
+) -> Value {
     graph.add(Node::Object(PyObject {
         module: module.to_string(),
         name: name.to_string(),
@@ -312,13 +335,21 @@ fn bad_err(what: &str, msg: &str) -> crate::Error {
 fn tuple_items(graph: &Graph, v: &Value, what: &str) -> Result<Vec<Value>> {
     match graph.deref(v) {
         Some(Node::Tuple(items)) => Ok(items.clone()),
-        _ => bad(what, &format!("expected an argument tuple, got {}", callable_kind(graph, v))),
+        _ => bad(
+            what,
+            &format!(
+                "expected an argument tuple, got {}",
+                callable_kind(graph, v)
+            ),
+        ),
     }
 }
 
 fn iterable_items(graph: &Graph, v: &Value, what: &str) -> Result<Vec<Value>> {
     match graph.deref(v) {
-        Some(Node::Tuple(items) | Node::List(items) | Node::Set(items) | Node::FrozenSet(items)) => Ok(items.clone()),
+        Some(
+            Node::Tuple(items) | Node::List(items) | Node::Set(items) | Node::FrozenSet(items),
+        ) => Ok(items.clone()),
         _ => bad(what, "expected a list, tuple or set"),
     }
 }
@@ -327,7 +358,10 @@ fn int(v: &Value, what: &str, field: &str) -> Result<i64> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
-        _ => bad(what, &format!("{field} must be an int, got {}", value_kind(v))),
+        _ => bad(
+            what,
+            &format!("{field} must be an int, got {}", value_kind(v)),
+        ),
     }
 }
 
@@ -335,7 +369,10 @@ fn boolean(v: &Value, what: &str, field: &str) -> Result<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Int(i) => Ok(*i != 0),
-        _ => bad(what, &format!("{field} must be a bool, got {}", value_kind(v))),
+        _ => bad(
+            what,
+            &format!("{field} must be a bool, got {}", value_kind(v)),
+        ),
     }
 }
 
@@ -345,14 +382,20 @@ fn ints(graph: &Graph, v: &Value, what: &str) -> Result<Vec<i64>> {
         Some(Node::Size(d)) => return Ok(d.clone()),
         _ => return bad(what, "size/stride must be a tuple of ints"),
     };
-    items.iter().map(|x| int(x, what, "size/stride entry")).collect()
+    items
+        .iter()
+        .map(|x| int(x, what, "size/stride entry"))
+        .collect()
 }
 
 fn dtype_arg(graph: &Graph, v: &Value, what: &str) -> Result<DType> {
     match graph.deref(v) {
         Some(Node::Dtype(d)) => Ok(*d),
         Some(Node::Global { module, name }) if module == "torch" => {
-            crate::bail!(UnsupportedDtype, "{what}: dtype torch.{name} cannot be represented")
+            crate::bail!(
+                UnsupportedDtype,
+                "{what}: dtype torch.{name} cannot be represented"
+            )
         }
         _ => bad(what, "expected a torch dtype"),
     }
@@ -417,7 +460,10 @@ fn rebuild_tensor(ctx: &mut Ctx<'_>, args: &Value, what: &str, version: u8) -> R
         _ => (7, 8),
     };
     if a.len() < fixed || a.len() > max {
-        return bad(what, &format!("expected {fixed} arguments, got {}", a.len()));
+        return bad(
+            what,
+            &format!("expected {fixed} arguments, got {}", a.len()),
+        );
     }
     let get = |i: usize| a.get(i).cloned().unwrap_or(Value::None);
     let (storage, mut dtype) = storage_arg(ctx, &get(0), what)?;
@@ -495,9 +541,19 @@ fn rebuild_qtensor(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value>
         _ => return bad(what, &format!("unknown qscheme {scheme}")),
     };
     if q.len() != want {
-        return bad(what, &format!("{scheme} takes {} quantizer params, got {}", want - 1, q.len() - 1));
+        return bad(
+            what,
+            &format!(
+                "{scheme} takes {} quantizer params, got {}",
+                want - 1,
+                q.len() - 1
+            ),
+        );
     }
-    t.quantizer = Some(Quantizer { scheme, params: q.get(1..).unwrap_or(&[]).to_vec() });
+    t.quantizer = Some(Quantizer {
+        scheme,
+        params: q.get(1..).unwrap_or(&[]).to_vec(),
+    });
     t.requires_grad = boolean(&get(5), what, "requires_grad")?;
     Ok(ctx.graph.add(Node::Tensor(t)))
 }
@@ -518,9 +574,16 @@ fn rebuild_sparse(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value> 
         _ => return bad(what, &format!("unknown sparse layout {layout}")),
     };
     if !ok {
-        return bad(what, &format!("wrong number of {layout} components ({})", items.len()));
+        return bad(
+            what,
+            &format!("wrong number of {layout} components ({})", items.len()),
+        );
     }
-    Ok(ctx.graph.add(Node::SparseTensor(SparseTensor { layout, args: items, requires_grad: false })))
+    Ok(ctx.graph.add(Node::SparseTensor(SparseTensor {
+        layout,
+        args: items,
+        requires_grad: false,
+    })))
 }
 
 fn rebuild_meta(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value> {
@@ -544,7 +607,10 @@ fn rebuild_device(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value> 
     let mut t = tensor_node(ctx.graph, data, what)?;
     let d = dtype_arg(ctx.graph, dtype, what)?;
     if d != t.dtype {
-        return bad(what, &format!("dtype {d} differs from the CPU tensor's {}", t.dtype));
+        return bad(
+            what,
+            &format!("dtype {d} differs from the CPU tensor's {}", t.dtype),
+        );
     }
     let Value::Str(dev) = device else {
         return bad(what, "device must be a str");
@@ -562,13 +628,23 @@ fn rebuild_from_type(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Valu
     let Some((module, name)) = global_name(ctx.graph, new_type) else {
         return bad(what, "new_type must be a class");
     };
-    let result = call(ctx, ObjectKind::Reduce, func.clone(), inner_args.clone(), None)?;
+    let result = call(
+        ctx,
+        ObjectKind::Reduce,
+        func.clone(),
+        inner_args.clone(),
+        None,
+    )?;
     let plain = module == "torch" && name == "Tensor" && matches!(state, Value::None);
     match &result {
         Value::Ref(id) => match ctx.graph.node_mut(*id) {
             Some(Node::Tensor(t)) => {
                 if !plain {
-                    t.subclass = Some(TensorType { module, name, state: state.clone() });
+                    t.subclass = Some(TensorType {
+                        module,
+                        name,
+                        state: state.clone(),
+                    });
                 }
             }
             _ => return bad(what, "func did not produce a tensor"),
@@ -588,9 +664,10 @@ fn ordered_dict(graph: &mut Graph, args: &Value) -> Result<Value> {
             let mut out = Vec::with_capacity(pairs.len());
             for p in pairs {
                 match graph.deref(&p) {
-                    Some(Node::Tuple(kv) | Node::List(kv)) if kv.len() == 2 => {
-                        out.push((kv.first().cloned().unwrap_or(Value::None), kv.get(1).cloned().unwrap_or(Value::None)))
-                    }
+                    Some(Node::Tuple(kv) | Node::List(kv)) if kv.len() == 2 => out.push((
+                        kv.first().cloned().unwrap_or(Value::None),
+                        kv.get(1).cloned().unwrap_or(Value::None),
+                    )),
                     _ => return bad(what, "items must be (key, value) pairs"),
                 }
             }
@@ -642,7 +719,9 @@ fn bytes_from_args(graph: &Graph, args: &Value, what: &str) -> Result<Vec<u8>> {
             Some(Node::List(items) | Node::Tuple(items)) => items
                 .iter()
                 .map(|x| match x {
-                    Value::Int(i) => u8::try_from(*i).map_err(|_| bad_err(what, "byte out of range")),
+                    Value::Int(i) => {
+                        u8::try_from(*i).map_err(|_| bad_err(what, "byte out of range"))
+                    }
                     _ => bad(what, "expected ints"),
                 })
                 .collect(),
@@ -707,7 +786,9 @@ pub(crate) fn build(ctx: &mut Ctx<'_>, inst: &Value, state: Value) -> Result<()>
         Some(Node::Object(o)) => {
             if opts.weights_only {
                 let full = format!("{}.{}", o.module, o.name);
-                if !policy::is_allowed_by_default(&full) && !policy::is_user_allowed(&full, &opts.safe_globals) {
+                if !policy::is_allowed_by_default(&full)
+                    && !policy::is_user_allowed(&full, &opts.safe_globals)
+                {
                     crate::bail!(
                         BadPickle,
                         "weights_only: cannot BUILD a {full}; pass weightsOnly: false if you trust the file, \
@@ -718,7 +799,10 @@ pub(crate) fn build(ctx: &mut Ctx<'_>, inst: &Value, state: Value) -> Result<()>
             o.state = Some(state);
             Ok(())
         }
-        _ => crate::bail!(BadPickle, "BUILD on a {kind} (only objects, tensors and OrderedDicts take state)"),
+        _ => crate::bail!(
+            BadPickle,
+            "BUILD on a {kind} (only objects, tensors and OrderedDicts take state)"
+        ),
     }
 }
 
@@ -799,7 +883,12 @@ fn build_ndarray(ctx: &mut Ctx<'_>, id: NodeId, state: Value) -> Result<()> {
 }
 
 /// APPEND / APPENDS.
-pub(crate) fn append(graph: &mut Graph, target: &Value, items: Vec<Value>, opts: &UnpickleOptions) -> Result<()> {
+pub(crate) fn append(
+    graph: &mut Graph,
+    target: &Value,
+    items: Vec<Value>,
+    opts: &UnpickleOptions,
+) -> Result<()> {
     let Value::Ref(id) = target else {
         crate::bail!(BadPickle, "APPEND to a {}", value_kind(target));
     };
@@ -812,7 +901,11 @@ pub(crate) fn append(graph: &mut Graph, target: &Value, items: Vec<Value>, opts:
             o.list_items.extend(items);
             Ok(())
         }
-        Some(n) => crate::bail!(BadPickle, "can only append to lists, but got a {}", kind_name(n)),
+        Some(n) => crate::bail!(
+            BadPickle,
+            "can only append to lists, but got a {}",
+            kind_name(n)
+        ),
         None => crate::bail!(BadPickle, "dangling reference"),
     }
 }
@@ -832,7 +925,9 @@ pub(crate) fn set_items(
             d.extend(pairs);
             Ok(())
         }
-        Some(Node::Object(o)) if !opts.weights_only || (o.module == "collections" && o.name == "Counter") => {
+        Some(Node::Object(o))
+            if !opts.weights_only || (o.module == "collections" && o.name == "Counter") =>
+        {
             o.dict_items.extend(pairs);
             Ok(())
         }
@@ -919,8 +1014,13 @@ impl<'a> TorchPersistentLoader<'a> {
                 .storages
                 .get(v.root)
                 .map(|s| s.data.clone())
-                .ok_or_else(|| crate::err!(StorageBounds, "view of unknown storage {}", v.root_key))?;
-            let end = v.byte_offset.checked_add(v.nbytes).and_then(|e| usize::try_from(e).ok());
+                .ok_or_else(|| {
+                    crate::err!(StorageBounds, "view of unknown storage {}", v.root_key)
+                })?;
+            let end = v
+                .byte_offset
+                .checked_add(v.nbytes)
+                .and_then(|e| usize::try_from(e).ok());
             let start = usize::try_from(v.byte_offset).ok();
             let slice = match (start, end) {
                 (Some(s), Some(e)) => root.slice(s..e),
@@ -946,7 +1046,10 @@ impl<'a> TorchPersistentLoader<'a> {
     fn load_storage(&mut self, graph: &mut Graph, items: &[Value]) -> Result<Value> {
         let what = "persistent id ('storage', ...)";
         if items.len() != 5 && items.len() != 6 {
-            return bad(what, &format!("expected 5 or 6 fields, got {}", items.len()));
+            return bad(
+                what,
+                &format!("expected 5 or 6 fields, got {}", items.len()),
+            );
         }
         let get = |i: usize| items.get(i).cloned().unwrap_or(Value::None);
         let (dtype, untyped) = storage_type(graph, &get(1))?;
@@ -965,9 +1068,12 @@ impl<'a> TorchPersistentLoader<'a> {
             _ => return bad(what, "numel must be a non-negative int"),
         };
         let es = dtype.element_size() as u64;
-        let nbytes = numel
-            .checked_mul(es)
-            .ok_or_else(|| crate::err!(StorageSize, "storage '{key}': {numel} elements overflow a byte size"))?;
+        let nbytes = numel.checked_mul(es).ok_or_else(|| {
+            crate::err!(
+                StorageSize,
+                "storage '{key}': {numel} elements overflow a byte size"
+            )
+        })?;
         let root = match self.by_key.get(&key) {
             Some(&id) => id,
             None => {
@@ -1003,8 +1109,15 @@ impl<'a> TorchPersistentLoader<'a> {
         };
         let id = match get(5) {
             Value::None => root,
-            view @ Value::Ref(_) => self.load_view(graph, &view, root, &key, dtype, untyped, &location, nbytes)?,
-            _ => return bad(what, "view_metadata must be None or (view_key, offset, numel)"),
+            view @ Value::Ref(_) => {
+                self.load_view(graph, &view, root, &key, dtype, untyped, &location, nbytes)?
+            }
+            _ => {
+                return bad(
+                    what,
+                    "view_metadata must be None or (view_key, offset, numel)",
+                )
+            }
         };
         let node = graph.add(Node::Storage(id));
         if let Value::Ref(n) = node {
@@ -1037,14 +1150,18 @@ impl<'a> TorchPersistentLoader<'a> {
             return bad(what, "offset and numel must be ints");
         };
         if *off < 0 || *n < 0 {
-            crate::bail!(StorageBounds, "storage view '{view_key}' has a negative offset or size");
+            crate::bail!(
+                StorageBounds,
+                "storage view '{view_key}' has a negative offset or size"
+            );
         }
         let es = dtype.element_size() as u64;
-        let (byte_offset, nbytes) = match ((*off as u64).checked_mul(es), (*n as u64).checked_mul(es)) {
-            (Some(a), Some(b)) => (a, b),
-            _ => crate::bail!(StorageBounds, "storage view '{view_key}' overflows"),
-        };
-        if byte_offset.checked_add(nbytes).map_or(true, |e| e > root_nbytes) {
+        let (byte_offset, nbytes) =
+            match ((*off as u64).checked_mul(es), (*n as u64).checked_mul(es)) {
+                (Some(a), Some(b)) => (a, b),
+                _ => crate::bail!(StorageBounds, "storage view '{view_key}' overflows"),
+            };
+        if !matches!(byte_offset.checked_add(nbytes), Some(e) if e <= root_nbytes) {
             crate::bail!(
                 StorageBounds,
                 "storage view '{view_key}' (elements {off}..+{n}) lies outside root storage '{root_key}'"
@@ -1062,7 +1179,13 @@ impl<'a> TorchPersistentLoader<'a> {
             data: ByteView::empty(),
         });
         self.by_key.insert(view_key, id);
-        let v = StorageView { storage: id, root, root_key: root_key.to_string(), byte_offset, nbytes };
+        let v = StorageView {
+            storage: id,
+            root,
+            root_key: root_key.to_string(),
+            byte_offset,
+            nbytes,
+        };
         self.views.push(v);
         if !self.pending.contains(&root) {
             // Root bytes are known now: slice at once.
@@ -1084,7 +1207,10 @@ fn ascii(v: &Value) -> Option<String> {
 /// `torch.FloatStorage`, `torch.cuda.FloatStorage`, `torch.storage.UntypedStorage`, ...
 fn storage_type(graph: &Graph, v: &Value) -> Result<(DType, bool)> {
     let Some((module, name)) = global_name(graph, v) else {
-        return bad("persistent id ('storage', ...)", "storage type must be a storage class");
+        return bad(
+            "persistent id ('storage', ...)",
+            "storage type must be a storage class",
+        );
     };
     if !(module == "torch" || module == "torch.cuda" || module == "torch.storage") {
         crate::bail!(UnsupportedDtype, "unknown storage type {module}.{name}");
@@ -1113,7 +1239,10 @@ impl PersistentLoad for TorchPersistentLoader<'_> {
                 Some(cls) if global_name(graph, cls).is_some() => Ok(cls.clone()),
                 _ => bad("persistent id ('module', ...)", "expected a class"),
             },
-            _ => crate::bail!(BadPickle, "unsupported persistent id (only ('storage', ...) and ('module', ...))"),
+            _ => crate::bail!(
+                BadPickle,
+                "unsupported persistent id (only ('storage', ...) and ('module', ...))"
+            ),
         }
     }
 

@@ -17,12 +17,33 @@
 use crate::dtype::DType;
 
 /// Modules torch blocks (exact match or any submodule), plus execution primitives.
-const BLOCKED_MODULES: &[&str] =
-    &["sys", "os", "posix", "nt", "subprocess", "ctypes", "importlib", "runpy", "pty", "shutil", "socket"];
+const BLOCKED_MODULES: &[&str] = &[
+    "sys",
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "ctypes",
+    "importlib",
+    "runpy",
+    "pty",
+    "shutil",
+    "socket",
+];
 
 /// Builtins that are code execution, never data.
-const BLOCKED_BUILTINS: &[&str] =
-    &["eval", "exec", "compile", "__import__", "open", "breakpoint", "input", "globals", "locals", "vars"];
+const BLOCKED_BUILTINS: &[&str] = &[
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "open",
+    "breakpoint",
+    "input",
+    "globals",
+    "locals",
+    "vars",
+];
 
 /// Fixed entries of torch's `_get_allowed_globals()` (dtypes, storage and tensor classes are
 /// generated below).
@@ -110,9 +131,9 @@ pub fn is_blocked(full_name: &str) -> bool {
             return true;
         }
     }
-    BLOCKED_MODULES
-        .iter()
-        .any(|b| module == *b || (module.starts_with(b) && module.as_bytes().get(b.len()) == Some(&b'.')))
+    BLOCKED_MODULES.iter().any(|b| {
+        module == *b || (module.starts_with(b) && module.as_bytes().get(b.len()) == Some(&b'.'))
+    })
 }
 
 /// True when torch 2.11's weights-only unpickler accepts `full_name` with no user allowlist.
@@ -126,8 +147,11 @@ pub fn is_allowed_by_default(full_name: &str) -> bool {
         if DType::ALL.iter().any(|d| d.name() == rest) {
             return true;
         }
-        if let Some(n) = rest.strip_prefix("uint").or_else(|| rest.strip_prefix("int")) {
-            if n.len() == 1 && (b'1'..=b'7').contains(&n.as_bytes()[0]) {
+        if let Some(n) = rest
+            .strip_prefix("uint")
+            .or_else(|| rest.strip_prefix("int"))
+        {
+            if matches!(n.as_bytes(), [b'1'..=b'7']) {
                 return true;
             }
         }
@@ -150,7 +174,11 @@ pub fn is_allowed_by_default(full_name: &str) -> bool {
 }
 
 /// The decision for one GLOBAL under the given options.
-pub(crate) fn check_global(full_name: &str, weights_only: bool, safe_globals: &[String]) -> crate::Result<()> {
+pub(crate) fn check_global(
+    full_name: &str,
+    weights_only: bool,
+    safe_globals: &[String],
+) -> crate::Result<()> {
     if !weights_only {
         return Ok(());
     }
@@ -237,7 +265,9 @@ const IMPORT_MAPPING: &[(&str, &str)] = &[
 
 /// `_compat_pickle.NAME_MAPPING` entries, less the `exceptions.X` → `builtins.X` ones (handled
 /// by rule in `map_py2_name`; the rule also covers exception names that table lacks).
-const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+type ModuleName = (&'static str, &'static str);
+
+const NAME_MAPPING: &[(ModuleName, ModuleName)] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
     (("__builtin__", "intern"), ("sys", "intern")),
@@ -249,32 +279,65 @@ const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
     (("itertools", "ifilter"), ("builtins", "filter")),
     (("itertools", "ifilterfalse"), ("itertools", "filterfalse")),
     (("itertools", "izip_longest"), ("itertools", "zip_longest")),
-    (("UserDict", "IterableUserDict"), ("collections", "UserDict")),
+    (
+        ("UserDict", "IterableUserDict"),
+        ("collections", "UserDict"),
+    ),
     (("UserList", "UserList"), ("collections", "UserList")),
     (("UserString", "UserString"), ("collections", "UserString")),
     (("whichdb", "whichdb"), ("dbm", "whichdb")),
     (("_socket", "fromfd"), ("socket", "fromfd")),
-    (("_multiprocessing", "Connection"), ("multiprocessing.connection", "Connection")),
-    (("multiprocessing.process", "Process"), ("multiprocessing.context", "Process")),
-    (("multiprocessing.forking", "Popen"), ("multiprocessing.popen_fork", "Popen")),
-    (("urllib", "ContentTooShortError"), ("urllib.error", "ContentTooShortError")),
+    (
+        ("_multiprocessing", "Connection"),
+        ("multiprocessing.connection", "Connection"),
+    ),
+    (
+        ("multiprocessing.process", "Process"),
+        ("multiprocessing.context", "Process"),
+    ),
+    (
+        ("multiprocessing.forking", "Popen"),
+        ("multiprocessing.popen_fork", "Popen"),
+    ),
+    (
+        ("urllib", "ContentTooShortError"),
+        ("urllib.error", "ContentTooShortError"),
+    ),
     (("urllib", "getproxies"), ("urllib.request", "getproxies")),
-    (("urllib", "pathname2url"), ("urllib.request", "pathname2url")),
+    (
+        ("urllib", "pathname2url"),
+        ("urllib.request", "pathname2url"),
+    ),
     (("urllib", "quote_plus"), ("urllib.parse", "quote_plus")),
     (("urllib", "quote"), ("urllib.parse", "quote")),
     (("urllib", "unquote_plus"), ("urllib.parse", "unquote_plus")),
     (("urllib", "unquote"), ("urllib.parse", "unquote")),
-    (("urllib", "url2pathname"), ("urllib.request", "url2pathname")),
+    (
+        ("urllib", "url2pathname"),
+        ("urllib.request", "url2pathname"),
+    ),
     (("urllib", "urlcleanup"), ("urllib.request", "urlcleanup")),
     (("urllib", "urlencode"), ("urllib.parse", "urlencode")),
     (("urllib", "urlopen"), ("urllib.request", "urlopen")),
     (("urllib", "urlretrieve"), ("urllib.request", "urlretrieve")),
     (("urllib2", "HTTPError"), ("urllib.error", "HTTPError")),
     (("urllib2", "URLError"), ("urllib.error", "URLError")),
-    (("multiprocessing", "AuthenticationError"), ("multiprocessing.context", "AuthenticationError")),
-    (("multiprocessing", "BufferTooShort"), ("multiprocessing.context", "BufferTooShort")),
-    (("multiprocessing", "ProcessError"), ("multiprocessing.context", "ProcessError")),
-    (("multiprocessing", "TimeoutError"), ("multiprocessing.context", "TimeoutError")),
+    (
+        ("multiprocessing", "AuthenticationError"),
+        ("multiprocessing.context", "AuthenticationError"),
+    ),
+    (
+        ("multiprocessing", "BufferTooShort"),
+        ("multiprocessing.context", "BufferTooShort"),
+    ),
+    (
+        ("multiprocessing", "ProcessError"),
+        ("multiprocessing.context", "ProcessError"),
+    ),
+    (
+        ("multiprocessing", "TimeoutError"),
+        ("multiprocessing.context", "TimeoutError"),
+    ),
     (("__builtin__", "basestring"), ("builtins", "str")),
     (("exceptions", "StandardError"), ("builtins", "Exception")),
     (("UserDict", "UserDict"), ("collections", "UserDict")),
@@ -284,7 +347,10 @@ const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
 /// Maps a Python 2 `(module, name)` to its Python 3 spelling, as `Unpickler.find_class` does
 /// with `fix_imports=True` (NAME_MAPPING first, then IMPORT_MAPPING on the module alone).
 pub fn map_py2_name(module: &str, name: &str) -> (String, String) {
-    if let Some((_, (m, n))) = NAME_MAPPING.iter().find(|((m, n), _)| *m == module && *n == name) {
+    if let Some((_, (m, n))) = NAME_MAPPING
+        .iter()
+        .find(|((m, n), _)| *m == module && *n == name)
+    {
         return (m.to_string(), n.to_string());
     }
     if module == "exceptions" {
@@ -341,7 +407,11 @@ mod tests {
 
     #[test]
     fn blocklist_wins_over_safe_globals() {
-        let sg = vec!["os.system".to_string(), "posix.system".to_string(), "argparse.Namespace".to_string()];
+        let sg = vec![
+            "os.system".to_string(),
+            "posix.system".to_string(),
+            "argparse.Namespace".to_string(),
+        ];
         assert!(check_global("os.system", true, &sg).is_err());
         assert!(check_global("posix.system", true, &sg).is_err());
         assert!(check_global("os.path.join", true, &sg).is_err());
@@ -353,10 +423,25 @@ mod tests {
 
     #[test]
     fn py2_names() {
-        assert_eq!(map_py2_name("__builtin__", "set"), ("builtins".into(), "set".into()));
-        assert_eq!(map_py2_name("__builtin__", "unicode"), ("builtins".into(), "str".into()));
-        assert_eq!(map_py2_name("copy_reg", "_reconstructor"), ("copyreg".into(), "_reconstructor".into()));
-        assert_eq!(map_py2_name("exceptions", "ValueError"), ("builtins".into(), "ValueError".into()));
-        assert_eq!(map_py2_name("torch", "Size"), ("torch".into(), "Size".into()));
+        assert_eq!(
+            map_py2_name("__builtin__", "set"),
+            ("builtins".into(), "set".into())
+        );
+        assert_eq!(
+            map_py2_name("__builtin__", "unicode"),
+            ("builtins".into(), "str".into())
+        );
+        assert_eq!(
+            map_py2_name("copy_reg", "_reconstructor"),
+            ("copyreg".into(), "_reconstructor".into())
+        );
+        assert_eq!(
+            map_py2_name("exceptions", "ValueError"),
+            ("builtins".into(), "ValueError".into())
+        );
+        assert_eq!(
+            map_py2_name("torch", "Size"),
+            ("torch".into(), "Size".into())
+        );
     }
 }

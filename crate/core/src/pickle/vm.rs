@@ -54,7 +54,12 @@ pub fn unpickle(
         opts,
     };
     let root = vm.run(graph, loader)?;
-    Ok(UnpickleOutput { root, consumed: vm.pos, globals: vm.globals, protocol: vm.protocol })
+    Ok(UnpickleOutput {
+        root,
+        consumed: vm.pos,
+        globals: vm.globals,
+        protocol: vm.protocol,
+    })
 }
 
 struct Vm<'a> {
@@ -73,7 +78,9 @@ impl<'a> Vm<'a> {
     fn run(&mut self, graph: &mut Graph, loader: &mut dyn PersistentLoad) -> Result<Value> {
         loop {
             let at = self.pos;
-            let code = self.u8().map_err(|e| Error::new(e.code, format!("{} (no STOP opcode)", e.message)))?;
+            let code = self
+                .u8()
+                .map_err(|e| Error::new(e.code, format!("{} (no STOP opcode)", e.message)))?;
             match self.step(code, graph, loader) {
                 Ok(Some(root)) => return Ok(root),
                 Ok(None) => {}
@@ -91,9 +98,18 @@ impl<'a> Vm<'a> {
     }
 
     /// Executes one opcode; `Some(root)` after STOP.
-    fn step(&mut self, code: u8, graph: &mut Graph, loader: &mut dyn PersistentLoad) -> Result<Option<Value>> {
+    fn step(
+        &mut self,
+        code: u8,
+        graph: &mut Graph,
+        loader: &mut dyn PersistentLoad,
+    ) -> Result<Option<Value>> {
         let Some(opname) = op::name(code) else {
-            crate::bail!(UnknownOpcode, "unknown pickle opcode 0x{code:02x} at byte {}", self.pos - 1);
+            crate::bail!(
+                UnknownOpcode,
+                "unknown pickle opcode 0x{code:02x} at byte {}",
+                self.pos - 1
+            );
         };
         if self.opts.weights_only && !op::weights_only_accepts(code) {
             crate::bail!(
@@ -106,7 +122,10 @@ impl<'a> Vm<'a> {
             op::PROTO => {
                 let p = self.u8()?;
                 if p > op::HIGHEST_PROTOCOL {
-                    crate::bail!(UnsupportedVersion, "pickle protocol {p} is newer than the highest supported (5)");
+                    crate::bail!(
+                        UnsupportedVersion,
+                        "pickle protocol {p} is newer than the highest supported (5)"
+                    );
                 }
                 self.protocol = p;
             }
@@ -114,7 +133,11 @@ impl<'a> Vm<'a> {
                 // Frames only batch reads; the content is ordinary opcodes.
                 let n = self.u64()?;
                 if n > self.remaining() as u64 {
-                    crate::bail!(Truncated, "FRAME of {n} bytes but only {} bytes remain", self.remaining());
+                    crate::bail!(
+                        Truncated,
+                        "FRAME of {n} bytes but only {} bytes remain",
+                        self.remaining()
+                    );
                 }
             }
             op::STOP => {
@@ -156,7 +179,9 @@ impl<'a> Vm<'a> {
             }
             op::BININT2 => {
                 let b = self.take(2)?;
-                self.push(Value::Int(u16::from_le_bytes([byte(b, 0), byte(b, 1)]) as i64))?;
+                self.push(Value::Int(
+                    u16::from_le_bytes([byte(b, 0), byte(b, 1)]) as i64
+                ))?;
             }
             op::LONG1 => {
                 let n = self.u8()? as u64;
@@ -334,7 +359,11 @@ impl<'a> Vm<'a> {
                 let target = self.top()?.clone();
                 match target_node(graph, &target)? {
                     Node::Set(s) => s.extend(items),
-                    other => crate::bail!(BadPickle, "ADDITEMS on a {}, expected a set", kind_name(other)),
+                    other => crate::bail!(
+                        BadPickle,
+                        "ADDITEMS on a {}, expected a set",
+                        kind_name(other)
+                    ),
                 }
             }
             op::SETITEM => {
@@ -399,21 +428,38 @@ impl<'a> Vm<'a> {
             op::REDUCE => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                let v = interpret::call(&mut self.ctx(graph, loader), ObjectKind::Reduce, callable, args, None)?;
+                let v = interpret::call(
+                    &mut self.ctx(graph, loader),
+                    ObjectKind::Reduce,
+                    callable,
+                    args,
+                    None,
+                )?;
                 self.push(v)?;
             }
             op::NEWOBJ => {
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let v = interpret::call(&mut self.ctx(graph, loader), ObjectKind::NewObj, cls, args, None)?;
+                let v = interpret::call(
+                    &mut self.ctx(graph, loader),
+                    ObjectKind::NewObj,
+                    cls,
+                    args,
+                    None,
+                )?;
                 self.push(v)?;
             }
             op::NEWOBJ_EX => {
                 let kwargs = self.pop()?;
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let v =
-                    interpret::call(&mut self.ctx(graph, loader), ObjectKind::NewObjEx, cls, args, Some(kwargs))?;
+                let v = interpret::call(
+                    &mut self.ctx(graph, loader),
+                    ObjectKind::NewObjEx,
+                    cls,
+                    args,
+                    Some(kwargs),
+                )?;
                 self.push(v)?;
             }
             op::INST => {
@@ -422,7 +468,13 @@ impl<'a> Vm<'a> {
                 let items = self.pop_mark()?;
                 let cls = self.global(graph, &module, &name)?;
                 let args = graph.add(Node::Tuple(items));
-                let v = interpret::call(&mut self.ctx(graph, loader), ObjectKind::Inst, cls, args, None)?;
+                let v = interpret::call(
+                    &mut self.ctx(graph, loader),
+                    ObjectKind::Inst,
+                    cls,
+                    args,
+                    None,
+                )?;
                 self.push(v)?;
             }
             op::OBJ => {
@@ -431,7 +483,13 @@ impl<'a> Vm<'a> {
                     crate::bail!(BadPickle, "OBJ without a class");
                 };
                 let args = graph.add(Node::Tuple(items.collect()));
-                let v = interpret::call(&mut self.ctx(graph, loader), ObjectKind::Inst, cls, args, None)?;
+                let v = interpret::call(
+                    &mut self.ctx(graph, loader),
+                    ObjectKind::Inst,
+                    cls,
+                    args,
+                    None,
+                )?;
                 self.push(v)?;
             }
             op::BUILD => {
@@ -479,13 +537,20 @@ impl<'a> Vm<'a> {
                 let v = loader.persistent_load(graph, Value::Str(s.to_string()))?;
                 self.push(v)?;
             }
-            _ => crate::bail!(UnknownOpcode, "opcode {opname} (0x{code:02x}) is not handled"),
+            _ => crate::bail!(
+                UnknownOpcode,
+                "opcode {opname} (0x{code:02x}) is not handled"
+            ),
         }
         Ok(None)
     }
 
     fn ctx<'g>(&'g self, graph: &'g mut Graph, loader: &'g mut dyn PersistentLoad) -> Ctx<'g> {
-        Ctx { graph, loader, opts: self.opts }
+        Ctx {
+            graph,
+            loader,
+            opts: self.opts,
+        }
     }
 
     /// Maps, records, checks and builds one GLOBAL.
@@ -506,7 +571,11 @@ impl<'a> Vm<'a> {
     }
 
     fn check_stack(&self, extra: usize) -> Result<()> {
-        let used = self.stack.len().saturating_add(self.marks.len()).saturating_add(extra);
+        let used = self
+            .stack
+            .len()
+            .saturating_add(self.marks.len())
+            .saturating_add(extra);
         if used > self.opts.limits.max_stack {
             crate::bail!(
                 LimitExceeded,
@@ -527,7 +596,9 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= self.fence() {
             crate::bail!(BadPickle, "pickle stack underflow");
         }
-        self.stack.pop().ok_or_else(|| crate::err!(BadPickle, "pickle stack underflow"))
+        self.stack
+            .pop()
+            .ok_or_else(|| crate::err!(BadPickle, "pickle stack underflow"))
     }
 
     fn pop_n(&mut self, n: usize) -> Result<Vec<Value>> {
@@ -541,12 +612,17 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= self.fence() {
             crate::bail!(BadPickle, "pickle stack underflow");
         }
-        self.stack.last().ok_or_else(|| crate::err!(BadPickle, "pickle stack underflow"))
+        self.stack
+            .last()
+            .ok_or_else(|| crate::err!(BadPickle, "pickle stack underflow"))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
         let Some(m) = self.marks.pop() else {
-            crate::bail!(BadPickle, "opcode needs a MARK but none is open (MARK underflow)");
+            crate::bail!(
+                BadPickle,
+                "opcode needs a MARK but none is open (MARK underflow)"
+            );
         };
         if m > self.stack.len() {
             crate::bail!(BadPickle, "MARK above the stack top");
@@ -557,7 +633,11 @@ impl<'a> Vm<'a> {
     fn memo_put(&mut self, idx: u64) -> Result<()> {
         let v = self.top()?.clone();
         if !self.memo.contains_key(&idx) && self.memo.len() >= self.opts.limits.max_memo {
-            crate::bail!(LimitExceeded, "more than {} memo entries (Limits::max_memo)", self.opts.limits.max_memo);
+            crate::bail!(
+                LimitExceeded,
+                "more than {} memo entries (Limits::max_memo)",
+                self.opts.limits.max_memo
+            );
         }
         self.memo.insert(idx, v);
         Ok(())
@@ -565,7 +645,11 @@ impl<'a> Vm<'a> {
 
     fn memo_get(&mut self, idx: u64) -> Result<()> {
         let Some(v) = self.memo.get(&idx).cloned() else {
-            crate::bail!(BadPickle, "memo index {idx} was never stored (memo has {} entries)", self.memo.len());
+            crate::bail!(
+                BadPickle,
+                "memo index {idx} was never stored (memo has {} entries)",
+                self.memo.len()
+            );
         };
         self.push(v)
     }
@@ -577,11 +661,21 @@ impl<'a> Vm<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-            crate::err!(Truncated, "pickle ends early: {n} bytes needed, {} remain", self.remaining())
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| {
+                crate::err!(
+                    Truncated,
+                    "pickle ends early: {n} bytes needed, {} remain",
+                    self.remaining()
+                )
+            })?;
         let data: &'a [u8] = self.data;
-        let s = data.get(self.pos..end).ok_or_else(|| crate::err!(Truncated, "pickle ends early"))?;
+        let s = data
+            .get(self.pos..end)
+            .ok_or_else(|| crate::err!(Truncated, "pickle ends early"))?;
         self.pos = end;
         Ok(s)
     }
@@ -596,7 +690,11 @@ impl<'a> Vm<'a> {
             );
         }
         if n > self.remaining() as u64 {
-            crate::bail!(Truncated, "pickle ends early: argument of {n} bytes, {} remain", self.remaining());
+            crate::bail!(
+                Truncated,
+                "pickle ends early: argument of {n} bytes, {} remain",
+                self.remaining()
+            );
         }
         self.take(n as usize)
     }
@@ -607,7 +705,12 @@ impl<'a> Vm<'a> {
 
     fn u32(&mut self) -> Result<u32> {
         let b = self.take(4)?;
-        Ok(u32::from_le_bytes([byte(b, 0), byte(b, 1), byte(b, 2), byte(b, 3)]))
+        Ok(u32::from_le_bytes([
+            byte(b, 0),
+            byte(b, 1),
+            byte(b, 2),
+            byte(b, 3),
+        ]))
     }
 
     fn i32(&mut self) -> Result<i32> {
@@ -629,7 +732,10 @@ impl<'a> Vm<'a> {
             crate::bail!(Truncated, "pickle ends inside a text argument (no newline)");
         };
         if n as u64 > self.opts.limits.max_string_bytes {
-            crate::bail!(LimitExceeded, "a {n}-byte text argument exceeds Limits::max_string_bytes");
+            crate::bail!(
+                LimitExceeded,
+                "a {n}-byte text argument exceeds Limits::max_string_bytes"
+            );
         }
         let s = rest.get(..n).unwrap_or(&[]);
         self.pos += n + 1;
@@ -643,8 +749,14 @@ fn byte(b: &[u8], i: usize) -> u8 {
 
 fn target_node<'g>(graph: &'g mut Graph, v: &Value) -> Result<&'g mut Node> {
     match v {
-        Value::Ref(id) => graph.node_mut(*id).ok_or_else(|| crate::err!(BadPickle, "dangling reference")),
-        other => crate::bail!(BadPickle, "expected a container on the stack, found {}", value_kind(other)),
+        Value::Ref(id) => graph
+            .node_mut(*id)
+            .ok_or_else(|| crate::err!(BadPickle, "dangling reference")),
+        other => crate::bail!(
+            BadPickle,
+            "expected a container on the stack, found {}",
+            value_kind(other)
+        ),
     }
 }
 
@@ -685,8 +797,12 @@ pub(crate) fn kind_name(n: &Node) -> &'static str {
 }
 
 fn pairs(items: Vec<Value>, what: &str) -> Result<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
-        crate::bail!(BadPickle, "{what} with an odd number of items ({})", items.len());
+    if items.len() & 1 == 1 {
+        crate::bail!(
+            BadPickle,
+            "{what} with an odd number of items ({})",
+            items.len()
+        );
     }
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -717,7 +833,9 @@ fn check_weights_only_pid(graph: &Graph, pid: &Value) -> Result<()> {
 }
 
 fn utf8_line(b: &[u8], what: &str) -> Result<String> {
-    std::str::from_utf8(b).map(str::to_string).map_err(|_| crate::err!(BadPickle, "{what} is not UTF-8"))
+    std::str::from_utf8(b)
+        .map(str::to_string)
+        .map_err(|_| crate::err!(BadPickle, "{what} is not UTF-8"))
 }
 
 fn parse_index(line: &[u8], what: &str) -> Result<u64> {
@@ -735,7 +853,9 @@ fn decode_long(b: &[u8]) -> Value {
     if b.len() <= 8 {
         let neg = b.last().is_some_and(|&x| x & 0x80 != 0);
         let mut a = [if neg { 0xff } else { 0 }; 8];
-        a[..b.len()].copy_from_slice(b);
+        if let Some(dst) = a.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
         return Value::Int(i64::from_le_bytes(a));
     }
     normalize_int(BigInt::from_signed_bytes_le(b))
@@ -750,12 +870,15 @@ pub(crate) fn normalize_int(b: BigInt) -> Value {
 }
 
 fn parse_int_text(line: &[u8]) -> Result<Value> {
-    let s = std::str::from_utf8(line).map_err(|_| crate::err!(BadPickle, "INT/LONG argument is not ASCII"))?;
+    let s = std::str::from_utf8(line)
+        .map_err(|_| crate::err!(BadPickle, "INT/LONG argument is not ASCII"))?;
     let s = s.trim();
     if let Ok(v) = s.parse::<i64>() {
         return Ok(Value::Int(v));
     }
-    s.parse::<BigInt>().map(normalize_int).map_err(|_| crate::err!(BadPickle, "INT/LONG argument '{s}' is not an integer"))
+    s.parse::<BigInt>()
+        .map(normalize_int)
+        .map_err(|_| crate::err!(BadPickle, "INT/LONG argument '{s}' is not an integer"))
 }
 
 /// Python 2 `str` per `torch.load`'s `encoding` (FORMAT.md 5.6).
@@ -789,7 +912,9 @@ pub(crate) fn decode_utf8_surrogatepass(b: &[u8]) -> Result<String> {
                 let (good, bad) = rest.split_at(e.valid_up_to());
                 out.push_str(std::str::from_utf8(good).unwrap_or_default());
                 match bad {
-                    [0xED, b1, b2, ..] if (0xA0..=0xBF).contains(b1) && (0x80..=0xBF).contains(b2) => {
+                    [0xED, b1, b2, ..]
+                        if (0xA0..=0xBF).contains(b1) && (0x80..=0xBF).contains(b2) =>
+                    {
                         out.push('\u{FFFD}');
                         rest = bad.get(3..).unwrap_or(&[]);
                     }
@@ -815,7 +940,10 @@ fn decode_raw_unicode_escape(b: &[u8]) -> String {
             };
             if width > 0 {
                 if let Some(hex) = b.get(i + 2..i + 2 + width) {
-                    if let Some(cp) = std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok()) {
+                    if let Some(cp) = std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    {
                         out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
                         i += 2 + width;
                         continue;
@@ -896,14 +1024,26 @@ mod tests {
         assert_eq!(decode_long(&[0x00, 0x80]), Value::Int(-32768));
         assert_eq!(decode_long(&[0x00, 0x80, 0x00]), Value::Int(32768));
         assert_eq!(decode_long(&[0xff; 9]), Value::Int(-1));
-        assert_eq!(decode_long(&[0, 0, 0, 0, 0, 0, 0, 0, 1]), Value::BigInt(BigInt::from(1u128 << 64)));
+        assert_eq!(
+            decode_long(&[0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Value::BigInt(BigInt::from(1u128 << 64))
+        );
     }
 
     #[test]
     fn surrogates() {
-        assert_eq!(decode_utf8_surrogatepass(b"a\xed\xa0\x80b").ok(), Some("a\u{FFFD}b".to_string()));
+        assert_eq!(
+            decode_utf8_surrogatepass(b"a\xed\xa0\x80b").ok(),
+            Some("a\u{FFFD}b".to_string())
+        );
         assert!(decode_utf8_surrogatepass(b"\xff").is_err());
-        assert_eq!(decode_raw_unicode_escape(b"a\\u00e9\\U0001f600\\x"), "a\u{e9}\u{1f600}\\x");
-        assert_eq!(escape_decode(b"a\\x41\\101\\n\\'").ok(), Some(b"aAA\n'".to_vec()));
+        assert_eq!(
+            decode_raw_unicode_escape(b"a\\u00e9\\U0001f600\\x"),
+            "a\u{e9}\u{1f600}\\x"
+        );
+        assert_eq!(
+            escape_decode(b"a\\x41\\101\\n\\'").ok(),
+            Some(b"aAA\n'".to_vec())
+        );
     }
 }

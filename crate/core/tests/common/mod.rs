@@ -1,12 +1,20 @@
 //! Shared helpers for the pickle tests: fixture loading, a storage source over the committed
 //! `.bin` blobs, and the canonical rendering `make_pickles.py` documents (Python renders the
 //! unpickled object, we render the Graph; equal strings mean equal values, identity included).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::fmt::Write;
 use torchsave_core::bytes::ByteView;
-use torchsave_core::pickle::{unpickle, StorageSource, TorchPersistentLoader, UnpickleOptions, UnpickleOutput};
+use torchsave_core::pickle::{
+    unpickle, StorageSource, TorchPersistentLoader, UnpickleOptions, UnpickleOutput,
+};
 use torchsave_core::value::{Graph, Node, NodeId, Value};
 use torchsave_core::{DType, Result};
 
@@ -69,11 +77,25 @@ impl BlobSource {
         let blob = std::fs::read(dir().join(format!("{name}.bin"))).unwrap_or_default();
         let mut entries = HashMap::new();
         let side = sidecar(name);
-        for e in side.get("storages").map(String::as_str).unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+        for e in side
+            .get("storages")
+            .map(String::as_str)
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+        {
             let p: Vec<&str> = e.split(':').collect();
-            entries.insert(p[0].to_string(), (p[1].parse().unwrap(), p[2].parse().unwrap()));
+            entries.insert(
+                p[0].to_string(),
+                (p[1].parse().unwrap(), p[2].parse().unwrap()),
+            );
         }
-        BlobSource { blob: ByteView::from_vec(blob), entries, defer: false, asked: Vec::new() }
+        BlobSource {
+            blob: ByteView::from_vec(blob),
+            entries,
+            defer: false,
+            asked: Vec::new(),
+        }
     }
 
     pub fn bytes(&self, key: &str) -> ByteView {
@@ -121,11 +143,18 @@ pub fn load_plain(data: &[u8], opts: &UnpickleOptions) -> Result<(Graph, Unpickl
 }
 
 pub fn opts(weights_only: bool) -> UnpickleOptions {
-    UnpickleOptions { weights_only, ..UnpickleOptions::default() }
+    UnpickleOptions {
+        weights_only,
+        ..UnpickleOptions::default()
+    }
 }
 
 pub fn canon(g: &Graph, v: &Value) -> String {
-    let mut c = Canon { g, ids: HashMap::new(), out: String::new() };
+    let mut c = Canon {
+        g,
+        ids: HashMap::new(),
+        out: String::new(),
+    };
     c.value(v);
     c.out
 }
@@ -145,7 +174,10 @@ fn fl(f: f64) -> String {
 }
 
 fn join(v: &[i64]) -> String {
-    v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Canon<'_> {
@@ -203,9 +235,13 @@ impl Canon<'_> {
             Node::Device(d) => return write!(self.out, "dev({d})").unwrap(),
             Node::Dtype(d) => return write!(self.out, "dt({})", d.name()).unwrap(),
             Node::Layout(l) => return write!(self.out, "layout({l})").unwrap(),
-            Node::Global { module, name } => return write!(self.out, "g({module}.{name})").unwrap(),
+            Node::Global { module, name } => {
+                return write!(self.out, "g({module}.{name})").unwrap()
+            }
             Node::Storage(s) => return write!(self.out, "storage({s})").unwrap(),
-            Node::NpScalar(s) => return write!(self.out, "ns({};{})", s.descr, hex(&s.data)).unwrap(),
+            Node::NpScalar(s) => {
+                return write!(self.out, "ns({};{})", s.descr, hex(&s.data)).unwrap()
+            }
             _ => {}
         }
         if let Some(n) = self.ids.get(&id) {
@@ -276,10 +312,15 @@ impl Canon<'_> {
                 self.list(&s.args);
                 self.out.push_str("))");
             }
-            Node::NdArray(a) => {
-                write!(self.out, "nd({};{};{};{})", a.descr, join(&a.shape), a.fortran_order as u8, hex(&a.data))
-                    .unwrap()
-            }
+            Node::NdArray(a) => write!(
+                self.out,
+                "nd({};{};{};{})",
+                a.descr,
+                join(&a.shape),
+                a.fortran_order as u8,
+                hex(&a.data)
+            )
+            .unwrap(),
             Node::Object(o) => {
                 write!(self.out, "obj({}.{};", o.module, o.name).unwrap();
                 match &o.state {
