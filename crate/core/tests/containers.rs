@@ -12,7 +12,8 @@ use torchsave_core::container::{legacy, source, tar_read};
 use torchsave_core::dtype::DType;
 use torchsave_core::{load_bytes, ByteView, ErrorCode, Format, LoadOptions};
 
-const ZIPS: [&str; 6] = ["zip_default", "zip_buffer", "zip_deflated", "zip_renamed", "zip_nocrc", "zip_empty"];
+const ZIPS: [&str; 7] =
+    ["zip_default", "zip_buffer", "zip_deflated", "zip_renamed", "zip_nocrc", "zip_empty", "zip_bigendian"];
 
 fn parse(b: &[u8]) -> torchsave_core::Result<ZipArchive> {
     ZipArchive::parse(ByteView::from_vec(b.to_vec()))

@@ -8,8 +8,11 @@ hand-written values):
   zip_default.pt      torch.save(sd, path)                 -> folder 'zip_default'
   zip_buffer.pt       torch.save(sd, BytesIO)              -> folder 'archive'
   zip_deflated.pt     zip_buffer.pt re-zipped by Python zipfile with ZIP_DEFLATED
-  zip_nocrc.pt        torch.serialization.set_crc32_options(False)
+  zip_nocrc.pt        write_big_endian(p("zip_buffer.pt"), p("zip_bigendian.pt"))
+    torch.serialization.set_crc32_options(False)
   zip_renamed.pt      zip_buffer.pt with its folder renamed to 'renamed_folder' (torch loads it)
+  zip_bigendian.pt    zip_buffer.pt with byteorder 'big' and every storage byte-swapped (torch
+                      swaps it back on load; checked below)
   zip_empty.pt        a state dict holding an empty tensor (0-byte record, flags 0x0800)
   legacy.pt           _use_new_zipfile_serialization=False
   tar.pt              the pre-0.1.10 tar layout, built here from torch's own reader's rules
@@ -101,6 +104,42 @@ def rezip(src, dst, compression, rename=None):
         for n in zi.namelist():
             new = n if rename is None else rename + n[n.index("/"):]
             zo.writestr(new, zi.read(n))
+
+
+def storage_types(pkl):
+    """key -> storage class name, from the persistent ids of a data.pkl."""
+    out = {}
+
+    class U(pickle.Unpickler):
+        def persistent_load(self, pid):
+            out[pid[2]] = pid[1]
+            return None
+
+        def find_class(self, mod, name):
+            if "Storage" in name:
+                return name
+            if (mod, name) == ("collections", "OrderedDict"):
+                return OrderedDict
+            return lambda *a, **k: None
+
+    U(io.BytesIO(pkl)).load()
+    return out
+
+
+def write_big_endian(src, dst):
+    """src re-zipped with byteorder 'big' and every storage byte-swapped per element."""
+    with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, "w") as zo:
+        folder = zi.namelist()[0].split("/")[0]
+        types = storage_types(zi.read(folder + "/data.pkl"))
+        for n in zi.namelist():
+            data = zi.read(n)
+            rel = n[len(folder) + 1:]
+            if rel == "byteorder":
+                data = b"big"
+            elif rel.startswith("data/"):
+                es = torch.empty((), dtype=getattr(torch, types[rel[5:]]).dtype).element_size()
+                data = b"".join(data[i:i + es][::-1] for i in range(0, len(data), es))
+            zo.writestr(n, data)
 
 
 def legacy_expected(path):
@@ -206,6 +245,7 @@ def main():
         f.write(buf.getvalue())
     rezip(p("zip_buffer.pt"), p("zip_deflated.pt"), zipfile.ZIP_DEFLATED)
     rezip(p("zip_buffer.pt"), p("zip_renamed.pt"), zipfile.ZIP_STORED, rename="renamed_folder")
+    write_big_endian(p("zip_buffer.pt"), p("zip_bigendian.pt"))
     torch.serialization.set_crc32_options(False)
     torch.save(sd, p("zip_nocrc.pt"))
     torch.serialization.set_crc32_options(True)
@@ -214,7 +254,7 @@ def main():
     torch.save(sd, p("legacy.pt"), _use_new_zipfile_serialization=False)
     write_tar(p("tar.pt"), sd)
 
-    for name in ["zip_default", "zip_buffer", "zip_deflated", "zip_renamed", "zip_nocrc", "zip_empty"]:
+    for name in ["zip_default", "zip_buffer", "zip_deflated", "zip_renamed", "zip_nocrc", "zip_empty", "zip_bigendian"]:
         path = p(name + ".pt")
         e = zip_expected(path)
         e["tensors"] = tensors_expected(empty_sd if name == "zip_empty" else sd)
