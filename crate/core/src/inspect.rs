@@ -100,8 +100,15 @@ pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
         }
     }
     let globals = loaded.info.globals.clone();
-    let weights_only_ok = loaded.info.format != Format::Tar && globals.iter().all(|g| is_allowed_by_default(g));
-    InspectReport { format: loaded.info.format, tensors, globals, weights_only_ok, with_sha256: opts.sha256 }
+    let weights_only_ok =
+        loaded.info.format != Format::Tar && globals.iter().all(|g| is_allowed_by_default(g));
+    InspectReport {
+        format: loaded.info.format,
+        tensors,
+        globals,
+        weights_only_ok,
+        with_sha256: opts.sha256,
+    }
 }
 
 fn index_key(i: usize) -> PathKey {
@@ -111,7 +118,12 @@ fn index_key(i: usize) -> PathKey {
 fn push_children(graph: &Graph, node: &Node, out: &mut Vec<(Value, PathKey)>) {
     match node {
         Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items) => {
-            out.extend(items.iter().enumerate().map(|(i, v)| (v.clone(), index_key(i))));
+            out.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), index_key(i))),
+            );
         }
         Node::Dict(items) | Node::OrderedDict { items, .. } => {
             out.extend(items.iter().map(|(k, v)| (v.clone(), key_of(graph, k))));
@@ -120,8 +132,17 @@ fn push_children(graph: &Graph, node: &Node, out: &mut Vec<(Value, PathKey)>) {
             if let Some(state) = &o.state {
                 push_state(graph, state, out);
             }
-            out.extend(o.dict_items.iter().map(|(k, v)| (v.clone(), key_of(graph, k))));
-            out.extend(o.list_items.iter().enumerate().map(|(i, v)| (v.clone(), index_key(i))));
+            out.extend(
+                o.dict_items
+                    .iter()
+                    .map(|(k, v)| (v.clone(), key_of(graph, k))),
+            );
+            out.extend(
+                o.list_items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), index_key(i))),
+            );
         }
         _ => {}
     }
@@ -177,7 +198,10 @@ fn python_text(graph: &Graph, v: &Value, depth: usize) -> String {
         Value::Ref(_) if depth > 8 => "...".into(),
         Value::Ref(_) => match graph.deref(v) {
             Some(Node::Tuple(items)) => {
-                let parts: Vec<String> = items.iter().map(|x| python_text(graph, x, depth + 1)).collect();
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|x| python_text(graph, x, depth + 1))
+                    .collect();
                 if parts.len() == 1 {
                     format!("({},)", parts.join(""))
                 } else {
@@ -205,18 +229,33 @@ fn tensor_report(graph: &Graph, t: &Tensor, path: Vec<PathKey>, sha: bool) -> Te
     }
 }
 
-fn sparse_report(graph: &Graph, s: &crate::value::SparseTensor, path: Vec<PathKey>) -> TensorReport {
+fn sparse_report(
+    graph: &Graph,
+    s: &crate::value::SparseTensor,
+    path: Vec<PathKey>,
+) -> TensorReport {
     // COO: (indices, values, size[, coalesced]); compressed: (compressed, plain, values, size).
-    let (values, size) = if s.layout == "sparse_coo" { (s.args.get(1), s.args.get(2)) } else { (s.args.get(2), s.args.get(3)) };
+    let (values, size) = if s.layout == "sparse_coo" {
+        (s.args.get(1), s.args.get(2))
+    } else {
+        (s.args.get(2), s.args.get(3))
+    };
     let dtype = match values.and_then(|v| graph.deref(v)) {
         Some(Node::Tensor(t)) => t.dtype.name().to_string(),
         _ => "unknown".to_string(),
     };
     let shape = match size.and_then(|v| graph.deref(v)) {
         Some(Node::Size(d)) => d.clone(),
-        Some(Node::Tuple(items)) | Some(Node::List(items)) => {
-            items.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()
-        }
+        Some(Node::Tuple(items)) | Some(Node::List(items)) => items
+            .iter()
+            .filter_map(|x| {
+                if let Value::Int(i) = x {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect(),
         _ => Vec::new(),
     };
     TensorReport {
@@ -258,8 +297,16 @@ pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
             let start = offset.checked_mul(es)?;
             h.update(data.get(start..start.checked_add(n.checked_mul(es)?)?)?);
         } else {
-            let shape: Vec<usize> = t.shape.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<_>>()?;
-            let stride: Vec<isize> = t.stride.iter().map(|&s| isize::try_from(s).ok()).collect::<Option<_>>()?;
+            let shape: Vec<usize> = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<_>>()?;
+            let stride: Vec<isize> = t
+                .stride
+                .iter()
+                .map(|&s| isize::try_from(s).ok())
+                .collect::<Option<_>>()?;
             let (inner_n, inner_s) = (*shape.last()?, *stride.last()?);
             let mut idx = vec![0usize; ndim.saturating_sub(1)];
             'outer: loop {
@@ -268,7 +315,8 @@ pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
                     base = base.checked_add((x as isize).checked_mul(*stride.get(i)?)?)?;
                 }
                 for j in 0..inner_n {
-                    let e = usize::try_from(base.checked_add((j as isize).checked_mul(inner_s)?)?).ok()?;
+                    let e = usize::try_from(base.checked_add((j as isize).checked_mul(inner_s)?)?)
+                        .ok()?;
                     let start = e.checked_mul(es)?;
                     h.update(data.get(start..start.checked_add(es)?)?);
                 }
@@ -279,7 +327,9 @@ pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
                         break 'outer;
                     }
                     d -= 1;
-                    let (Some(x), Some(&lim)) = (idx.get_mut(d), shape.get(d)) else { return None };
+                    let (Some(x), Some(&lim)) = (idx.get_mut(d), shape.get(d)) else {
+                        return None;
+                    };
                     *x += 1;
                     if *x < lim {
                         break;
@@ -318,14 +368,24 @@ fn json_string(s: &str) -> String {
 }
 
 fn json_ints(v: &[i64]) -> String {
-    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 impl InspectReport {
     /// The `inspect --json` object (compact, keys in schema order).
     pub fn to_json(&self) -> String {
         let mut o = String::new();
-        let _ = write!(o, "{{\"format\":{},\"tensors\":[", json_string(self.format.as_str()));
+        let _ = write!(
+            o,
+            "{{\"format\":{},\"tensors\":[",
+            json_string(self.format.as_str())
+        );
         for (i, t) in self.tensors.iter().enumerate() {
             if i > 0 {
                 o.push(',');
@@ -353,12 +413,21 @@ impl InspectReport {
                 let _ = write!(o, ",\"layout\":{}", json_string(l));
             }
             if self.with_sha256 {
-                let _ = write!(o, ",\"sha256\":{}", t.sha256.as_deref().map_or("null".to_string(), json_string));
+                let _ = write!(
+                    o,
+                    ",\"sha256\":{}",
+                    t.sha256.as_deref().map_or("null".to_string(), json_string)
+                );
             }
             o.push('}');
         }
         let globals: Vec<String> = self.globals.iter().map(|g| json_string(g)).collect();
-        let _ = write!(o, "],\"globals\":[{}],\"weights_only_ok\":{}}}", globals.join(","), self.weights_only_ok);
+        let _ = write!(
+            o,
+            "],\"globals\":[{}],\"weights_only_ok\":{}}}",
+            globals.join(","),
+            self.weights_only_ok
+        );
         o
     }
 }
@@ -390,7 +459,10 @@ mod tests {
     }
 
     fn sha_hex(b: &[u8]) -> String {
-        Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
     }
 
     #[test]
@@ -444,14 +516,24 @@ mod tests {
             ]
         );
         let contiguous: Vec<u8> = (0i16..6).flat_map(|x| x.to_le_bytes()).collect();
-        let transposed: Vec<u8> = [0i16, 3, 1, 4, 2, 5].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(r.tensors[0].sha256.as_deref(), Some(sha_hex(&contiguous).as_str()));
-        assert_eq!(r.tensors[2].sha256.as_deref(), Some(sha_hex(&transposed).as_str()));
+        let transposed: Vec<u8> = [0i16, 3, 1, 4, 2, 5]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            r.tensors[0].sha256.as_deref(),
+            Some(sha_hex(&contiguous).as_str())
+        );
+        assert_eq!(
+            r.tensors[2].sha256.as_deref(),
+            Some(sha_hex(&transposed).as_str())
+        );
         let json = r.to_json();
         assert!(json.starts_with("{\"format\":\"zip\",\"tensors\":[{\"path\":[\"a\"],\"dtype\":\"int16\",\"shape\":[2,3],\"stride\":[3,1],\"storage_offset\":0,\"requires_grad\":false,\"sha256\":\""));
         assert!(json.contains("\"path\":[\"b\\\"\"]"));
         assert!(json.contains("\"path\":[true,7]"));
-        assert!(json.ends_with("],\"globals\":[\"collections.OrderedDict\"],\"weights_only_ok\":false}"));
+        assert!(json
+            .ends_with("],\"globals\":[\"collections.OrderedDict\"],\"weights_only_ok\":false}"));
         let no_sha = inspect(&loaded, &InspectOptions { sha256: false }).to_json();
         assert!(!no_sha.contains("sha256"));
     }

@@ -19,7 +19,9 @@ use super::{legacy, tar_read, zip_read, LoadInfo, Loaded};
 use crate::bytes::ByteView;
 use crate::error::{ErrorCode, Result};
 use crate::options::LoadOptions;
-use crate::pickle::{self, PersistentLoad, StorageSource, TorchPersistentLoader, UnpickleOptions, UnpickleOutput};
+use crate::pickle::{
+    self, PersistentLoad, StorageSource, TorchPersistentLoader, UnpickleOptions, UnpickleOutput,
+};
 use crate::value::{Format, Graph, Value};
 
 /// Detects the container and loads it, then validates every tensor against its storage.
@@ -77,7 +79,11 @@ fn pickle_start(b: &[u8]) -> Option<bool> {
 }
 
 fn hex_prefix(b: &[u8]) -> String {
-    b.iter().take(16).map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .take(16)
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn unknown_format(b: &[u8]) -> crate::error::Error {
@@ -96,12 +102,20 @@ fn unknown_format(b: &[u8]) -> crate::error::Error {
     } else {
         ""
     };
-    crate::err!(UnknownFormat, "not a PyTorch file: it starts with bytes {}{hint}", hex_prefix(b))
+    crate::err!(
+        UnknownFormat,
+        "not a PyTorch file: it starts with bytes {}{hint}",
+        hex_prefix(b)
+    )
 }
 
 /// 8-byte little-endian header length, then a JSON object that fits in the file.
 fn looks_like_safetensors(b: &[u8]) -> bool {
-    let Some(n) = b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes) else {
+    let Some(n) = b
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+    else {
         return false;
     };
     b.get(8) == Some(&b'{') && n >= 2 && n <= (b.len() as u64).saturating_sub(8)
@@ -119,7 +133,7 @@ pub(crate) fn unpickle_options(opts: &LoadOptions) -> UnpickleOptions {
 
 /// The single place that builds PyTorch's persistent loader over a container's storages.
 pub(crate) fn torch_loader(source: &mut dyn StorageSource) -> TorchPersistentLoader<'_> {
-    TorchPersistentLoader { source }
+    TorchPersistentLoader::new(source)
 }
 
 /// Runs an object pickle with the standard torch persistent loader.
@@ -152,8 +166,19 @@ fn load_pickle(b: &[u8], opts: &LoadOptions) -> Result<Loaded> {
     let mut graph = Graph::new();
     let out = match pickle::unpickle(b, &mut graph, &unpickle_options(opts), &mut NoPersistentIds) {
         Ok(out) => out,
-        Err(e) if !certain && matches!(e.code, ErrorCode::BadPickle | ErrorCode::UnknownOpcode | ErrorCode::Truncated) => {
-            return Err(crate::err!(UnknownFormat, "{} (read as a pickle: {})", unknown_format(b).message, e.message));
+        Err(e)
+            if !certain
+                && matches!(
+                    e.code,
+                    ErrorCode::BadPickle | ErrorCode::UnknownOpcode | ErrorCode::Truncated
+                ) =>
+        {
+            return Err(crate::err!(
+                UnknownFormat,
+                "{} (read as a pickle: {})",
+                unknown_format(b).message,
+                e.message
+            ));
         }
         Err(e) => return Err(e),
     };
@@ -181,11 +206,18 @@ mod tests {
         assert_eq!(detect_format(b"PK\x03\x04rest").unwrap(), Format::Zip);
         assert_eq!(detect_format(b"\x80\x02}q\x00.").unwrap(), Format::Pickle);
         assert_eq!(detect_format(b"(dp0\n.").unwrap(), Format::Pickle);
-        let legacy = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e\x80\x02\x4d\xe9\x03\x2e";
+        let legacy =
+            b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e\x80\x02\x4d\xe9\x03\x2e";
         assert_eq!(detect_format(legacy).unwrap(), Format::Legacy);
-        assert_eq!(detect_format(b"PYTORCH1xxxx").unwrap_err().code, ErrorCode::UnsupportedVersion);
+        assert_eq!(
+            detect_format(b"PYTORCH1xxxx").unwrap_err().code,
+            ErrorCode::UnsupportedVersion
+        );
         assert_eq!(detect_format(b"").unwrap_err().code, ErrorCode::Truncated);
-        assert_eq!(detect_format(b"\x00\x01\x02").unwrap_err().code, ErrorCode::UnknownFormat);
+        assert_eq!(
+            detect_format(b"\x00\x01\x02").unwrap_err().code,
+            ErrorCode::UnknownFormat
+        );
         let mut st = 2u64.to_le_bytes().to_vec();
         st.extend_from_slice(b"{}");
         let e = detect_format(&st).unwrap_err();

@@ -60,7 +60,11 @@ pub fn small_int_pickle(b: &[u8]) -> Option<(i128, usize)> {
             }
             let bytes = b.get(p..p + n)?;
             p += n;
-            let mut buf = if bytes.last().is_some_and(|&x| x & 0x80 != 0) { [0xffu8; 16] } else { [0u8; 16] };
+            let mut buf = if bytes.last().is_some_and(|&x| x & 0x80 != 0) {
+                [0xffu8; 16]
+            } else {
+                [0u8; 16]
+            };
             buf.get_mut(..n)?.copy_from_slice(bytes);
             i128::from_le_bytes(buf)
         }
@@ -107,7 +111,9 @@ struct LegacySource {
 impl StorageSource for LegacySource {
     fn storage(&mut self, key: &str, dtype: DType, nbytes: u64) -> Result<Option<ByteView>> {
         let es = dtype.element_size() as u64;
-        self.requested.entry(key.to_string()).or_insert((dtype, nbytes / es.max(1)));
+        self.requested
+            .entry(key.to_string())
+            .or_insert((dtype, nbytes / es.max(1)));
         Ok(None)
     }
 }
@@ -153,7 +159,9 @@ fn as_u64(v: Option<&Value>) -> Option<u64> {
 /// The dtype a pickled storage class names (`torch.FloatStorage` GLOBAL).
 pub(crate) fn storage_type_dtype(graph: &Graph, v: Option<&Value>) -> Option<DType> {
     match graph.deref(v?)? {
-        Node::Global { name, .. } => DType::from_storage_class(name.rsplit('.').next().unwrap_or(name)),
+        Node::Global { name, .. } => {
+            DType::from_storage_class(name.rsplit('.').next().unwrap_or(name))
+        }
         Node::Dtype(d) => Some(*d),
         _ => None,
     }
@@ -179,18 +187,34 @@ impl PersistentLoad for LegacyLoader<'_> {
             Some("storage") if items.len() == 6 && items.get(5) != Some(&Value::None) => {
                 let view = match items.get(5).and_then(|v| graph.deref(v)) {
                     Some(Node::Tuple(v)) => v.clone(),
-                    _ => crate::bail!(BadPickle, "legacy storage view metadata is not a (key, offset, size) tuple"),
+                    _ => crate::bail!(
+                        BadPickle,
+                        "legacy storage view metadata is not a (key, offset, size) tuple"
+                    ),
                 };
-                let bad = || crate::err!(BadPickle, "legacy storage view metadata is not a (key, offset, size) tuple");
+                let bad = || {
+                    crate::err!(
+                        BadPickle,
+                        "legacy storage view metadata is not a (key, offset, size) tuple"
+                    )
+                };
                 let view_key = as_str(graph, view.first()).ok_or_else(bad)?;
                 let offset = as_u64(view.get(1)).ok_or_else(bad)?;
                 let size = as_u64(view.get(2)).ok_or_else(bad)?;
                 let root_key = as_str(graph, items.get(2)).ok_or_else(bad)?;
                 let root_numel = as_u64(items.get(4)).ok_or_else(bad)?;
-                let dtype = storage_type_dtype(graph, items.get(1))
-                    .ok_or_else(|| crate::err!(UnsupportedDtype, "unknown storage type in a legacy view"))?;
+                let dtype = storage_type_dtype(graph, items.get(1)).ok_or_else(|| {
+                    crate::err!(UnsupportedDtype, "unknown storage type in a legacy view")
+                })?;
                 if !self.views.iter().any(|v| v.view_key == view_key) {
-                    self.views.push(LegacyView { view_key: view_key.clone(), root_key, dtype, root_numel, offset, size });
+                    self.views.push(LegacyView {
+                        view_key: view_key.clone(),
+                        root_key,
+                        dtype,
+                        root_numel,
+                        offset,
+                        size,
+                    });
                 }
                 let size_v = i64::try_from(size).map_err(|_| bad())?;
                 let plain = graph.add(Node::Tuple(vec![
@@ -249,12 +273,17 @@ pub fn read_storage_tail(
     let mut order: Option<bool> = None; // Some(true) = big-endian, decided by the first storage.
     for key in keys {
         let Some(&(dtype, numel)) = expected.get(key) else {
-            crate::bail!(BadPickle, "storage key '{key}' is in the key list but no persistent id names it");
+            crate::bail!(
+                BadPickle,
+                "storage key '{key}' is in the key list but no persistent id names it"
+            );
         };
         let raw: [u8; 8] = b
             .get(pos..pos.saturating_add(8))
             .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| crate::err!(Truncated, "the stream ends before storage '{key}'").at(pos as u64))?;
+            .ok_or_else(|| {
+                crate::err!(Truncated, "the stream ends before storage '{key}'").at(pos as u64)
+            })?;
         let (le, be) = (u64::from_le_bytes(raw), u64::from_be_bytes(raw));
         let big = *order.get_or_insert(maybe_big_endian && le != numel && be == numel);
         let count = if big { be } else { le };
@@ -268,12 +297,23 @@ pub fn read_storage_tail(
         let nbytes = count
             .checked_mul(dtype.element_size() as u64)
             .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| crate::err!(StorageSize, "storage '{key}' is too large ({count} elements)"))?;
+            .ok_or_else(|| {
+                crate::err!(
+                    StorageSize,
+                    "storage '{key}' is too large ({count} elements)"
+                )
+            })?;
         let start = pos + 8;
         let view = start
             .checked_add(nbytes)
             .and_then(|end| bytes.slice(start..end))
-            .ok_or_else(|| crate::err!(Truncated, "the stream ends inside storage '{key}' ({nbytes} bytes)").at(start as u64))?;
+            .ok_or_else(|| {
+                crate::err!(
+                    Truncated,
+                    "the stream ends inside storage '{key}' ({nbytes} bytes)"
+                )
+                .at(start as u64)
+            })?;
         pos = start + nbytes;
         let view = if big && dtype.swap_unit() > 1 {
             ByteView::from_vec(byteswapped(view.as_slice(), dtype.swap_unit()))
@@ -291,10 +331,17 @@ pub fn read_storage_tail(
 pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     let b = bytes.as_slice();
     let Some((magic, n1)) = small_int_pickle(b).filter(|&(v, _)| v == MAGIC_NUMBER) else {
-        crate::bail!(BadMagic, "invalid magic number: this is not a legacy torch.save stream, or it is corrupt");
+        crate::bail!(
+            BadMagic,
+            "invalid magic number: this is not a legacy torch.save stream, or it is corrupt"
+        );
     };
     let Some((version, n2)) = small_int_pickle(rest(b, n1)) else {
-        return Err(crate::err!(BadMagic, "the legacy stream's protocol version is unreadable; corrupt file?").at(n1 as u64));
+        return Err(crate::err!(
+            BadMagic,
+            "the legacy stream's protocol version is unreadable; corrupt file?"
+        )
+        .at(n1 as u64));
     };
     let _ = magic;
     if version != PROTOCOL_VERSION {
@@ -314,7 +361,11 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     let mut src = LegacySource::default();
     let mut graph = Graph::new();
     let (out, views) = {
-        let mut loader = LegacyLoader { inner: detect::torch_loader(&mut src), weights_only: opts.weights_only, views: Vec::new() };
+        let mut loader = LegacyLoader {
+            inner: detect::torch_loader(&mut src),
+            weights_only: opts.weights_only,
+            views: Vec::new(),
+        };
         let out = pickle::unpickle(rest(b, pos), &mut graph, &uopts, &mut loader)
             .map_err(|e| e.in_record("object pickle").at(pos as u64))?;
         (out, loader.views)
@@ -329,13 +380,20 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
             .iter()
             .map(|k| as_str(&scratch, Some(k)))
             .collect::<Option<_>>()
-            .ok_or_else(|| crate::err!(BadPickle, "the storage key list holds something other than strings"))?,
+            .ok_or_else(|| {
+                crate::err!(
+                    BadPickle,
+                    "the storage key list holds something other than strings"
+                )
+            })?,
         _ => crate::bail!(BadPickle, "the storage key list is not a list"),
     };
 
     let mut expected = src.requested;
     for v in &views {
-        expected.entry(v.root_key.clone()).or_insert((v.dtype, v.root_numel));
+        expected
+            .entry(v.root_key.clone())
+            .or_insert((v.dtype, v.root_numel));
     }
     let tail = read_storage_tail(&bytes, pos, &keys, &expected, !little)?;
     attach(&mut graph, &tail.data, &views)?;
@@ -359,9 +417,14 @@ fn attach(graph: &mut Graph, data: &HashMap<String, ByteView>, views: &[LegacyVi
         let bytes = if let Some(d) = data.get(&s.key) {
             d.clone()
         } else if let Some(v) = views.iter().find(|v| v.view_key == s.key) {
-            let root = data
-                .get(&v.root_key)
-                .ok_or_else(|| crate::err!(MissingRecord, "view '{}' names root storage '{}', which the stream lacks", v.view_key, v.root_key))?;
+            let root = data.get(&v.root_key).ok_or_else(|| {
+                crate::err!(
+                    MissingRecord,
+                    "view '{}' names root storage '{}', which the stream lacks",
+                    v.view_key,
+                    v.root_key
+                )
+            })?;
             let es = v.dtype.element_size() as u64;
             let range = v
                 .offset
@@ -379,7 +442,11 @@ fn attach(graph: &mut Graph, data: &HashMap<String, ByteView>, views: &[LegacyVi
                 )
             })?
         } else {
-            crate::bail!(MissingRecord, "storage '{}' is not in the stream's key list", s.key);
+            crate::bail!(
+                MissingRecord,
+                "storage '{}' is not in the stream's key list",
+                s.key
+            );
         };
         if bytes.len() as u64 != s.nbytes() {
             crate::bail!(
@@ -407,8 +474,14 @@ mod tests {
     fn small_ints() {
         let magic = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
         assert_eq!(small_int_pickle(magic), Some((MAGIC_NUMBER, 15)));
-        assert_eq!(small_int_pickle(b"\x80\x02\x4d\xe9\x03\x2e"), Some((1001, 6)));
-        assert_eq!(small_int_pickle(b"L119547037146038801333356L\n."), Some((MAGIC_NUMBER, 28)));
+        assert_eq!(
+            small_int_pickle(b"\x80\x02\x4d\xe9\x03\x2e"),
+            Some((1001, 6))
+        );
+        assert_eq!(
+            small_int_pickle(b"L119547037146038801333356L\n."),
+            Some((MAGIC_NUMBER, 28))
+        );
         assert_eq!(small_int_pickle(b"I1001\n."), Some((1001, 7)));
         assert_eq!(small_int_pickle(b"K\x05."), Some((5, 3)));
         assert_eq!(small_int_pickle(b"J\xff\xff\xff\xff."), Some((-1, 6)));
@@ -423,7 +496,11 @@ mod tests {
     fn tail_bytes(parts: &[(u64, &[u8])], big: bool) -> ByteView {
         let mut v = b"prefix".to_vec();
         for (n, d) in parts {
-            v.extend_from_slice(&if big { n.to_be_bytes() } else { n.to_le_bytes() });
+            v.extend_from_slice(&if big {
+                n.to_be_bytes()
+            } else {
+                n.to_le_bytes()
+            });
             v.extend_from_slice(d);
         }
         ByteView::from_vec(v)
@@ -444,14 +521,29 @@ mod tests {
         assert!(!t.big_endian);
 
         exp.insert("b".to_string(), (DType::UInt8, 4));
-        assert_eq!(read_storage_tail(&bytes, 6, &keys, &exp, false).unwrap_err().code, ErrorCode::StorageSize);
+        assert_eq!(
+            read_storage_tail(&bytes, 6, &keys, &exp, false)
+                .unwrap_err()
+                .code,
+            ErrorCode::StorageSize
+        );
         exp.insert("b".to_string(), (DType::UInt8, 3));
         for cut in 6..bytes.len() {
             let short = bytes.slice(0..cut).unwrap();
-            assert_eq!(read_storage_tail(&short, 6, &keys, &exp, false).unwrap_err().code, ErrorCode::Truncated);
+            assert_eq!(
+                read_storage_tail(&short, 6, &keys, &exp, false)
+                    .unwrap_err()
+                    .code,
+                ErrorCode::Truncated
+            );
         }
         let missing = vec!["zz".to_string()];
-        assert_eq!(read_storage_tail(&bytes, 6, &missing, &exp, false).unwrap_err().code, ErrorCode::BadPickle);
+        assert_eq!(
+            read_storage_tail(&bytes, 6, &missing, &exp, false)
+                .unwrap_err()
+                .code,
+            ErrorCode::BadPickle
+        );
     }
 
     #[test]
@@ -464,6 +556,11 @@ mod tests {
         assert!(t.big_endian);
         assert_eq!(t.data["a"].as_slice(), &[1, 0, 0, 0, 2, 0, 0, 0]);
         // Without the sys_info hint a big-endian count is simply wrong.
-        assert_eq!(read_storage_tail(&bytes, 6, &keys, &exp, false).unwrap_err().code, ErrorCode::StorageSize);
+        assert_eq!(
+            read_storage_tail(&bytes, 6, &keys, &exp, false)
+                .unwrap_err()
+                .code,
+            ErrorCode::StorageSize
+        );
     }
 }

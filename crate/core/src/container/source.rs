@@ -16,12 +16,19 @@ use std::sync::Arc;
 /// An empty file is `E_TRUNCATED` (no torch format is empty).
 pub fn open(path: &Path, mmap: bool) -> Result<ByteView> {
     let mut file = File::open(path).map_err(|e| Error::io(e, "cannot open the file"))?;
-    let len = file.metadata().map_err(|e| Error::io(e, "cannot stat the file"))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(e, "cannot stat the file"))?
+        .len();
     if len == 0 {
         crate::bail!(Truncated, "the file is empty");
     }
-    let len_usize = usize::try_from(len)
-        .map_err(|_| crate::err!(LimitExceeded, "the file ({len} bytes) does not fit in this process's address space"))?;
+    let len_usize = usize::try_from(len).map_err(|_| {
+        crate::err!(
+            LimitExceeded,
+            "the file ({len} bytes) does not fit in this process's address space"
+        )
+    })?;
     if mmap {
         // SAFETY: the map is private and copy-on-write, so writes through it never reach the file.
         // The documented hazard of any file mapping remains: if another process truncates the
@@ -49,7 +56,8 @@ mod tests {
     use crate::error::ErrorCode;
 
     fn temp(name: &str, content: &[u8]) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("torchsave-source-{}-{name}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("torchsave-source-{}-{name}", std::process::id()));
         std::fs::write(&p, content).unwrap();
         p
     }

@@ -67,17 +67,27 @@ fn get(b: &[u8], at: u64, n: usize) -> Option<&[u8]> {
     b.get(start..start.checked_add(n)?)
 }
 fn rd16(b: &[u8], at: u64) -> Option<u16> {
-    get(b, at, 2).and_then(|s| s.try_into().ok()).map(u16::from_le_bytes)
+    get(b, at, 2)
+        .and_then(|s| s.try_into().ok())
+        .map(u16::from_le_bytes)
 }
 fn rd32(b: &[u8], at: u64) -> Option<u32> {
-    get(b, at, 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes)
+    get(b, at, 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
 }
 fn rd64(b: &[u8], at: u64) -> Option<u64> {
-    get(b, at, 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes)
+    get(b, at, 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
 }
 
 fn truncated(what: &str, at: u64) -> Error {
-    crate::err!(Truncated, "the file ends inside the {what}; it was cut short (re-download or re-save it)").at(at)
+    crate::err!(
+        Truncated,
+        "the file ends inside the {what}; it was cut short (re-download or re-save it)"
+    )
+    .at(at)
 }
 
 /// One central-directory entry, with its data located.
@@ -108,7 +118,10 @@ pub struct ZipArchive {
 
 impl std::fmt::Debug for ZipArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZipArchive").field("folder", &self.folder).field("entries", &self.entries).finish()
+        f.debug_struct("ZipArchive")
+            .field("folder", &self.folder)
+            .field("entries", &self.entries)
+            .finish()
     }
 }
 
@@ -149,7 +162,10 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
     let (n_disk, n_total) = (field16(8), field16(10));
     let (cd_size32, cd_offset32) = (field32(12), field32(16));
     if disk != 0 || cd_disk != 0 || n_disk != n_total {
-        crate::bail!(BadZip, "multi-disk zip archives are not supported (disk {disk}, directory disk {cd_disk})");
+        crate::bail!(
+            BadZip,
+            "multi-disk zip archives are not supported (disk {disk}, directory disk {cd_disk})"
+        );
     }
     let mut out = Eocd {
         entries: n_total as u64,
@@ -163,14 +179,26 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
         let rec = rd64(b, loc + 8).unwrap_or(u64::MAX);
         let disks = rd32(b, loc + 16).unwrap_or(0);
         if disks > 1 {
-            crate::bail!(BadZip, "multi-disk zip64 archives are not supported ({disks} disks)");
+            crate::bail!(
+                BadZip,
+                "multi-disk zip64 archives are not supported ({disks} disks)"
+            );
         }
-        let rec_end = rec.checked_add(ZIP64_EOCD_LEN).ok_or_else(|| crate::err!(BadZip, "zip64 record offset overflows"))?;
+        let rec_end = rec
+            .checked_add(ZIP64_EOCD_LEN)
+            .ok_or_else(|| crate::err!(BadZip, "zip64 record offset overflows"))?;
         if rec_end > loc {
-            crate::bail!(BadZip, "the zip64 locator points at {rec}, past itself (at {loc})");
+            crate::bail!(
+                BadZip,
+                "the zip64 locator points at {rec}, past itself (at {loc})"
+            );
         }
         if rd32(b, rec) != Some(SIG_ZIP64_EOCD) {
-            return Err(crate::err!(BadZip, "no zip64 end-of-central-directory record where the locator points").at(rec));
+            return Err(crate::err!(
+                BadZip,
+                "no zip64 end-of-central-directory record where the locator points"
+            )
+            .at(rec));
         }
         let f32_ = |o: u64| rd32(b, rec + o).unwrap_or(0);
         let f64_ = |o: u64| rd64(b, rec + o).unwrap_or(0);
@@ -188,27 +216,51 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
                  directory size {cd_size} vs {cd_size32}, offset {cd_offset} vs {cd_offset32})"
             );
         }
-        out = Eocd { entries, cd_size, cd_offset, cd_limit: rec, zip64: true };
+        out = Eocd {
+            entries,
+            cd_size,
+            cd_offset,
+            cd_limit: rec,
+            zip64: true,
+        };
     }
     Ok(out)
 }
 
 /// Replaces sentinel fields from the zip64 extra (id 1) of a central-directory entry.
-fn apply_zip64_extra(extra: &[u8], usize_: &mut u64, csize: &mut u64, offset: &mut u64, name: &str) -> Result<()> {
-    let need = [*usize_ == 0xFFFF_FFFF, *csize == 0xFFFF_FFFF, *offset == 0xFFFF_FFFF];
+fn apply_zip64_extra(
+    extra: &[u8],
+    usize_: &mut u64,
+    csize: &mut u64,
+    offset: &mut u64,
+    name: &str,
+) -> Result<()> {
+    let need = [
+        *usize_ == 0xFFFF_FFFF,
+        *csize == 0xFFFF_FFFF,
+        *offset == 0xFFFF_FFFF,
+    ];
     if !need.iter().any(|&n| n) {
         return Ok(());
     }
     let mut p = 0u64;
     while let (Some(id), Some(size)) = (rd16(extra, p), rd16(extra, p + 2)) {
-        let body = get(extra, p + 4, size as usize)
-            .ok_or_else(|| crate::err!(BadZip, "extra field of '{name}' runs past its declared length"))?;
+        let body = get(extra, p + 4, size as usize).ok_or_else(|| {
+            crate::err!(
+                BadZip,
+                "extra field of '{name}' runs past its declared length"
+            )
+        })?;
         if id == 1 {
             let mut q = 0u64;
             let mut take = |needed: bool, field: &mut u64| -> Result<()> {
                 if needed {
-                    *field = rd64(body, q)
-                        .ok_or_else(|| crate::err!(BadZip, "zip64 extra of '{name}' is too short for its 0xFFFFFFFF fields"))?;
+                    *field = rd64(body, q).ok_or_else(|| {
+                        crate::err!(
+                            BadZip,
+                            "zip64 extra of '{name}' is too short for its 0xFFFFFFFF fields"
+                        )
+                    })?;
                     q += 8;
                 }
                 Ok(())
@@ -220,7 +272,10 @@ fn apply_zip64_extra(extra: &[u8], usize_: &mut u64, csize: &mut u64, offset: &m
         }
         p += 4 + size as u64;
     }
-    crate::bail!(BadZip, "'{name}' has 0xFFFFFFFF size/offset fields but no zip64 extra")
+    crate::bail!(
+        BadZip,
+        "'{name}' has 0xFFFFFFFF size/offset fields but no zip64 extra"
+    )
 }
 
 impl ZipArchive {
@@ -249,7 +304,12 @@ impl ZipArchive {
             crate::bail!(BadZip, "the zip archive has no entries");
         }
         if eocd.entries > eocd.cd_size / CD_ENTRY_LEN {
-            crate::bail!(BadZip, "{} entries cannot fit in a {}-byte central directory", eocd.entries, eocd.cd_size);
+            crate::bail!(
+                BadZip,
+                "{} entries cannot fit in a {}-byte central directory",
+                eocd.entries,
+                eocd.cd_size
+            );
         }
         let mut entries = Vec::with_capacity(eocd.entries as usize);
         let mut names = HashSet::with_capacity(eocd.entries as usize);
@@ -257,31 +317,48 @@ impl ZipArchive {
         for i in 0..eocd.entries {
             let fixed = get(b, p, CD_ENTRY_LEN as usize).filter(|_| p + CD_ENTRY_LEN <= cd_end);
             let Some(fixed) = fixed else {
-                return Err(crate::err!(BadZip, "central directory entry {i} runs past the directory's end").at(p));
+                return Err(crate::err!(
+                    BadZip,
+                    "central directory entry {i} runs past the directory's end"
+                )
+                .at(p));
             };
             let f16 = |o: u64| rd16(fixed, o).unwrap_or(0);
             let f32_ = |o: u64| rd32(fixed, o).unwrap_or(0);
             if f32_(0) != SIG_CENTRAL {
-                return Err(crate::err!(BadZip, "central directory entry {i} has a bad signature").at(p));
+                return Err(
+                    crate::err!(BadZip, "central directory entry {i} has a bad signature").at(p),
+                );
             }
             let (flags, method, crc32) = (f16(8), f16(10), f32_(16));
             let (mut csize, mut usize_) = (f32_(20) as u64, f32_(24) as u64);
-            let (name_len, extra_len, comment_len) = (f16(28) as u64, f16(30) as u64, f16(32) as u64);
+            let (name_len, extra_len, comment_len) =
+                (f16(28) as u64, f16(30) as u64, f16(32) as u64);
             let disk = f16(34);
             let mut header_offset = f32_(42) as u64;
             let var_end = p + CD_ENTRY_LEN + name_len + extra_len + comment_len;
             if var_end > cd_end {
-                return Err(crate::err!(BadZip, "central directory entry {i} runs past the directory's end").at(p));
+                return Err(crate::err!(
+                    BadZip,
+                    "central directory entry {i} runs past the directory's end"
+                )
+                .at(p));
             }
             let raw_name = get(b, p + CD_ENTRY_LEN, name_len as usize).unwrap_or(&[]);
             let extra = get(b, p + CD_ENTRY_LEN + name_len, extra_len as usize).unwrap_or(&[]);
             let name = String::from_utf8_lossy(raw_name).into_owned();
             apply_zip64_extra(extra, &mut usize_, &mut csize, &mut header_offset, &name)?;
             if disk != 0 && disk != 0xFFFF {
-                crate::bail!(BadZip, "'{name}' lives on disk {disk}; multi-disk archives are not supported");
+                crate::bail!(
+                    BadZip,
+                    "'{name}' lives on disk {disk}; multi-disk archives are not supported"
+                );
             }
             if flags & 1 != 0 {
-                crate::bail!(BadZip, "'{name}' is encrypted; torch never writes encrypted records");
+                crate::bail!(
+                    BadZip,
+                    "'{name}' is encrypted; torch never writes encrypted records"
+                );
             }
             if method == 0 && csize != usize_ {
                 crate::bail!(BadZip, "stored record '{name}' has compressed size {csize} but uncompressed size {usize_}");
@@ -291,17 +368,27 @@ impl ZipArchive {
             }
             // Local header: only its name and extra lengths are used.
             let lh = header_offset;
-            if lh.checked_add(LOCAL_LEN).map_or(true, |e| e > len) {
+            if !matches!(lh.checked_add(LOCAL_LEN), Some(e) if e <= len) {
                 return Err(truncated(&format!("local header of '{name}'"), lh));
             }
             if rd32(b, lh) != Some(SIG_LOCAL) {
-                return Err(crate::err!(BadZip, "no local header where the directory says '{name}' starts").at(lh));
+                return Err(crate::err!(
+                    BadZip,
+                    "no local header where the directory says '{name}' starts"
+                )
+                .at(lh));
             }
-            let (lname, lextra) = (rd16(b, lh + 26).unwrap_or(0) as u64, rd16(b, lh + 28).unwrap_or(0) as u64);
+            let (lname, lextra) = (
+                rd16(b, lh + 26).unwrap_or(0) as u64,
+                rd16(b, lh + 28).unwrap_or(0) as u64,
+            );
             let data_offset = lh + LOCAL_LEN + lname + lextra;
             match get(b, lh + LOCAL_LEN, lname as usize) {
                 Some(n) if n == raw_name => {}
-                Some(_) => crate::bail!(BadZip, "the local header of '{name}' names a different record"),
+                Some(_) => crate::bail!(
+                    BadZip,
+                    "the local header of '{name}' names a different record"
+                ),
                 None => return Err(truncated(&format!("local header of '{name}'"), lh)),
             }
             let data_end = data_offset
@@ -326,14 +413,25 @@ impl ZipArchive {
             p = var_end;
         }
         // No two records may share bytes (a classic zip-bomb and confusion trick).
-        let mut spans: Vec<(u64, u64, usize)> =
-            entries.iter().enumerate().map(|(i, e)| (e.header_offset, e.data_offset + e.compressed_size, i)).collect();
+        let mut spans: Vec<(u64, u64, usize)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.header_offset, e.data_offset + e.compressed_size, i))
+            .collect();
         spans.sort_unstable();
         for w in spans.windows(2) {
             if let [(_, end_a, a), (start_b, _, b_)] = w {
                 if start_b < end_a {
-                    let (na, nb) = (&entries.get(*a).map(|e| e.name.as_str()), &entries.get(*b_).map(|e| e.name.as_str()));
-                    crate::bail!(BadZip, "records {} and {} overlap", na.unwrap_or("?"), nb.unwrap_or("?"));
+                    let (na, nb) = (
+                        &entries.get(*a).map(|e| e.name.as_str()),
+                        &entries.get(*b_).map(|e| e.name.as_str()),
+                    );
+                    crate::bail!(
+                        BadZip,
+                        "records {} and {} overlap",
+                        na.unwrap_or("?"),
+                        nb.unwrap_or("?")
+                    );
                 }
             }
         }
@@ -348,7 +446,13 @@ impl ZipArchive {
             .enumerate()
             .filter_map(|(i, e)| e.name.strip_prefix(&prefix).map(|rel| (rel.to_string(), i)))
             .collect();
-        Ok(ZipArchive { bytes, entries, index, folder, zip64: eocd.zip64 })
+        Ok(ZipArchive {
+            bytes,
+            entries,
+            index,
+            folder,
+            zip64: eocd.zip64,
+        })
     }
 
     pub fn entries(&self) -> &[ZipEntry] {
@@ -381,8 +485,10 @@ impl ZipArchive {
     }
 
     fn read_raw(&self, entry: &ZipEntry) -> Result<ByteView> {
-        let start = usize::try_from(entry.data_offset).map_err(|_| truncated("archive", entry.data_offset))?;
-        let len = usize::try_from(entry.compressed_size).map_err(|_| truncated("archive", entry.data_offset))?;
+        let start = usize::try_from(entry.data_offset)
+            .map_err(|_| truncated("archive", entry.data_offset))?;
+        let len = usize::try_from(entry.compressed_size)
+            .map_err(|_| truncated("archive", entry.data_offset))?;
         let raw = start
             .checked_add(len)
             .and_then(|end| self.bytes.slice(start..end))
@@ -413,7 +519,11 @@ fn inflate(raw: &[u8], entry: &ZipEntry) -> Result<Vec<u8>> {
             BadZip,
             "record '{}' inflates to {}{} bytes but its header declares {want}",
             entry.name,
-            if out.len() as u64 > want { "more than " } else { "" },
+            if out.len() as u64 > want {
+                "more than "
+            } else {
+                ""
+            },
             out.len().min(usize::try_from(want).unwrap_or(usize::MAX))
         );
     }
@@ -461,13 +571,23 @@ pub fn parse_version(text: &[u8]) -> Result<u64> {
     };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     if digits.is_empty() {
-        crate::bail!(BadZip, "cannot parse the version record '{}' as an integer", s.escape_debug());
+        crate::bail!(
+            BadZip,
+            "cannot parse the version record '{}' as an integer",
+            s.escape_debug()
+        );
     }
     let v: u64 = digits.parse().map_err(|_| {
-        crate::err!(UnsupportedVersion, "version {digits} is out of range; this reader supports 1..={MAX_SUPPORTED_VERSION}")
+        crate::err!(
+            UnsupportedVersion,
+            "version {digits} is out of range; this reader supports 1..={MAX_SUPPORTED_VERSION}"
+        )
     })?;
     if neg && v != 0 {
-        crate::bail!(UnsupportedVersion, "version -{v} is not supported (supported: 1..={MAX_SUPPORTED_VERSION})");
+        crate::bail!(
+            UnsupportedVersion,
+            "version -{v} is not supported (supported: 1..={MAX_SUPPORTED_VERSION})"
+        );
     }
     if !(1..=MAX_SUPPORTED_VERSION).contains(&v) {
         crate::bail!(
@@ -497,7 +617,11 @@ impl StorageSource for ZipStorages<'_> {
         let full = format!("{}/{rel}", self.ar.folder());
         let idx = self.ar.index.get(&rel).copied();
         let Some(entry) = idx.and_then(|i| self.ar.entries.get(i)) else {
-            return Err(crate::err!(MissingRecord, "storage '{key}' has no record '{full}' in the archive").in_record(full));
+            return Err(crate::err!(
+                MissingRecord,
+                "storage '{key}' has no record '{full}' in the archive"
+            )
+            .in_record(full));
         };
         if entry.uncompressed_size != nbytes {
             return Err(crate::err!(
@@ -507,7 +631,10 @@ impl StorageSource for ZipStorages<'_> {
             )
             .in_record(full));
         }
-        let raw = self.ar.read_raw(entry).map_err(|e| e.in_record(full.clone()))?;
+        let raw = self
+            .ar
+            .read_raw(entry)
+            .map_err(|e| e.in_record(full.clone()))?;
         // Owned buffers (inflated / swapped) are checked now; stored views later, in parallel.
         let inline = self.verify && (entry.method != 0 || self.big_endian);
         if inline {
@@ -539,7 +666,8 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
         match ar.find(rel) {
             None => Ok(None),
             Some(e) => {
-                let check = verify_small && (rel == "data.pkl" || e.uncompressed_size <= SMALL_RECORD);
+                let check =
+                    verify_small && (rel == "data.pkl" || e.uncompressed_size <= SMALL_RECORD);
                 let v = ar.read(e, check);
                 v.map(Some).map_err(|err| err.in_record(e.name.clone()))
             }
@@ -553,13 +681,25 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
         );
     }
     let Some(pkl) = small("data.pkl")? else {
-        crate::bail!(MissingRecord, "the archive has no '{folder}/data.pkl'; it is a zip but not a torch.save checkpoint");
+        crate::bail!(
+            MissingRecord,
+            "the archive has no '{folder}/data.pkl'; it is a zip but not a torch.save checkpoint"
+        );
     };
-    let version_rel = if ar.find(".data/version").is_some() { ".data/version" } else { "version" };
+    let version_rel = if ar.find(".data/version").is_some() {
+        ".data/version"
+    } else {
+        "version"
+    };
     let Some(version) = small(version_rel)? else {
-        return Err(crate::err!(MissingRecord, "the archive has no '{folder}/version' record").in_record(format!("{folder}/version")));
+        return Err(crate::err!(
+            MissingRecord,
+            "the archive has no '{folder}/version' record"
+        )
+        .in_record(format!("{folder}/version")));
     };
-    parse_version(version.as_slice()).map_err(|e| e.in_record(format!("{folder}/{version_rel}")))?;
+    parse_version(version.as_slice())
+        .map_err(|e| e.in_record(format!("{folder}/{version_rel}")))?;
     let big_endian = match small("byteorder")? {
         None => false,
         Some(v) => match v.as_slice() {
@@ -575,15 +715,23 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
             }
         },
     };
-    let mut src = ZipStorages { ar: &ar, big_endian, verify: verify_storages, cache: HashMap::new(), deferred: Vec::new() };
+    let mut src = ZipStorages {
+        ar: &ar,
+        big_endian,
+        verify: verify_storages,
+        cache: HashMap::new(),
+        deferred: Vec::new(),
+    };
     let mut graph = Graph::new();
     let out = detect::run_torch_pickle(pkl.as_slice(), &mut graph, opts, &mut src)
         .map_err(|e| e.in_record(format!("{folder}/data.pkl")))?;
     let deferred = std::mem::take(&mut src.deferred);
-    deferred.par_iter().try_for_each(|&i| match ar.entries.get(i) {
-        Some(e) => ar.read_raw(e).and_then(|d| check_crc(e, d.as_slice())),
-        None => Ok(()),
-    })?;
+    deferred
+        .par_iter()
+        .try_for_each(|&i| match ar.entries.get(i) {
+            Some(e) => ar.read_raw(e).and_then(|d| check_crc(e, d.as_slice())),
+            None => Ok(()),
+        })?;
     graph.root = Some(out.root);
     Ok(Loaded {
         graph,
@@ -593,7 +741,11 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
             big_endian,
             pickle_protocol: out.protocol,
             archive_name: Some(folder),
-            version: Some(String::from_utf8_lossy(version.as_slice()).trim().to_string()),
+            version: Some(
+                String::from_utf8_lossy(version.as_slice())
+                    .trim()
+                    .to_string(),
+            ),
         },
     })
 }
@@ -609,15 +761,30 @@ mod tests {
         assert_eq!(parse_version(b"3\n").unwrap(), 3);
         assert_eq!(parse_version(b"  10abc").unwrap(), 10);
         assert_eq!(parse_version(b"abc").unwrap_err().code, ErrorCode::BadZip);
-        assert_eq!(parse_version(b"11").unwrap_err().code, ErrorCode::UnsupportedVersion);
-        assert_eq!(parse_version(b"0").unwrap_err().code, ErrorCode::UnsupportedVersion);
-        assert_eq!(parse_version(b"-1").unwrap_err().code, ErrorCode::UnsupportedVersion);
-        assert_eq!(parse_version(b"99999999999999999999999").unwrap_err().code, ErrorCode::UnsupportedVersion);
+        assert_eq!(
+            parse_version(b"11").unwrap_err().code,
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            parse_version(b"0").unwrap_err().code,
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            parse_version(b"-1").unwrap_err().code,
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            parse_version(b"99999999999999999999999").unwrap_err().code,
+            ErrorCode::UnsupportedVersion
+        );
     }
 
     #[test]
     fn byteswap_units() {
-        assert_eq!(byteswapped(&[1, 2, 3, 4, 5, 6, 7, 8], 4), vec![4, 3, 2, 1, 8, 7, 6, 5]);
+        assert_eq!(
+            byteswapped(&[1, 2, 3, 4, 5, 6, 7, 8], 4),
+            vec![4, 3, 2, 1, 8, 7, 6, 5]
+        );
         assert_eq!(byteswapped(&[1, 2, 3], 1), vec![1, 2, 3]);
     }
 }

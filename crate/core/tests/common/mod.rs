@@ -1,11 +1,19 @@
 //! Shared helpers for the container tests: fixtures, the expected.tsv sidecar written by
 //! `containers/make_files.py`, and a tiny zip builder for synthetic (corrupt) archives.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/containers").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/containers")
+        .join(name)
 }
 
 /// The sidecar's lines, split on tabs.
@@ -19,12 +27,19 @@ pub fn expected() -> Vec<Vec<String>> {
 
 /// Lines of one kind for one file (without the kind and file columns).
 pub fn facts(kind: &str, file: &str) -> Vec<Vec<String>> {
-    expected().into_iter().filter(|l| l[0] == kind && l.get(1).map(String::as_str) == Some(file)).map(|l| l[2..].to_vec()).collect()
+    expected()
+        .into_iter()
+        .filter(|l| l[0] == kind && l.get(1).map(String::as_str) == Some(file))
+        .map(|l| l[2..].to_vec())
+        .collect()
 }
 
 pub fn sha_hex(b: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// Where things landed in a built zip, for targeted corruption.
@@ -46,7 +61,11 @@ pub struct Entry<'a> {
 }
 
 pub fn stored<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
-    Entry { name, data, method: 0 }
+    Entry {
+        name,
+        data,
+        method: 0,
+    }
 }
 
 fn deflate(data: &[u8]) -> Vec<u8> {
@@ -65,7 +84,11 @@ pub fn build_zip(entries: &[Entry], zip64: bool) -> BuiltZip {
     let mut data_offsets = Vec::new();
     let mut metas = Vec::new();
     for e in entries {
-        let payload = if e.method == 8 { deflate(e.data) } else { e.data.to_vec() };
+        let payload = if e.method == 8 {
+            deflate(e.data)
+        } else {
+            e.data.to_vec()
+        };
         let crc = crc32fast::hash(e.data);
         local_offsets.push(b.len());
         b.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
@@ -113,7 +136,11 @@ pub fn build_zip(entries: &[Entry], zip64: bool) -> BuiltZip {
         b.extend_from_slice(&(extra.len() as u16).to_le_bytes());
         b.extend_from_slice(&[0; 8]); // comment len, disk, internal attrs, external attrs (half)
         b.extend_from_slice(&[0; 2]);
-        let off = if zip64 { 0xFFFF_FFFFu32 } else { local_offsets[i] as u32 };
+        let off = if zip64 {
+            0xFFFF_FFFFu32
+        } else {
+            local_offsets[i] as u32
+        };
         b.extend_from_slice(&off.to_le_bytes());
         b.extend_from_slice(e.name.as_bytes());
         b.extend_from_slice(&extra);
@@ -147,11 +174,30 @@ pub fn build_zip(entries: &[Entry], zip64: bool) -> BuiltZip {
     let off = if zip64 { 0xFFFF_FFFF } else { cd_offset as u32 };
     b.extend_from_slice(&off.to_le_bytes());
     b.extend_from_slice(&0u16.to_le_bytes());
-    BuiltZip { bytes: b, local_offsets, data_offsets, cd_offset, cd_entry_offsets, zip64_record, eocd }
+    BuiltZip {
+        bytes: b,
+        local_offsets,
+        data_offsets,
+        cd_offset,
+        cd_entry_offsets,
+        zip64_record,
+        eocd,
+    }
 }
 
 /// Every record of a real archive, in directory order: (full name, bytes).
 pub fn records_of(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let ar = torchsave_core::container::zip_read::ZipArchive::parse(torchsave_core::ByteView::from_vec(bytes.to_vec())).unwrap();
-    ar.entries().iter().map(|e| (e.name.clone(), ar.read(e, false).unwrap().as_slice().to_vec())).collect()
+    let ar = torchsave_core::container::zip_read::ZipArchive::parse(
+        torchsave_core::ByteView::from_vec(bytes.to_vec()),
+    )
+    .unwrap();
+    ar.entries()
+        .iter()
+        .map(|e| {
+            (
+                e.name.clone(),
+                ar.read(e, false).unwrap().as_slice().to_vec(),
+            )
+        })
+        .collect()
 }
