@@ -133,7 +133,9 @@ pub(crate) fn unpickle_options(opts: &LoadOptions) -> UnpickleOptions {
 
 /// The single place that builds PyTorch's persistent loader over a container's storages.
 pub(crate) fn torch_loader(source: &mut dyn StorageSource) -> TorchPersistentLoader<'_> {
-    TorchPersistentLoader::new(source)
+    // MERGE: the pickle branch makes the fields private and adds `TorchPersistentLoader::new`;
+    // replace this literal with `TorchPersistentLoader::new(source)` when merging.
+    TorchPersistentLoader { source }
 }
 
 /// Runs an object pickle with the standard torch persistent loader.

@@ -8,13 +8,6 @@ pub struct TorchPersistentLoader<'a> {
     pub source: &'a mut dyn StorageSource,
 }
 
-// Stub constructor mirroring the pickle branch's `TorchPersistentLoader::new` (take theirs at merge).
-impl<'a> TorchPersistentLoader<'a> {
-    pub fn new(source: &'a mut dyn StorageSource) -> Self {
-        TorchPersistentLoader { source }
-    }
-}
-
 impl PersistentLoad for TorchPersistentLoader<'_> {
     fn persistent_load(&mut self, graph: &mut Graph, pid: Value) -> Result<Value> {
         let _ = (graph, pid);
