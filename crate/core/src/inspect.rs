@@ -497,7 +497,7 @@ mod tests {
             graph: g,
             info: LoadInfo {
                 format: Format::Zip,
-                globals: vec!["collections.OrderedDict".into()],
+                globals: vec!["collections.OrderedDict".into(), "__main__.Net".into()],
                 big_endian: false,
                 pickle_protocol: 2,
                 archive_name: None,
@@ -533,7 +533,7 @@ mod tests {
         assert!(json.contains("\"path\":[\"b\\\"\"]"));
         assert!(json.contains("\"path\":[true,7]"));
         assert!(json
-            .ends_with("],\"globals\":[\"collections.OrderedDict\"],\"weights_only_ok\":false}"));
+            .ends_with("],\"globals\":[\"collections.OrderedDict\",\"__main__.Net\"],\"weights_only_ok\":false}"));
         let no_sha = inspect(&loaded, &InspectOptions { sha256: false }).to_json();
         assert!(!no_sha.contains("sha256"));
     }

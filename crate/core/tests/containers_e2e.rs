@@ -65,6 +65,8 @@ fn zip_info_is_reported() {
         .globals
         .iter()
         .any(|g| g == "collections.OrderedDict"));
+    // A plain state dict is loadable by torch's weights-only unpickler.
+    assert!(inspect(&l, &InspectOptions::default()).weights_only_ok);
 }
 
 /// zip_buffer.pt re-packed with one record changed (None = removed).
