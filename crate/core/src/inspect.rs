@@ -1,1 +1,540 @@
-//! (stub) inspect summaries
+//! A summary of a loaded file: the CLI's `torchsave inspect FILE --json [--sha256]`.
+//!
+//! JSON schema (ARCHITECTURE.md), one object:
+//! `{"format", "tensors": [{"path", "dtype", "shape", "stride", "storage_offset",
+//! "requires_grad"[, "layout"][, "sha256"]}], "globals", "weights_only_ok"}`.
+//!
+//! * `path` walks from the root: dict / OrderedDict keys (a JSON string, number, boolean or
+//!   null as the key was; other keys as their Python-ish text), list / tuple / set indices,
+//!   and for opaque objects the keys of their pickled state (a `(dict, slots)` state walks
+//!   both), their SETITEM'd keys and APPENDed indices. Positional arguments of opaque objects
+//!   are not walked (the schema has no path element for them).
+//! * A tensor reached under several keys (tied weights: `{'a': t, 'b': t}`) is listed at
+//!   EVERY path, because the keys are what `load_state_dict` matches. A container reached
+//!   twice is expanded only the first time, so shared sub-trees (and cycles) cannot blow the
+//!   listing up exponentially; its tensors appear under the first path only.
+//! * `sha256` (only with `InspectOptions::sha256`) is over the tensor's values as a contiguous
+//!   C-order little-endian buffer; quantized tensors hash their integer representation. It is
+//!   `null` where there are no values to hash: meta tensors, and sparse tensors (listed with
+//!   `layout`, `stride`/`storage_offset` null; densifying them is not implemented).
+//! * `weights_only_ok`: every global is allowed by torch's weights-only unpickler by default,
+//!   and the container is not tar (torch refuses tar files under weights_only).
+
+use crate::container::Loaded;
+use crate::pickle::policy::is_allowed_by_default;
+use crate::value::{Format, Graph, Node, Tensor, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// Compute a SHA-256 per tensor (reads every byte).
+    pub sha256: bool,
+}
+
+/// One step of a path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PathKey {
+    Str(String),
+    Int(i64),
+    /// Any other key, already rendered as JSON (`true`, `null`, `1.5`, a big int, or a string
+    /// holding a Python-ish rendering of a tuple key).
+    Json(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorReport {
+    pub path: Vec<PathKey>,
+    /// PyTorch's name without `torch.` (`float32`, `qint8`).
+    pub dtype: String,
+    pub shape: Vec<i64>,
+    /// `None` for sparse tensors.
+    pub stride: Option<Vec<i64>>,
+    /// `None` for sparse tensors.
+    pub storage_offset: Option<i64>,
+    pub requires_grad: bool,
+    /// `sparse_coo`, `sparse_csr`, ... for sparse tensors; `None` for strided ones.
+    pub layout: Option<String>,
+    /// Lower-case hex; `None` when not requested or not computable.
+    pub sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InspectReport {
+    pub format: Format,
+    pub tensors: Vec<TensorReport>,
+    pub globals: Vec<String>,
+    pub weights_only_ok: bool,
+    /// Whether `sha256` was requested (decides whether the key is written).
+    pub with_sha256: bool,
+}
+
+/// Summarises a loaded file.
+pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
+    let graph = &loaded.graph;
+    let mut tensors = Vec::new();
+    let mut expanded: HashSet<usize> = HashSet::new();
+    // Depth-first, children in order: a stack of (value, path), pushed in reverse.
+    let mut stack: Vec<(Value, Vec<PathKey>)> = vec![(graph.root().clone(), Vec::new())];
+    while let Some((value, path)) = stack.pop() {
+        let Value::Ref(id) = value else { continue };
+        let Some(node) = graph.node(id) else { continue };
+        match node {
+            Node::Tensor(t) => tensors.push(tensor_report(graph, t, path, opts.sha256)),
+            Node::SparseTensor(s) => tensors.push(sparse_report(graph, s, path)),
+            _ => {
+                if !expanded.insert(id) {
+                    continue;
+                }
+                let mut children: Vec<(Value, PathKey)> = Vec::new();
+                push_children(graph, node, &mut children);
+                for (v, k) in children.into_iter().rev() {
+                    if matches!(v, Value::Ref(_)) {
+                        let mut p = path.clone();
+                        p.push(k);
+                        stack.push((v, p));
+                    }
+                }
+            }
+        }
+    }
+    let globals = loaded.info.globals.clone();
+    let weights_only_ok =
+        loaded.info.format != Format::Tar && globals.iter().all(|g| is_allowed_by_default(g));
+    InspectReport {
+        format: loaded.info.format,
+        tensors,
+        globals,
+        weights_only_ok,
+        with_sha256: opts.sha256,
+    }
+}
+
+fn index_key(i: usize) -> PathKey {
+    PathKey::Int(i64::try_from(i).unwrap_or(i64::MAX))
+}
+
+fn push_children(graph: &Graph, node: &Node, out: &mut Vec<(Value, PathKey)>) {
+    match node {
+        Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items) => {
+            out.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), index_key(i))),
+            );
+        }
+        Node::Dict(items) | Node::OrderedDict { items, .. } => {
+            out.extend(items.iter().map(|(k, v)| (v.clone(), key_of(graph, k))));
+        }
+        Node::Object(o) => {
+            if let Some(state) = &o.state {
+                push_state(graph, state, out);
+            }
+            out.extend(
+                o.dict_items
+                    .iter()
+                    .map(|(k, v)| (v.clone(), key_of(graph, k))),
+            );
+            out.extend(
+                o.list_items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), index_key(i))),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// An object's state: a dict (its keys), or a `(dict, slots)` tuple (both dicts' keys).
+fn push_state(graph: &Graph, state: &Value, out: &mut Vec<(Value, PathKey)>) {
+    match graph.deref(state) {
+        Some(Node::Dict(items)) | Some(Node::OrderedDict { items, .. }) => {
+            out.extend(items.iter().map(|(k, v)| (v.clone(), key_of(graph, k))));
+        }
+        Some(Node::Tuple(parts)) if parts.len() == 2 => {
+            for p in parts {
+                if let Some(Node::Dict(items)) = graph.deref(p) {
+                    out.extend(items.iter().map(|(k, v)| (v.clone(), key_of(graph, k))));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn key_of(graph: &Graph, k: &Value) -> PathKey {
+    match k {
+        Value::Str(s) => PathKey::Str(s.clone()),
+        Value::Int(i) => PathKey::Int(*i),
+        other => PathKey::Json(scalar_json(graph, other)),
+    }
+}
+
+fn scalar_json(graph: &Graph, v: &Value) -> String {
+    match v {
+        Value::None => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => i.to_string(),
+        Value::Float(f) if f.is_finite() => format!("{f:?}"),
+        other => json_string(&python_text(graph, other, 0)),
+    }
+}
+
+/// A short Python-like rendering of a non-string key (`(1, 'a')`, `b'..'`).
+fn python_text(graph: &Graph, v: &Value, depth: usize) -> String {
+    match v {
+        Value::None => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::BigInt(i) => i.to_string(),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Complex(r, i) => format!("({r:?}+{i:?}j)"),
+        Value::Str(s) => format!("'{s}'"),
+        Value::Bytes(b) => format!("b'{}'", b.escape_ascii()),
+        Value::Ref(_) if depth > 8 => "...".into(),
+        Value::Ref(_) => match graph.deref(v) {
+            Some(Node::Tuple(items)) => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|x| python_text(graph, x, depth + 1))
+                    .collect();
+                if parts.len() == 1 {
+                    format!("({},)", parts.join(""))
+                } else {
+                    format!("({})", parts.join(", "))
+                }
+            }
+            Some(Node::Dtype(d)) => format!("torch.{d}"),
+            Some(Node::Device(d)) => format!("device('{d}')"),
+            Some(Node::Global { module, name }) => format!("{module}.{name}"),
+            _ => "<object>".into(),
+        },
+    }
+}
+
+fn tensor_report(graph: &Graph, t: &Tensor, path: Vec<PathKey>, sha: bool) -> TensorReport {
+    TensorReport {
+        path,
+        dtype: t.dtype.name().to_string(),
+        shape: t.shape.clone(),
+        stride: Some(t.stride.clone()),
+        storage_offset: Some(t.storage_offset),
+        requires_grad: t.requires_grad,
+        layout: None,
+        sha256: if sha { tensor_sha256(graph, t) } else { None },
+    }
+}
+
+fn sparse_report(
+    graph: &Graph,
+    s: &crate::value::SparseTensor,
+    path: Vec<PathKey>,
+) -> TensorReport {
+    // COO: (indices, values, size[, coalesced]); compressed: (compressed, plain, values, size).
+    let (values, size) = if s.layout == "sparse_coo" {
+        (s.args.get(1), s.args.get(2))
+    } else {
+        (s.args.get(2), s.args.get(3))
+    };
+    let dtype = match values.and_then(|v| graph.deref(v)) {
+        Some(Node::Tensor(t)) => t.dtype.name().to_string(),
+        _ => "unknown".to_string(),
+    };
+    let shape = match size.and_then(|v| graph.deref(v)) {
+        Some(Node::Size(d)) => d.clone(),
+        Some(Node::Tuple(items)) | Some(Node::List(items)) => items
+            .iter()
+            .filter_map(|x| {
+                if let Value::Int(i) = x {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    TensorReport {
+        path,
+        dtype,
+        shape,
+        stride: None,
+        storage_offset: None,
+        requires_grad: s.requires_grad,
+        layout: Some(s.layout.clone()),
+        sha256: None,
+    }
+}
+
+/// SHA-256 over the tensor's elements in C order, little-endian; `None` without data or when
+/// the view does not fit its storage (validation normally rules that out).
+pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
+    let storage = graph.storages.get(t.storage?)?;
+    let data = storage.data.as_slice();
+    let es = t.dtype.element_size();
+    let mut h = Sha256::new();
+    if t.shape.iter().all(|&d| d > 0) {
+        let ndim = t.shape.len();
+        let offset = usize::try_from(t.storage_offset).ok()?;
+        // Fast path: C-contiguous (size-1 dims may carry any stride).
+        let mut expect = 1i64;
+        let mut contiguous = true;
+        for (&d, &s) in t.shape.iter().zip(&t.stride).rev() {
+            if d != 1 && s != expect {
+                contiguous = false;
+            }
+            expect = expect.checked_mul(d)?;
+        }
+        if t.stride.len() != ndim {
+            return None;
+        }
+        if contiguous {
+            let n = usize::try_from(t.numel()).ok()?;
+            let start = offset.checked_mul(es)?;
+            h.update(data.get(start..start.checked_add(n.checked_mul(es)?)?)?);
+        } else {
+            let shape: Vec<usize> = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect::<Option<_>>()?;
+            let stride: Vec<isize> = t
+                .stride
+                .iter()
+                .map(|&s| isize::try_from(s).ok())
+                .collect::<Option<_>>()?;
+            let (inner_n, inner_s) = (*shape.last()?, *stride.last()?);
+            let mut idx = vec![0usize; ndim.saturating_sub(1)];
+            'outer: loop {
+                let mut base = offset as isize;
+                for (i, &x) in idx.iter().enumerate() {
+                    base = base.checked_add((x as isize).checked_mul(*stride.get(i)?)?)?;
+                }
+                for j in 0..inner_n {
+                    let e = usize::try_from(base.checked_add((j as isize).checked_mul(inner_s)?)?)
+                        .ok()?;
+                    let start = e.checked_mul(es)?;
+                    h.update(data.get(start..start.checked_add(es)?)?);
+                }
+                // Odometer over the outer dimensions.
+                let mut d = idx.len();
+                loop {
+                    if d == 0 {
+                        break 'outer;
+                    }
+                    d -= 1;
+                    let (Some(x), Some(&lim)) = (idx.get_mut(d), shape.get(d)) else {
+                        return None;
+                    };
+                    *x += 1;
+                    if *x < lim {
+                        break;
+                    }
+                    *x = 0;
+                }
+            }
+        }
+    }
+    let digest = h.finalize();
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    Some(s)
+}
+
+fn json_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_ints(v: &[i64]) -> String {
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+impl InspectReport {
+    /// The `inspect --json` object (compact, keys in schema order).
+    pub fn to_json(&self) -> String {
+        let mut o = String::new();
+        let _ = write!(
+            o,
+            "{{\"format\":{},\"tensors\":[",
+            json_string(self.format.as_str())
+        );
+        for (i, t) in self.tensors.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let path: Vec<String> = t
+                .path
+                .iter()
+                .map(|k| match k {
+                    PathKey::Str(s) => json_string(s),
+                    PathKey::Int(n) => n.to_string(),
+                    PathKey::Json(j) => j.clone(),
+                })
+                .collect();
+            let _ = write!(
+                o,
+                "{{\"path\":[{}],\"dtype\":{},\"shape\":{},\"stride\":{},\"storage_offset\":{},\"requires_grad\":{}",
+                path.join(","),
+                json_string(&t.dtype),
+                json_ints(&t.shape),
+                t.stride.as_deref().map_or("null".to_string(), json_ints),
+                t.storage_offset.map_or("null".to_string(), |x| x.to_string()),
+                t.requires_grad
+            );
+            if let Some(l) = &t.layout {
+                let _ = write!(o, ",\"layout\":{}", json_string(l));
+            }
+            if self.with_sha256 {
+                let _ = write!(
+                    o,
+                    ",\"sha256\":{}",
+                    t.sha256.as_deref().map_or("null".to_string(), json_string)
+                );
+            }
+            o.push('}');
+        }
+        let globals: Vec<String> = self.globals.iter().map(|g| json_string(g)).collect();
+        let _ = write!(
+            o,
+            "],\"globals\":[{}],\"weights_only_ok\":{}}}",
+            globals.join(","),
+            self.weights_only_ok
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::bytes::ByteView;
+    use crate::container::LoadInfo;
+    use crate::dtype::DType;
+    use crate::value::Storage;
+
+    fn tensor(storage: usize, shape: Vec<i64>, stride: Vec<i64>, offset: i64) -> Node {
+        Node::Tensor(Tensor {
+            storage: Some(storage),
+            dtype: DType::Int16,
+            shape,
+            stride,
+            storage_offset: offset,
+            requires_grad: false,
+            is_parameter: false,
+            parameter_state: None,
+            quantizer: None,
+            metadata: None,
+            subclass: None,
+            device: None,
+        })
+    }
+
+    fn sha_hex(b: &[u8]) -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn paths_shared_tensors_and_strided_hash() {
+        let mut g = Graph::new();
+        // int16 values 0..6 as a 2x3 storage.
+        let bytes: Vec<u8> = (0i16..6).flat_map(|x| x.to_le_bytes()).collect();
+        let sid = g.add_storage(Storage {
+            key: "0".into(),
+            dtype: DType::Int16,
+            untyped: false,
+            numel: 6,
+            location: "cpu".into(),
+            data: ByteView::from_vec(bytes),
+        });
+        let t = g.add(tensor(sid, vec![2, 3], vec![3, 1], 0));
+        let tt = g.add(tensor(sid, vec![3, 2], vec![1, 3], 0)); // transpose
+        let list = g.add(Node::List(vec![Value::Int(5), tt.clone()]));
+        let inner = g.add(Node::Dict(vec![(Value::Int(7), t.clone())]));
+        let root = g.add(Node::OrderedDict {
+            items: vec![
+                (Value::Str("a".into()), t.clone()),
+                (Value::Str("b\"".into()), t.clone()),
+                (Value::Str("l".into()), list),
+                (Value::Bool(true), inner.clone()),
+                (Value::Str("again".into()), inner),
+            ],
+            state: None,
+        });
+        g.root = Some(root);
+        let loaded = Loaded {
+            graph: g,
+            info: LoadInfo {
+                format: Format::Zip,
+                globals: vec!["collections.OrderedDict".into(), "__main__.Net".into()],
+                big_endian: false,
+                pickle_protocol: 2,
+                archive_name: None,
+                version: None,
+            },
+        };
+        let r = inspect(&loaded, &InspectOptions { sha256: true });
+        let paths: Vec<_> = r.tensors.iter().map(|t| t.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                vec![PathKey::Str("a".into())],
+                vec![PathKey::Str("b\"".into())],
+                vec![PathKey::Str("l".into()), PathKey::Int(1)],
+                vec![PathKey::Json("true".into()), PathKey::Int(7)],
+            ]
+        );
+        let contiguous: Vec<u8> = (0i16..6).flat_map(|x| x.to_le_bytes()).collect();
+        let transposed: Vec<u8> = [0i16, 3, 1, 4, 2, 5]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            r.tensors[0].sha256.as_deref(),
+            Some(sha_hex(&contiguous).as_str())
+        );
+        assert_eq!(
+            r.tensors[2].sha256.as_deref(),
+            Some(sha_hex(&transposed).as_str())
+        );
+        let json = r.to_json();
+        assert!(json.starts_with("{\"format\":\"zip\",\"tensors\":[{\"path\":[\"a\"],\"dtype\":\"int16\",\"shape\":[2,3],\"stride\":[3,1],\"storage_offset\":0,\"requires_grad\":false,\"sha256\":\""));
+        assert!(json.contains("\"path\":[\"b\\\"\"]"));
+        assert!(json.contains("\"path\":[true,7]"));
+        assert!(json
+            .ends_with("],\"globals\":[\"collections.OrderedDict\",\"__main__.Net\"],\"weights_only_ok\":false}"));
+        let no_sha = inspect(&loaded, &InspectOptions { sha256: false }).to_json();
+        assert!(!no_sha.contains("sha256"));
+    }
+}
