@@ -8,6 +8,9 @@ the Python error on stderr):
   oracle.py save-check FILE        load with weights_only=True; {"ok": true} or
                                    {"ok": false, "error": "<ExceptionType>", "message": "..."}
   oracle.py inspect-json FILE      the `torchsave inspect FILE --json --sha256` schema
+  oracle.py batch                  stdin: a JSON list of argument lists (["describe", F, ...]);
+                                   stdout: a JSON list of {"ok": true, "result": ...} or
+                                   {"ok": false, "error": "..."}: one torch import for many calls
 
 `describe` defaults to --weights-only 1 (torch's own default since 2.6) and no map_location.
 The fixture nn.Module classes (fixture_classes.py) are installed in __main__ first, so whole
@@ -483,8 +486,7 @@ def save_check(path):
         return {"ok": False, "error": type(e).__name__, "message": str(e)}
 
 
-def main(argv):
-    fixture_classes.install_in_main()
+def run_one(argv):
     ap = argparse.ArgumentParser(prog="oracle.py")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("describe")
@@ -496,16 +498,28 @@ def main(argv):
     p = sub.add_parser("inspect-json")
     p.add_argument("file")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "describe":
-            out = describe(args.file, bool(args.weights_only), args.map_location)
-        elif args.cmd == "save-check":
-            out = save_check(args.file)
-        else:
-            out = inspect_json(args.file)
-    except Exception as e:
-        print(f"oracle.py {args.cmd} {args.file}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+    if args.cmd == "describe":
+        return describe(args.file, bool(args.weights_only), args.map_location)
+    if args.cmd == "save-check":
+        return save_check(args.file)
+    return inspect_json(args.file)
+
+
+def main(argv):
+    fixture_classes.install_in_main()
+    if argv[:1] == ["batch"]:
+        out = []
+        for one in json.load(sys.stdin):
+            try:
+                out.append({"ok": True, "result": run_one([str(a) for a in one])})
+            except (Exception, SystemExit) as e:
+                out.append({"ok": False, "error": f"{type(e).__name__}: {e}"})
+    else:
+        try:
+            out = run_one(argv)
+        except Exception as e:
+            print(f"oracle.py {' '.join(argv)}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
     sys.stdout.write(json.dumps(out, ensure_ascii=False))
     sys.stdout.write("\n")
     return 0
