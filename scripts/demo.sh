@@ -3,7 +3,7 @@
 # TypeScript twin of every snippet in the seed notes on saving and loading PyTorch models.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [[ ! -d node_modules ]]; then
+if [[ ! -e node_modules ]]; then
   npm ci --no-audit --no-fund
 fi
 npm run build

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # THE test command (`npm test`, and CI through .ci/run). Every step must pass; nothing is
 # skipped for a missing prerequisite: without the Python oracle the interop tests fail.
-#   npm ci (when node_modules is absent or older than package-lock.json)
+#   npm ci (fresh clone, or package-lock.json changed since this script's last npm ci)
 #   scripts/python-env.sh       torch 2.11 venv (+ Debian torch 1.13) -> TORCHSAVE_PYTHON
 #   cargo fmt --check, cargo clippy -D warnings, cargo test (debug: fast to build, same code)
 #   npm run build               napi addon in release + tsc
@@ -15,10 +15,16 @@ t_all=$SECONDS
 step() { echo; echo "== [$((SECONDS - t_all))s] $*"; }
 
 step "npm dependencies"
-if [[ ! -d node_modules || ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+# `npm ci` on a fresh clone (no node_modules) or when package-lock.json changed since the last
+# `npm ci` made here (stamp). A node_modules this script did not install (a developer's, or a
+# symlink to a shared one) is left alone: npm ci would delete it first.
+lock_hash=$(sha256sum package-lock.json | cut -c1-64)
+stamp=node_modules/.torchsave-npm-ci.sha256
+if [[ ! -e node_modules ]] || { [[ -f $stamp ]] && [[ "$(cat "$stamp")" != "$lock_hash" ]]; }; then
   npm ci --no-audit --no-fund
+  echo "$lock_hash" >"$stamp"
 else
-  echo "node_modules is up to date with package-lock.json"
+  echo "node_modules present; not reinstalling"
 fi
 
 step "python oracle environment"
