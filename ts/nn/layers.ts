@@ -1,0 +1,628 @@
+/**
+ * PyTorch's layers with their parameter names, shapes, default initialisation and pickled
+ * attributes (names, order and Python types as torch 2.11's `__init__` leaves `__dict__`).
+ * Every class here pickles under torch's real module path, so Python rebuilds it.
+ */
+import type { DType } from '../dtype';
+import { Parameter, type Tensor, empty, ones, zeros } from '../tensor';
+import * as init from './init';
+import { Module, type PyAttrSpec, nnError, zeroLong } from './module';
+import { PyTuple } from '../values';
+
+export interface FactoryOpts {
+  dtype?: DType;
+}
+
+function param(shape: number[], opts: FactoryOpts = {}): Parameter {
+  return new Parameter(empty(shape, { dtype: opts.dtype ?? 'float32' }));
+}
+
+function ntuple(v: number | readonly number[], n: number, what: string): number[] {
+  if (typeof v === 'number') return new Array<number>(n).fill(v);
+  if (v.length !== n) throw nnError('E_INVALID_ARGUMENT', `${what} must have ${n} elements, got ${v.length}`);
+  return [...v];
+}
+
+const tupleStr = (a: readonly unknown[]): string => `(${a.join(', ')}${a.length === 1 ? ',' : ''})`;
+
+// ---------------------------------------------------------------- linear
+
+export class Identity extends Module {
+  static override pyModule = 'torch.nn.modules.linear';
+  static override pyName = 'Identity';
+  constructor(..._args: unknown[]) {
+    super();
+  }
+}
+
+export class Linear extends Module {
+  static override pyModule = 'torch.nn.modules.linear';
+  static override pyName = 'Linear';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'in_features', js: 'inFeatures', kind: 'int' },
+    { py: 'out_features', js: 'outFeatures', kind: 'int' },
+  ];
+  declare inFeatures: number;
+  declare outFeatures: number;
+  declare weight: Parameter;
+  declare bias: Parameter | null;
+  constructor(inFeatures: number, outFeatures: number, opts: { bias?: boolean } & FactoryOpts = {}) {
+    super();
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.weight = param([outFeatures, inFeatures], opts);
+    if (opts.bias ?? true) this.bias = param([outFeatures], opts);
+    else this.registerParameter('bias', null);
+    this.resetParameters();
+  }
+  resetParameters(): void {
+    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    if (this.bias) {
+      const [fanIn] = init.calculateFanInAndFanOut(this.weight);
+      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+      init.uniform_(this.bias, -bound, bound);
+    }
+  }
+  override extraRepr(): string {
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
+  }
+}
+
+export class Bilinear extends Module {
+  static override pyModule = 'torch.nn.modules.linear';
+  static override pyName = 'Bilinear';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'in1_features', js: 'in1Features', kind: 'int' },
+    { py: 'in2_features', js: 'in2Features', kind: 'int' },
+    { py: 'out_features', js: 'outFeatures', kind: 'int' },
+  ];
+  declare in1Features: number;
+  declare in2Features: number;
+  declare outFeatures: number;
+  declare weight: Parameter;
+  declare bias: Parameter | null;
+  constructor(in1Features: number, in2Features: number, outFeatures: number, opts: { bias?: boolean } & FactoryOpts = {}) {
+    super();
+    this.in1Features = in1Features;
+    this.in2Features = in2Features;
+    this.outFeatures = outFeatures;
+    this.weight = param([outFeatures, in1Features, in2Features], opts);
+    if (opts.bias ?? true) this.bias = param([outFeatures], opts);
+    else this.registerParameter('bias', null);
+    const bound = 1 / Math.sqrt(in1Features);
+    init.uniform_(this.weight, -bound, bound);
+    if (this.bias) init.uniform_(this.bias, -bound, bound);
+  }
+}
+
+// ---------------------------------------------------------------- convolution
+
+export interface ConvOptions extends FactoryOpts {
+  stride?: number | number[];
+  padding?: number | number[] | 'same' | 'valid';
+  dilation?: number | number[];
+  groups?: number;
+  bias?: boolean;
+  paddingMode?: 'zeros' | 'reflect' | 'replicate' | 'circular';
+}
+
+export interface ConvTransposeOptions extends Omit<ConvOptions, 'padding'> {
+  padding?: number | number[];
+  outputPadding?: number | number[];
+}
+
+/** `_ConvNd`: the attributes and parameters shared by every convolution. */
+export abstract class ConvNd extends Module {
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'in_channels', js: 'inChannels', kind: 'int' },
+    { py: 'out_channels', js: 'outChannels', kind: 'int' },
+    { py: 'kernel_size', js: 'kernelSize', kind: 'tuple' },
+    { py: 'stride', js: 'stride', kind: 'tuple' },
+    { py: 'padding', js: 'padding', kind: 'intOrTuple' },
+    { py: 'dilation', js: 'dilation', kind: 'tuple' },
+    { py: 'transposed', js: 'transposed', kind: 'bool' },
+    { py: 'output_padding', js: 'outputPadding', kind: 'tuple' },
+    { py: 'groups', js: 'groups', kind: 'int' },
+    { py: 'padding_mode', js: 'paddingMode', kind: 'str' },
+    { py: '_reversed_padding_repeated_twice', kind: 'raw', get: (m) => (m as ConvNd).reversedPaddingRepeatedTwice() },
+  ];
+  declare inChannels: number;
+  declare outChannels: number;
+  declare kernelSize: number[];
+  declare stride: number[];
+  declare padding: number[] | 'same' | 'valid';
+  declare dilation: number[];
+  declare transposed: boolean;
+  declare outputPadding: number[];
+  declare groups: number;
+  declare paddingMode: string;
+  declare weight: Parameter;
+  declare bias: Parameter | null;
+
+  protected setupConv(
+    n: number,
+    inChannels: number,
+    outChannels: number,
+    kernelSize: number | number[],
+    transposed: boolean,
+    opts: ConvOptions & { outputPadding?: number | number[] },
+  ): void {
+    const groups = opts.groups ?? 1;
+    if (groups <= 0) throw nnError('E_INVALID_ARGUMENT', 'groups must be a positive integer');
+    if (inChannels % groups !== 0) throw nnError('E_INVALID_ARGUMENT', 'in_channels must be divisible by groups');
+    if (outChannels % groups !== 0) throw nnError('E_INVALID_ARGUMENT', 'out_channels must be divisible by groups');
+    const stride = ntuple(opts.stride ?? 1, n, 'stride');
+    const padding = opts.padding ?? 0;
+    if (typeof padding === 'string') {
+      if (padding !== 'same' && padding !== 'valid') {
+        throw nnError('E_INVALID_ARGUMENT', `Invalid padding string '${padding}', should be one of ['valid', 'same']`);
+      }
+      if (padding === 'same' && stride.some((s) => s !== 1)) {
+        throw nnError('E_INVALID_ARGUMENT', "padding='same' is not supported for strided convolutions");
+      }
+    }
+    this.inChannels = inChannels;
+    this.outChannels = outChannels;
+    this.kernelSize = ntuple(kernelSize, n, 'kernel_size');
+    this.stride = stride;
+    this.padding = typeof padding === 'string' ? padding : ntuple(padding, n, 'padding');
+    this.dilation = ntuple(opts.dilation ?? 1, n, 'dilation');
+    this.transposed = transposed;
+    this.outputPadding = ntuple(opts.outputPadding ?? 0, n, 'output_padding');
+    this.groups = groups;
+    this.paddingMode = opts.paddingMode ?? 'zeros';
+    const wShape = transposed
+      ? [inChannels, outChannels / groups, ...this.kernelSize]
+      : [outChannels, inChannels / groups, ...this.kernelSize];
+    this.weight = param(wShape, opts);
+    if (opts.bias ?? true) this.bias = param([outChannels], opts);
+    else this.registerParameter('bias', null);
+    this.resetParameters();
+  }
+
+  /** Python keeps a tuple for numeric padding and a list for 'same'/'valid'. */
+  reversedPaddingRepeatedTwice(): unknown {
+    const n = this.kernelSize.length;
+    if (typeof this.padding === 'string') {
+      const out = new Array<number>(2 * n).fill(0);
+      if (this.padding === 'same') {
+        for (let d = 0; d < n; d++) {
+          const i = n - 1 - d;
+          const total = this.dilation[d]! * (this.kernelSize[d]! - 1);
+          const left = Math.floor(total / 2);
+          out[2 * i] = left;
+          out[2 * i + 1] = total - left;
+        }
+      }
+      return out;
+    }
+    const out = new PyTuple<number>();
+    for (let d = n - 1; d >= 0; d--) out.push(this.padding[d]!, this.padding[d]!);
+    return out;
+  }
+
+  resetParameters(): void {
+    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    if (this.bias) {
+      const [fanIn] = init.calculateFanInAndFanOut(this.weight);
+      if (fanIn !== 0) {
+        const bound = 1 / Math.sqrt(fanIn);
+        init.uniform_(this.bias, -bound, bound);
+      }
+    }
+  }
+
+  override extraRepr(): string {
+    let s = `${this.inChannels}, ${this.outChannels}, kernel_size=${tupleStr(this.kernelSize)}, stride=${tupleStr(this.stride)}`;
+    const p = this.padding;
+    if (typeof p === 'string') s += `, padding=${p}`;
+    else if (p.some((x) => x !== 0)) s += `, padding=${tupleStr(p)}`;
+    if (this.dilation.some((x) => x !== 1)) s += `, dilation=${tupleStr(this.dilation)}`;
+    if (this.outputPadding.some((x) => x !== 0)) s += `, output_padding=${tupleStr(this.outputPadding)}`;
+    if (this.groups !== 1) s += `, groups=${this.groups}`;
+    if (!this.bias) s += ', bias=False';
+    if (this.paddingMode !== 'zeros') s += `, padding_mode=${this.paddingMode}`;
+    return s;
+  }
+}
+
+export class Conv1d extends ConvNd {
+  static override pyModule = 'torch.nn.modules.conv';
+  static override pyName = 'Conv1d';
+  constructor(inChannels: number, outChannels: number, kernelSize: number | number[], opts: ConvOptions = {}) {
+    super();
+    this.setupConv(1, inChannels, outChannels, kernelSize, false, opts);
+  }
+}
+export class Conv2d extends ConvNd {
+  static override pyModule = 'torch.nn.modules.conv';
+  static override pyName = 'Conv2d';
+  constructor(inChannels: number, outChannels: number, kernelSize: number | number[], opts: ConvOptions = {}) {
+    super();
+    this.setupConv(2, inChannels, outChannels, kernelSize, false, opts);
+  }
+}
+export class Conv3d extends ConvNd {
+  static override pyModule = 'torch.nn.modules.conv';
+  static override pyName = 'Conv3d';
+  constructor(inChannels: number, outChannels: number, kernelSize: number | number[], opts: ConvOptions = {}) {
+    super();
+    this.setupConv(3, inChannels, outChannels, kernelSize, false, opts);
+  }
+}
+export class ConvTranspose2d extends ConvNd {
+  static override pyModule = 'torch.nn.modules.conv';
+  static override pyName = 'ConvTranspose2d';
+  constructor(inChannels: number, outChannels: number, kernelSize: number | number[], opts: ConvTransposeOptions = {}) {
+    super();
+    this.setupConv(2, inChannels, outChannels, kernelSize, true, opts);
+  }
+}
+
+// ---------------------------------------------------------------- pooling
+
+export class MaxPool2d extends Module {
+  static override pyModule = 'torch.nn.modules.pooling';
+  static override pyName = 'MaxPool2d';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'kernel_size', js: 'kernelSize', kind: 'intOrTuple' },
+    { py: 'stride', js: 'stride', kind: 'intOrTuple' },
+    { py: 'padding', js: 'padding', kind: 'intOrTuple' },
+    { py: 'dilation', js: 'dilation', kind: 'intOrTuple' },
+    { py: 'return_indices', js: 'returnIndices', kind: 'bool' },
+    { py: 'ceil_mode', js: 'ceilMode', kind: 'bool' },
+  ];
+  declare kernelSize: number | number[];
+  declare stride: number | number[];
+  declare padding: number | number[];
+  declare dilation: number | number[];
+  declare returnIndices: boolean;
+  declare ceilMode: boolean;
+  constructor(
+    kernelSize: number | number[],
+    stride?: number | number[] | null,
+    opts: { padding?: number | number[]; dilation?: number | number[]; returnIndices?: boolean; ceilMode?: boolean } = {},
+  ) {
+    super();
+    this.kernelSize = kernelSize;
+    this.stride = stride ?? kernelSize;
+    this.padding = opts.padding ?? 0;
+    this.dilation = opts.dilation ?? 1;
+    this.returnIndices = opts.returnIndices ?? false;
+    this.ceilMode = opts.ceilMode ?? false;
+  }
+  override extraRepr(): string {
+    const f = (v: number | number[]): string => (Array.isArray(v) ? tupleStr(v) : String(v));
+    return `kernel_size=${f(this.kernelSize)}, stride=${f(this.stride)}, padding=${f(this.padding)}, dilation=${f(this.dilation)}, ceil_mode=${this.ceilMode ? 'True' : 'False'}`;
+  }
+}
+
+export class AvgPool2d extends Module {
+  static override pyModule = 'torch.nn.modules.pooling';
+  static override pyName = 'AvgPool2d';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'kernel_size', js: 'kernelSize', kind: 'intOrTuple' },
+    { py: 'stride', js: 'stride', kind: 'intOrTuple' },
+    { py: 'padding', js: 'padding', kind: 'intOrTuple' },
+    { py: 'ceil_mode', js: 'ceilMode', kind: 'bool' },
+    { py: 'count_include_pad', js: 'countIncludePad', kind: 'bool' },
+    { py: 'divisor_override', js: 'divisorOverride', kind: 'raw' },
+  ];
+  declare kernelSize: number | number[];
+  declare stride: number | number[];
+  declare padding: number | number[];
+  declare ceilMode: boolean;
+  declare countIncludePad: boolean;
+  declare divisorOverride: number | null;
+  constructor(
+    kernelSize: number | number[],
+    stride?: number | number[] | null,
+    opts: { padding?: number | number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null } = {},
+  ) {
+    super();
+    this.kernelSize = kernelSize;
+    this.stride = stride ?? kernelSize;
+    this.padding = opts.padding ?? 0;
+    this.ceilMode = opts.ceilMode ?? false;
+    this.countIncludePad = opts.countIncludePad ?? true;
+    this.divisorOverride = opts.divisorOverride ?? null;
+  }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  static override pyModule = 'torch.nn.modules.pooling';
+  static override pyName = 'AdaptiveAvgPool2d';
+  static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'output_size', js: 'outputSize', kind: 'intOrTuple' }];
+  declare outputSize: number | (number | null)[];
+  constructor(outputSize: number | (number | null)[]) {
+    super();
+    this.outputSize = outputSize;
+  }
+}
+
+// ---------------------------------------------------------------- normalisation
+
+export interface BatchNormOptions extends FactoryOpts {
+  eps?: number;
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
+
+/** `_NormBase` / `_BatchNorm`: running stats buffers, `_version` 2 and its migration. */
+export abstract class BatchNormBase extends Module {
+  static override _version = 2;
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'num_features', js: 'numFeatures', kind: 'int' },
+    { py: 'eps', js: 'eps', kind: 'float' },
+    { py: 'momentum', js: 'momentum', kind: 'floatOrNone' },
+    { py: 'affine', js: 'affine', kind: 'bool' },
+    { py: 'track_running_stats', js: 'trackRunningStats', kind: 'bool' },
+  ];
+  declare numFeatures: number;
+  declare eps: number;
+  declare momentum: number | null;
+  declare affine: boolean;
+  declare trackRunningStats: boolean;
+  declare weight: Parameter | null;
+  declare bias: Parameter | null;
+  declare running_mean: Tensor | null;
+  declare running_var: Tensor | null;
+  declare num_batches_tracked: Tensor | null;
+
+  constructor(numFeatures: number, opts: BatchNormOptions = {}) {
+    super();
+    this.numFeatures = numFeatures;
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
+    this.affine = opts.affine ?? true;
+    this.trackRunningStats = opts.trackRunningStats ?? true;
+    const dtype = opts.dtype ?? 'float32';
+    if (this.affine) {
+      this.weight = new Parameter(ones([numFeatures], { dtype }));
+      this.bias = new Parameter(zeros([numFeatures], { dtype }));
+    } else {
+      this.registerParameter('weight', null);
+      this.registerParameter('bias', null);
+    }
+    if (this.trackRunningStats) {
+      this.registerBuffer('running_mean', zeros([numFeatures], { dtype }));
+      this.registerBuffer('running_var', ones([numFeatures], { dtype }));
+      this.registerBuffer('num_batches_tracked', zeroLong());
+    } else {
+      this.registerBuffer('running_mean', null);
+      this.registerBuffer('running_var', null);
+      this.registerBuffer('num_batches_tracked', null);
+    }
+  }
+
+  protected override _loadFromStateDict(
+    stateDict: Map<string, unknown>,
+    prefix: string,
+    localMetadata: Map<string, unknown>,
+    strict: boolean,
+    missingKeys: string[],
+    unexpectedKeys: string[],
+    errorMsgs: string[],
+  ): void {
+    const version = localMetadata.get('version');
+    // Version 2 (torch 0.4.1) added num_batches_tracked; older files get the current value or 0.
+    if ((version === undefined || version === null || Number(version) < 2) && this.trackRunningStats) {
+      const key = prefix + 'num_batches_tracked';
+      if (!stateDict.has(key)) stateDict.set(key, this.num_batches_tracked ?? zeroLong());
+    }
+    super._loadFromStateDict(stateDict, prefix, localMetadata, strict, missingKeys, unexpectedKeys, errorMsgs);
+  }
+
+  override extraRepr(): string {
+    return `${this.numFeatures}, eps=${this.eps}, momentum=${this.momentum ?? 'None'}, affine=${this.affine ? 'True' : 'False'}, track_running_stats=${this.trackRunningStats ? 'True' : 'False'}`;
+  }
+}
+
+export class BatchNorm1d extends BatchNormBase {
+  static override pyModule = 'torch.nn.modules.batchnorm';
+  static override pyName = 'BatchNorm1d';
+}
+export class BatchNorm2d extends BatchNormBase {
+  static override pyModule = 'torch.nn.modules.batchnorm';
+  static override pyName = 'BatchNorm2d';
+}
+export class BatchNorm3d extends BatchNormBase {
+  static override pyModule = 'torch.nn.modules.batchnorm';
+  static override pyName = 'BatchNorm3d';
+}
+
+export class LayerNorm extends Module {
+  static override pyModule = 'torch.nn.modules.normalization';
+  static override pyName = 'LayerNorm';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'normalized_shape', js: 'normalizedShape', kind: 'tuple' },
+    { py: 'eps', js: 'eps', kind: 'float' },
+    { py: 'elementwise_affine', js: 'elementwiseAffine', kind: 'bool' },
+  ];
+  declare normalizedShape: number[];
+  declare eps: number;
+  declare elementwiseAffine: boolean;
+  declare weight: Parameter | null;
+  declare bias: Parameter | null;
+  constructor(normalizedShape: number | number[], opts: { eps?: number; elementwiseAffine?: boolean; bias?: boolean } & FactoryOpts = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+    this.eps = opts.eps ?? 1e-5;
+    this.elementwiseAffine = opts.elementwiseAffine ?? true;
+    const dtype = opts.dtype ?? 'float32';
+    if (this.elementwiseAffine) {
+      this.weight = new Parameter(ones(this.normalizedShape, { dtype }));
+      if (opts.bias ?? true) this.bias = new Parameter(zeros(this.normalizedShape, { dtype }));
+      else this.registerParameter('bias', null);
+    } else {
+      this.registerParameter('weight', null);
+      this.registerParameter('bias', null);
+    }
+  }
+}
+
+export class GroupNorm extends Module {
+  static override pyModule = 'torch.nn.modules.normalization';
+  static override pyName = 'GroupNorm';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'num_groups', js: 'numGroups', kind: 'int' },
+    { py: 'num_channels', js: 'numChannels', kind: 'int' },
+    { py: 'eps', js: 'eps', kind: 'float' },
+    { py: 'affine', js: 'affine', kind: 'bool' },
+  ];
+  declare numGroups: number;
+  declare numChannels: number;
+  declare eps: number;
+  declare affine: boolean;
+  declare weight: Parameter | null;
+  declare bias: Parameter | null;
+  constructor(numGroups: number, numChannels: number, opts: { eps?: number; affine?: boolean } & FactoryOpts = {}) {
+    super();
+    if (numChannels % numGroups !== 0) throw nnError('E_INVALID_ARGUMENT', 'num_channels must be divisible by num_groups');
+    this.numGroups = numGroups;
+    this.numChannels = numChannels;
+    this.eps = opts.eps ?? 1e-5;
+    this.affine = opts.affine ?? true;
+    const dtype = opts.dtype ?? 'float32';
+    if (this.affine) {
+      this.weight = new Parameter(ones([numChannels], { dtype }));
+      this.bias = new Parameter(zeros([numChannels], { dtype }));
+    } else {
+      this.registerParameter('weight', null);
+      this.registerParameter('bias', null);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- embedding
+
+export class Embedding extends Module {
+  static override pyModule = 'torch.nn.modules.sparse';
+  static override pyName = 'Embedding';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'num_embeddings', js: 'numEmbeddings', kind: 'int' },
+    { py: 'embedding_dim', js: 'embeddingDim', kind: 'int' },
+    { py: 'padding_idx', js: 'paddingIdx', kind: 'raw' },
+    { py: 'max_norm', js: 'maxNorm', kind: 'floatOrNone' },
+    { py: 'norm_type', js: 'normType', kind: 'float' },
+    { py: 'scale_grad_by_freq', js: 'scaleGradByFreq', kind: 'bool' },
+    { py: 'sparse', js: 'sparse', kind: 'bool' },
+  ];
+  declare numEmbeddings: number;
+  declare embeddingDim: number;
+  declare paddingIdx: number | null;
+  declare maxNorm: number | null;
+  declare normType: number;
+  declare scaleGradByFreq: boolean;
+  declare sparse: boolean;
+  declare weight: Parameter;
+  constructor(
+    numEmbeddings: number,
+    embeddingDim: number,
+    opts: { paddingIdx?: number | null; maxNorm?: number | null; normType?: number; scaleGradByFreq?: boolean; sparse?: boolean } & FactoryOpts = {},
+  ) {
+    super();
+    let pad = opts.paddingIdx ?? null;
+    if (pad !== null) {
+      if (pad >= numEmbeddings || pad < -numEmbeddings) throw nnError('E_INVALID_ARGUMENT', 'Padding_idx must be within num_embeddings');
+      if (pad < 0) pad += numEmbeddings;
+    }
+    this.numEmbeddings = numEmbeddings;
+    this.embeddingDim = embeddingDim;
+    this.paddingIdx = pad;
+    this.maxNorm = opts.maxNorm ?? null;
+    this.normType = opts.normType ?? 2;
+    this.scaleGradByFreq = opts.scaleGradByFreq ?? false;
+    this.sparse = opts.sparse ?? false;
+    this.weight = param([numEmbeddings, embeddingDim], opts);
+    init.normal_(this.weight);
+    if (pad !== null) {
+      const a = this.weight.typedArray();
+      if (a instanceof Float32Array || a instanceof Float64Array) {
+        a.fill(0, pad * embeddingDim, (pad + 1) * embeddingDim);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dropout, activations, shape
+
+export class Dropout extends Module {
+  static override pyModule = 'torch.nn.modules.dropout';
+  static override pyName = 'Dropout';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'p', js: 'p', kind: 'float' },
+    { py: 'inplace', js: 'inplace', kind: 'bool' },
+  ];
+  declare p: number;
+  declare inplace: boolean;
+  constructor(p = 0.5, inplace = false) {
+    super();
+    if (p < 0 || p > 1) throw nnError('E_INVALID_ARGUMENT', `dropout probability has to be between 0 and 1, but got ${p}`);
+    this.p = p;
+    this.inplace = inplace;
+  }
+  override extraRepr(): string {
+    return `p=${Number.isInteger(this.p) ? this.p.toFixed(1) : this.p}, inplace=${this.inplace ? 'True' : 'False'}`;
+  }
+}
+
+export class ReLU extends Module {
+  static override pyModule = 'torch.nn.modules.activation';
+  static override pyName = 'ReLU';
+  static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'inplace', js: 'inplace', kind: 'bool' }];
+  declare inplace: boolean;
+  constructor(inplace = false) {
+    super();
+    this.inplace = inplace;
+  }
+}
+
+export class GELU extends Module {
+  static override pyModule = 'torch.nn.modules.activation';
+  static override pyName = 'GELU';
+  static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'approximate', js: 'approximate', kind: 'str' }];
+  declare approximate: 'none' | 'tanh';
+  constructor(approximate: 'none' | 'tanh' = 'none') {
+    super();
+    this.approximate = approximate;
+  }
+}
+
+export class Sigmoid extends Module {
+  static override pyModule = 'torch.nn.modules.activation';
+  static override pyName = 'Sigmoid';
+}
+
+export class Tanh extends Module {
+  static override pyModule = 'torch.nn.modules.activation';
+  static override pyName = 'Tanh';
+}
+
+export class Softmax extends Module {
+  static override pyModule = 'torch.nn.modules.activation';
+  static override pyName = 'Softmax';
+  static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'dim', js: 'dim', kind: 'raw' }];
+  declare dim: number | null;
+  constructor(dim: number | null = null) {
+    super();
+    this.dim = dim;
+  }
+}
+
+export class Flatten extends Module {
+  static override pyModule = 'torch.nn.modules.flatten';
+  static override pyName = 'Flatten';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'start_dim', js: 'startDim', kind: 'int' },
+    { py: 'end_dim', js: 'endDim', kind: 'int' },
+  ];
+  declare startDim: number;
+  declare endDim: number;
+  constructor(startDim = 1, endDim = -1) {
+    super();
+    this.startDim = startDim;
+    this.endDim = endDim;
+  }
+}

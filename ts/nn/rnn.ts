@@ -1,0 +1,139 @@
+/**
+ * `LSTM` / `GRU`: torch's flat weight names (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
+ * `bias_hh_l0`, `_reverse` for the backward direction, `weight_hr_l0` with `projSize`) and the
+ * pickled attributes `RNNBase.__setstate__` relies on (`_flat_weights_names`, `_all_weights`,
+ * `_flat_weights`; `__getstate__` drops `_flat_weight_refs`, so we never write it).
+ */
+import { Parameter, empty } from '../tensor';
+import * as init from './init';
+import { Module, type PyAttrSpec, nnError } from './module';
+import type { FactoryOpts } from './layers';
+
+export interface RNNOptions extends FactoryOpts {
+  numLayers?: number;
+  bias?: boolean;
+  batchFirst?: boolean;
+  dropout?: number;
+  bidirectional?: boolean;
+  projSize?: number;
+}
+
+export abstract class RNNBase extends Module {
+  static override pyModule = 'torch.nn.modules.rnn';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'mode', js: 'mode', kind: 'str' },
+    { py: 'input_size', js: 'inputSize', kind: 'int' },
+    { py: 'hidden_size', js: 'hiddenSize', kind: 'int' },
+    { py: 'num_layers', js: 'numLayers', kind: 'int' },
+    { py: 'bias', js: 'bias', kind: 'bool' },
+    { py: 'batch_first', js: 'batchFirst', kind: 'bool' },
+    { py: 'dropout', js: 'dropout', kind: 'float' },
+    { py: 'bidirectional', js: 'bidirectional', kind: 'bool' },
+    { py: 'proj_size', js: 'projSize', kind: 'int' },
+    { py: '_flat_weights_names', js: 'flatWeightsNames', kind: 'raw' },
+    { py: '_all_weights', js: 'allWeights', kind: 'raw' },
+    { py: '_flat_weights', kind: 'raw', get: (m) => (m as RNNBase).flatWeights() },
+  ];
+  declare mode: string;
+  declare inputSize: number;
+  declare hiddenSize: number;
+  declare numLayers: number;
+  declare bias: boolean;
+  declare batchFirst: boolean;
+  declare dropout: number;
+  declare bidirectional: boolean;
+  declare projSize: number;
+  declare flatWeightsNames: string[];
+  declare allWeights: string[][];
+
+  protected setupRnn(mode: string, gateSize: number, inputSize: number, hiddenSize: number, opts: RNNOptions): void {
+    const numLayers = opts.numLayers ?? 1;
+    const projSize = opts.projSize ?? 0;
+    const dropout = opts.dropout ?? 0;
+    if (dropout < 0 || dropout > 1) throw nnError('E_INVALID_ARGUMENT', 'dropout should be a number in range [0, 1] representing the probability of an element being zeroed');
+    if (hiddenSize <= 0) throw nnError('E_INVALID_ARGUMENT', 'hidden_size must be greater than zero');
+    if (numLayers <= 0) throw nnError('E_INVALID_ARGUMENT', 'num_layers must be greater than zero');
+    if (projSize < 0) throw nnError('E_INVALID_ARGUMENT', 'proj_size should be a positive integer or zero to disable projections');
+    if (projSize >= hiddenSize) throw nnError('E_INVALID_ARGUMENT', 'proj_size has to be smaller than hidden_size');
+    if (projSize > 0 && mode !== 'LSTM') throw nnError('E_INVALID_ARGUMENT', 'proj_size argument is only supported for LSTM, not RNN or GRU');
+    this.mode = mode;
+    this.inputSize = inputSize;
+    this.hiddenSize = hiddenSize;
+    this.numLayers = numLayers;
+    this.bias = opts.bias ?? true;
+    this.batchFirst = opts.batchFirst ?? false;
+    this.dropout = dropout;
+    this.bidirectional = opts.bidirectional ?? false;
+    this.projSize = projSize;
+    const dirs = this.bidirectional ? 2 : 1;
+    const realHidden = projSize > 0 ? projSize : hiddenSize;
+    const dtype = opts.dtype ?? 'float32';
+    const flat: string[] = [];
+    const all: string[][] = [];
+    for (let layer = 0; layer < numLayers; layer++) {
+      for (let d = 0; d < dirs; d++) {
+        const layerIn = layer === 0 ? inputSize : realHidden * dirs;
+        const sfx = d === 1 ? '_reverse' : '';
+        const p: [string, number[]][] = [
+          [`weight_ih_l${layer}${sfx}`, [gateSize, layerIn]],
+          [`weight_hh_l${layer}${sfx}`, [gateSize, realHidden]],
+        ];
+        if (this.bias) p.push([`bias_ih_l${layer}${sfx}`, [gateSize]], [`bias_hh_l${layer}${sfx}`, [gateSize]]);
+        if (projSize > 0) p.push([`weight_hr_l${layer}${sfx}`, [projSize, hiddenSize]]);
+        for (const [name, shape] of p) this.registerParameter(name, new Parameter(empty(shape, { dtype })));
+        const names = p.map(([n]) => n);
+        flat.push(...names);
+        all.push(names);
+      }
+    }
+    this.flatWeightsNames = flat;
+    this.allWeights = all;
+    this.resetParameters();
+  }
+
+  /** The parameters in `_flat_weights_names` order (None where missing), as Python pickles them. */
+  flatWeights(): (Parameter | null)[] {
+    const params = (this as unknown as { _parameters: Map<string, Parameter | null> })._parameters;
+    return (this.flatWeightsNames ?? []).map((n) => params.get(n) ?? null);
+  }
+
+  resetParameters(): void {
+    const stdv = this.hiddenSize > 0 ? 1 / Math.sqrt(this.hiddenSize) : 0;
+    for (const w of this.parameters()) init.uniform_(w, -stdv, stdv);
+  }
+
+  protected override _afterPyLoad(): void {
+    const self = this as unknown as Record<string, unknown>;
+    // Files from torch < 1.8 have no proj_size; RNNBase.__setstate__ sets it to 0.
+    if (self.projSize === undefined) this.projSize = 0;
+  }
+
+  override extraRepr(): string {
+    let s = `${this.inputSize}, ${this.hiddenSize}`;
+    if (this.projSize !== 0) s += `, proj_size=${this.projSize}`;
+    if (this.numLayers !== 1) s += `, num_layers=${this.numLayers}`;
+    if (!this.bias) s += ', bias=False';
+    if (this.batchFirst) s += ', batch_first=True';
+    if (this.dropout !== 0) s += `, dropout=${this.dropout}`;
+    if (this.bidirectional) s += ', bidirectional=True';
+    return s;
+  }
+}
+
+export class LSTM extends RNNBase {
+  static override pyModule = 'torch.nn.modules.rnn';
+  static override pyName = 'LSTM';
+  constructor(inputSize: number, hiddenSize: number, opts: RNNOptions = {}) {
+    super();
+    this.setupRnn('LSTM', 4 * hiddenSize, inputSize, hiddenSize, opts);
+  }
+}
+
+export class GRU extends RNNBase {
+  static override pyModule = 'torch.nn.modules.rnn';
+  static override pyName = 'GRU';
+  constructor(inputSize: number, hiddenSize: number, opts: RNNOptions = {}) {
+    super();
+    this.setupRnn('GRU', 3 * hiddenSize, inputSize, hiddenSize, opts);
+  }
+}

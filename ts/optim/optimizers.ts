@@ -1,0 +1,259 @@
+/**
+ * SGD, Adam, AdamW, RMSprop, Adagrad: torch 2.11's defaults (key order = `defaults` dict order),
+ * validation messages, construction-time state and `__setstate__` back-fill for old files.
+ * Options may be camelCase (`weightDecay`) or PyTorch's names (`weight_decay`).
+ */
+import { Tensor, full, tensor } from '../tensor';
+import { PyTuple } from '../values';
+import { Optimizer, type ParamGroup, type ParamsInput, num, optimError, toPyKey } from './optimizer';
+
+type Opts = Record<string, unknown>;
+
+function merge(defaults: [string, unknown][], opts: Opts): Map<string, unknown> {
+  const given = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(opts)) given.set(toPyKey(k), v);
+  const out = new Map<string, unknown>();
+  for (const [k, v] of defaults) out.set(k, given.has(k) ? given.get(k) : v);
+  for (const k of given.keys()) {
+    if (!out.has(k)) throw optimError('E_INVALID_ARGUMENT', `unexpected optimizer option '${k}'`);
+  }
+  if (Array.isArray(out.get('betas')) && !(out.get('betas') instanceof PyTuple)) out.set('betas', PyTuple.fromItems(out.get('betas') as unknown[]));
+  return out;
+}
+
+function check(ok: boolean, msg: string): void {
+  if (!ok) throw optimError('E_INVALID_ARGUMENT', msg);
+}
+
+function fmt(v: unknown): string {
+  return String(num(v));
+}
+
+function setdefault(g: ParamGroup, k: string, v: unknown): void {
+  if (!(k in g)) g[k] = v;
+}
+
+export interface SGDOptions {
+  lr?: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+  maximize?: boolean;
+  foreach?: boolean | null;
+  differentiable?: boolean;
+  fused?: boolean | null;
+  [k: string]: unknown;
+}
+
+export class SGD extends Optimizer {
+  constructor(params: ParamsInput, opts: SGDOptions = {}) {
+    const d = merge(
+      [
+        ['lr', 1e-3],
+        ['momentum', 0],
+        ['dampening', 0],
+        ['weight_decay', 0],
+        ['nesterov', false],
+        ['maximize', false],
+        ['foreach', null],
+        ['differentiable', false],
+        ['fused', null],
+      ],
+      opts,
+    );
+    check(num(d.get('lr')) >= 0, `Invalid learning rate: ${fmt(d.get('lr'))}`);
+    check(num(d.get('momentum')) >= 0, `Invalid momentum value: ${fmt(d.get('momentum'))}`);
+    check(num(d.get('weight_decay')) >= 0, `Invalid weight_decay value: ${fmt(d.get('weight_decay'))}`);
+    check(!(d.get('nesterov') && (num(d.get('momentum')) <= 0 || num(d.get('dampening')) !== 0)), 'Nesterov momentum requires a momentum and zero dampening');
+    super(params, d);
+  }
+  protected override setstateDefaults(g: ParamGroup): void {
+    setdefault(g, 'nesterov', false);
+    setdefault(g, 'maximize', false);
+    setdefault(g, 'foreach', null);
+    setdefault(g, 'differentiable', false);
+    setdefault(g, 'fused', false);
+  }
+}
+
+export interface AdamOptions {
+  lr?: number;
+  betas?: [number, number] | PyTuple<number>;
+  eps?: number;
+  weightDecay?: number;
+  amsgrad?: boolean;
+  maximize?: boolean;
+  foreach?: boolean | null;
+  capturable?: boolean;
+  differentiable?: boolean;
+  fused?: boolean | null;
+  decoupledWeightDecay?: boolean;
+  [k: string]: unknown;
+}
+
+function adamDefaults(weightDecay: number, decoupled: boolean): [string, unknown][] {
+  return [
+    ['lr', 1e-3],
+    ['betas', PyTuple.fromItems([0.9, 0.999])],
+    ['eps', 1e-8],
+    ['weight_decay', weightDecay],
+    ['amsgrad', false],
+    ['maximize', false],
+    ['foreach', null],
+    ['capturable', false],
+    ['differentiable', false],
+    ['fused', null],
+    ['decoupled_weight_decay', decoupled],
+  ];
+}
+
+function checkAdam(d: Map<string, unknown>): void {
+  const betas = d.get('betas') as unknown[];
+  check(num(d.get('lr')) >= 0, `Invalid learning rate: ${fmt(d.get('lr'))}`);
+  check(num(d.get('eps')) >= 0, `Invalid epsilon value: ${fmt(d.get('eps'))}`);
+  check(num(betas[0]) >= 0 && num(betas[0]) < 1, `Invalid beta parameter at index 0: ${fmt(betas[0])}`);
+  check(num(betas[1]) >= 0 && num(betas[1]) < 1, `Invalid beta parameter at index 1: ${fmt(betas[1])}`);
+  check(num(d.get('weight_decay')) >= 0, `Invalid weight_decay value: ${fmt(d.get('weight_decay'))}`);
+}
+
+export class Adam extends Optimizer {
+  constructor(params: ParamsInput, opts: AdamOptions = {}) {
+    const d = merge(adamDefaults(0, false), opts);
+    checkAdam(d);
+    super(params, d);
+  }
+  protected override setstateDefaults(g: ParamGroup): void {
+    setdefault(g, 'amsgrad', false);
+    setdefault(g, 'maximize', false);
+    setdefault(g, 'foreach', null);
+    setdefault(g, 'capturable', false);
+    setdefault(g, 'differentiable', false);
+    setdefault(g, 'decoupled_weight_decay', false);
+    setdefault(g, 'fused', null);
+    this.stepToTensor(g);
+  }
+}
+
+/** AdamW: Adam with `weight_decay` 0.01 and `decoupled_weight_decay` True (torch 2.11). */
+export class AdamW extends Adam {
+  constructor(params: ParamsInput, opts: Omit<AdamOptions, 'decoupledWeightDecay'> = {}) {
+    const o: Opts = { ...opts };
+    if (o.weightDecay === undefined && o.weight_decay === undefined) o.weight_decay = 1e-2;
+    o.decoupled_weight_decay = true;
+    super(params, o);
+  }
+  protected override setstateDefaults(g: ParamGroup): void {
+    super.setstateDefaults(g);
+    g.decoupled_weight_decay = true;
+  }
+}
+
+export interface RMSpropOptions {
+  lr?: number;
+  alpha?: number;
+  eps?: number;
+  weightDecay?: number;
+  momentum?: number;
+  centered?: boolean;
+  capturable?: boolean;
+  foreach?: boolean | null;
+  maximize?: boolean;
+  differentiable?: boolean;
+  [k: string]: unknown;
+}
+
+export class RMSprop extends Optimizer {
+  constructor(params: ParamsInput, opts: RMSpropOptions = {}) {
+    const d = merge(
+      [
+        ['lr', 1e-2],
+        ['momentum', 0],
+        ['alpha', 0.99],
+        ['eps', 1e-8],
+        ['centered', false],
+        ['weight_decay', 0],
+        ['capturable', false],
+        ['foreach', null],
+        ['maximize', false],
+        ['differentiable', false],
+      ],
+      opts,
+    );
+    check(num(d.get('lr')) >= 0, `Invalid learning rate: ${fmt(d.get('lr'))}`);
+    check(num(d.get('eps')) >= 0, `Invalid epsilon value: ${fmt(d.get('eps'))}`);
+    check(num(d.get('momentum')) >= 0, `Invalid momentum value: ${fmt(d.get('momentum'))}`);
+    check(num(d.get('weight_decay')) >= 0, `Invalid weight_decay value: ${fmt(d.get('weight_decay'))}`);
+    check(num(d.get('alpha')) >= 0, `Invalid alpha value: ${fmt(d.get('alpha'))}`);
+    super(params, d);
+  }
+  protected override setstateDefaults(g: ParamGroup): void {
+    setdefault(g, 'momentum', 0);
+    setdefault(g, 'centered', false);
+    setdefault(g, 'foreach', null);
+    setdefault(g, 'maximize', false);
+    setdefault(g, 'differentiable', false);
+    setdefault(g, 'capturable', false);
+    this.stepToTensor(g);
+  }
+}
+
+export interface AdagradOptions {
+  lr?: number;
+  lrDecay?: number;
+  weightDecay?: number;
+  initialAccumulatorValue?: number;
+  eps?: number;
+  foreach?: boolean | null;
+  maximize?: boolean;
+  differentiable?: boolean;
+  fused?: boolean | null;
+  [k: string]: unknown;
+}
+
+/** Adagrad creates its state at construction: `step` = tensor(0.) and `sum` filled with the initial value. */
+export class Adagrad extends Optimizer {
+  constructor(params: ParamsInput, opts: AdagradOptions = {}) {
+    const d = merge(
+      [
+        ['lr', 1e-2],
+        ['lr_decay', 0],
+        ['eps', 1e-10],
+        ['weight_decay', 0],
+        ['initial_accumulator_value', 0],
+        ['foreach', null],
+        ['maximize', false],
+        ['differentiable', false],
+        ['fused', null],
+      ],
+      opts,
+    );
+    check(num(d.get('lr')) >= 0, `Invalid learning rate: ${fmt(d.get('lr'))}`);
+    check(num(d.get('lr_decay')) >= 0, `Invalid lr_decay value: ${fmt(d.get('lr_decay'))}`);
+    check(num(d.get('weight_decay')) >= 0, `Invalid weight_decay value: ${fmt(d.get('weight_decay'))}`);
+    check(num(d.get('initial_accumulator_value')) >= 0, `Invalid initial_accumulator_value value: ${fmt(d.get('initial_accumulator_value'))}`);
+    check(num(d.get('eps')) >= 0, `Invalid epsilon value: ${fmt(d.get('eps'))}`);
+    super(params, d);
+    const initValue = num(d.get('initial_accumulator_value'));
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        this.state.set(
+          p,
+          new Map<string, unknown>([
+            ['step', tensor(0.0, { dtype: 'float32' })],
+            ['sum', full([...p.size()], initValue, { dtype: p.dtype })],
+          ]),
+        );
+      }
+    }
+  }
+  protected override setstateDefaults(g: ParamGroup): void {
+    setdefault(g, 'foreach', null);
+    setdefault(g, 'maximize', false);
+    setdefault(g, 'differentiable', false);
+    setdefault(g, 'fused', null);
+    this.stepToTensor(g);
+  }
+}
+
+
