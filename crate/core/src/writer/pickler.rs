@@ -189,8 +189,14 @@ struct Pickler<'g> {
 /// How CPython would have created a string: shared (interned/literal/singleton) or new.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fresh {
+    /// Interned or literal: memoized by value.
     No,
+    /// Built at runtime: memoized by value only if CPython would hand out a singleton
+    /// (empty or one latin-1 character, e.g. from slicing).
     Yes,
+    /// Built at runtime by a path that never returns the singletons (the latin-1 text of a
+    /// bytes object in protocol 2 — observed with CPython 3.11).
+    Always,
 }
 
 impl<'g> Pickler<'g> {
@@ -346,7 +352,11 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_str(&mut self, s: &str, fresh: Fresh) -> Result<()> {
-        let shared = fresh == Fresh::No || Self::is_singleton_str(s);
+        let shared = match fresh {
+            Fresh::No => true,
+            Fresh::Yes => Self::is_singleton_str(s),
+            Fresh::Always => false,
+        };
         if shared && self.try_get(&MemoKey::Str(s.to_string())) {
             return Ok(());
         }
@@ -362,7 +372,7 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_bytes(&mut self, data: &[u8], fresh: Fresh) -> Result<()> {
-        let shared = fresh == Fresh::No || data.len() <= 1;
+        let shared = fresh == Fresh::No || (fresh == Fresh::Yes && data.len() <= 1);
         if shared && self.try_get(&MemoKey::Bytes(data.to_vec())) {
             return Ok(());
         }
@@ -386,7 +396,7 @@ impl<'g> Pickler<'g> {
             // Protocol 2 has no bytes opcode: `_codecs.encode(str(obj, 'latin1'), 'latin1')`.
             self.save_global("_codecs", "encode")?;
             let latin1: String = data.iter().map(|&b| b as char).collect();
-            self.save_str(&latin1, Fresh::Yes)?;
+            self.save_str(&latin1, Fresh::Always)?;
             self.save_str("latin1", Fresh::No)?;
             self.out.push(op::TUPLE2);
             self.put()?;
