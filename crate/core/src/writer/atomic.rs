@@ -13,15 +13,25 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A temp-file name unique within this process and unlikely to collide across processes.
 fn temp_path(target: &Path) -> Result<PathBuf> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| crate::err!(InvalidArgument, "'{}' does not name a file", target.display()))?;
+    let name = target.file_name().ok_or_else(|| {
+        crate::err!(
+            InvalidArgument,
+            "'{}' does not name a file",
+            target.display()
+        )
+    })?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = format!(".{}.torchsave-{}-{}{:08x}.tmp", name.to_string_lossy(), std::process::id(), n, nanos);
+    let tmp = format!(
+        ".{}.torchsave-{}-{}{:08x}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        n,
+        nanos
+    );
     Ok(target.with_file_name(tmp))
 }
 
@@ -51,9 +61,11 @@ where
         .map_err(|e| in_file(Error::io(e, "creating the temporary file")))?;
     let mut guard = Cleanup(Some(tmp.clone()));
     write(&file).map_err(in_file)?;
-    file.sync_all().map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+    file.sync_all()
+        .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
     drop(file);
-    std::fs::rename(&tmp, target).map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
+    std::fs::rename(&tmp, target)
+        .map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
     guard.0 = None;
     sync_dir(target);
     Ok(())
@@ -77,13 +89,15 @@ fn sync_dir(target: &Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use std::io::Write;
 
     fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("torchsave-atomic-{}-{name}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("torchsave-atomic-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).ok();
         d
@@ -91,7 +105,11 @@ mod tests {
 
     fn entries(d: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(d)
-            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -116,7 +134,9 @@ mod tests {
         let d = scratch("ok");
         let target = d.join("model.pt");
         std::fs::write(&target, b"old").ok();
-        let r = replace_with(&target, |mut f| f.write_all(b"new").map_err(|e| Error::io(e, "w")));
+        let r = replace_with(&target, |mut f| {
+            f.write_all(b"new").map_err(|e| Error::io(e, "w"))
+        });
         assert!(r.is_ok());
         assert_eq!(std::fs::read(&target).ok(), Some(b"new".to_vec()));
         assert_eq!(entries(&d), vec!["model.pt".to_string()]);

@@ -33,11 +33,21 @@ fn is_full_view(shape: &[i64], stride: &[i64], offset: i64, dtype: DType, st: &S
     }
     // Dimensions of size 1 may carry any stride.
     let want = contiguous_strides(shape);
-    shape.iter().zip(stride).zip(&want).all(|((&d, &s), &w)| d == 1 || s == w)
+    shape
+        .iter()
+        .zip(stride)
+        .zip(&want)
+        .all(|((&d, &s), &w)| d == 1 || s == w)
 }
 
 /// Copies the elements of a strided view into a new C-ordered buffer.
-pub fn gather(data: &[u8], elsize: usize, shape: &[i64], stride: &[i64], offset: i64) -> Result<Vec<u8>> {
+pub fn gather(
+    data: &[u8],
+    elsize: usize,
+    shape: &[i64],
+    stride: &[i64],
+    offset: i64,
+) -> Result<Vec<u8>> {
     let numel: usize = shape.iter().map(|&d| d.max(0) as usize).product();
     let mut out = Vec::with_capacity(numel * elsize);
     if numel == 0 {
@@ -48,7 +58,10 @@ pub fn gather(data: &[u8], elsize: usize, shape: &[i64], stride: &[i64], offset:
         let el: i64 = offset + idx.iter().zip(stride).map(|(&i, &s)| i * s).sum::<i64>();
         let start = usize::try_from(el).ok().and_then(|e| e.checked_mul(elsize));
         let bytes = start.and_then(|s| data.get(s..s + elsize)).ok_or_else(|| {
-            crate::err!(StorageBounds, "tensor view reaches element {el} outside its storage")
+            crate::err!(
+                StorageBounds,
+                "tensor view reaches element {el} outside its storage"
+            )
         })?;
         out.extend_from_slice(bytes);
         for d in (0..shape.len()).rev() {
@@ -71,25 +84,44 @@ pub fn compact_graph(graph: &Graph) -> Result<Option<Graph>> {
     let mut clones: HashMap<ViewKey, StorageId> = HashMap::new();
     let mut out: Option<Graph> = None;
     for id in 0..graph.nodes.len() {
-        let Some(Node::Tensor(t)) = graph.nodes.get(id) else { continue };
+        let Some(Node::Tensor(t)) = graph.nodes.get(id) else {
+            continue;
+        };
         let Some(sid) = t.storage else { continue };
         if t.quantizer.is_some() {
             continue; // keep quantized storages as they are
         }
-        let Some(st) = graph.storages.get(sid) else { continue };
+        let Some(st) = graph.storages.get(sid) else {
+            continue;
+        };
         if is_full_view(&t.shape, &t.stride, t.storage_offset, t.dtype, st) {
             continue;
         }
         let g = out.get_or_insert_with(|| graph.clone());
-        let key: ViewKey = (sid, t.dtype, t.shape.clone(), t.stride.clone(), t.storage_offset);
+        let key: ViewKey = (
+            sid,
+            t.dtype,
+            t.shape.clone(),
+            t.stride.clone(),
+            t.storage_offset,
+        );
         let new_sid = match clones.get(&key) {
             Some(&s) => s,
             None => {
-                let bytes = gather(st.data.as_slice(), t.dtype.element_size(), &t.shape, &t.stride, t.storage_offset)?;
+                let bytes = gather(
+                    st.data.as_slice(),
+                    t.dtype.element_size(),
+                    &t.shape,
+                    &t.stride,
+                    t.storage_offset,
+                )?;
                 let numel = (bytes.len() / st.dtype.element_size().max(1)) as u64;
                 let exact = bytes.len() % st.dtype.element_size().max(1) == 0;
-                let (dtype, numel, untyped) =
-                    if exact { (st.dtype, numel, st.untyped) } else { (DType::UInt8, bytes.len() as u64, true) };
+                let (dtype, numel, untyped) = if exact {
+                    (st.dtype, numel, st.untyped)
+                } else {
+                    (DType::UInt8, bytes.len() as u64, true)
+                };
                 let s = g.add_storage(Storage {
                     key: String::new(),
                     dtype,
@@ -112,6 +144,7 @@ pub fn compact_graph(graph: &Graph) -> Result<Option<Graph>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -119,7 +152,10 @@ mod tests {
     fn gathers_transposed_view() {
         // 2x3 int8 [[0,1,2],[3,4,5]] viewed transposed (3x2, strides (1,3)).
         let data = [0u8, 1, 2, 3, 4, 5];
-        assert_eq!(gather(&data, 1, &[3, 2], &[1, 3], 0).ok(), Some(vec![0, 3, 1, 4, 2, 5]));
+        assert_eq!(
+            gather(&data, 1, &[3, 2], &[1, 3], 0).ok(),
+            Some(vec![0, 3, 1, 4, 2, 5])
+        );
         assert_eq!(gather(&data, 1, &[2], &[2], 1).ok(), Some(vec![1, 3]));
         assert!(gather(&data, 1, &[4], &[2], 0).is_err());
     }

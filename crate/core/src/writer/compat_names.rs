@@ -83,11 +83,15 @@ pub(crate) fn map_name(module: &str, name: &str) -> Option<(&'static str, &'stat
         ("dbm", "whichdb") => ("whichdb", "whichdb"),
         ("functools", "reduce") => ("__builtin__", "reduce"),
         ("http.server", "CGIHTTPRequestHandler") => ("CGIHTTPServer", "CGIHTTPRequestHandler"),
-        ("http.server", "SimpleHTTPRequestHandler") => ("SimpleHTTPServer", "SimpleHTTPRequestHandler"),
+        ("http.server", "SimpleHTTPRequestHandler") => {
+            ("SimpleHTTPServer", "SimpleHTTPRequestHandler")
+        }
         ("itertools", "filterfalse") => ("itertools", "ifilterfalse"),
         ("itertools", "zip_longest") => ("itertools", "izip_longest"),
         ("multiprocessing.connection", "Connection") => ("_multiprocessing", "Connection"),
-        ("multiprocessing.context", "AuthenticationError") => ("multiprocessing", "AuthenticationError"),
+        ("multiprocessing.context", "AuthenticationError") => {
+            ("multiprocessing", "AuthenticationError")
+        }
         ("multiprocessing.context", "BufferTooShort") => ("multiprocessing", "BufferTooShort"),
         ("multiprocessing.context", "Process") => ("multiprocessing.process", "Process"),
         ("multiprocessing.context", "ProcessError") => ("multiprocessing", "ProcessError"),
@@ -113,8 +117,12 @@ pub(crate) fn map_name(module: &str, name: &str) -> Option<(&'static str, &'stat
         ("urllib.request", "urlcleanup") => ("urllib", "urlcleanup"),
         ("urllib.request", "urlopen") => ("urllib", "urlopen"),
         ("urllib.request", "urlretrieve") => ("urllib", "urlretrieve"),
-        ("xmlrpc.server", "DocCGIXMLRPCRequestHandler") => ("DocXMLRPCServer", "DocCGIXMLRPCRequestHandler"),
-        ("xmlrpc.server", "DocXMLRPCRequestHandler") => ("DocXMLRPCServer", "DocXMLRPCRequestHandler"),
+        ("xmlrpc.server", "DocCGIXMLRPCRequestHandler") => {
+            ("DocXMLRPCServer", "DocCGIXMLRPCRequestHandler")
+        }
+        ("xmlrpc.server", "DocXMLRPCRequestHandler") => {
+            ("DocXMLRPCServer", "DocXMLRPCRequestHandler")
+        }
         ("xmlrpc.server", "DocXMLRPCServer") => ("DocXMLRPCServer", "DocXMLRPCServer"),
         ("xmlrpc.server", "ServerHTMLDoc") => ("DocXMLRPCServer", "ServerHTMLDoc"),
         ("xmlrpc.server", "XMLRPCDocGenerator") => ("DocXMLRPCServer", "XMLRPCDocGenerator"),

@@ -33,7 +33,10 @@ pub fn write_legacy<W: Write>(graph: &Graph, protocol: u8, w: &mut W) -> Result<
         (Value::Str("long".into()), Value::Int(4)),
     ]));
     let sys_info = head.add(Node::Dict(vec![
-        (Value::Str("protocol_version".into()), Value::Int(PROTOCOL_VERSION)),
+        (
+            Value::Str("protocol_version".into()),
+            Value::Int(PROTOCOL_VERSION),
+        ),
         (Value::Str("little_endian".into()), Value::Bool(true)),
         (Value::Str("type_sizes".into()), sizes),
     ]));
@@ -59,7 +62,9 @@ pub fn write_legacy<W: Write>(graph: &Graph, protocol: u8, w: &mut W) -> Result<
         w.write_all(part).map_err(io)?;
     }
     for &i in &order {
-        let Some(s) = pickled.storages.get(i) else { continue };
+        let Some(s) = pickled.storages.get(i) else {
+            continue;
+        };
         let st = graph
             .storages
             .get(s.storage)
@@ -72,6 +77,7 @@ pub fn write_legacy<W: Write>(graph: &Graph, protocol: u8, w: &mut W) -> Result<
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -82,8 +88,14 @@ mod tests {
         let magic = pickle_value(&g, &Value::BigInt(BigInt::from(MAGIC)), 2).ok();
         assert_eq!(
             magic,
-            Some(vec![0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e])
+            Some(vec![
+                0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+                0x2e
+            ])
         );
-        assert_eq!(pickle_value(&g, &Value::Int(1001), 2).ok(), Some(vec![0x80, 2, 0x4d, 0xe9, 0x03, 0x2e]));
+        assert_eq!(
+            pickle_value(&g, &Value::Int(1001), 2).ok(),
+            Some(vec![0x80, 2, 0x4d, 0xe9, 0x03, 0x2e])
+        );
     }
 }

@@ -13,8 +13,8 @@
 //! written before the pickle succeeded, so invalid graphs never touch the output.
 
 pub mod atomic;
-mod compat_names;
 pub mod compact;
+mod compat_names;
 pub mod legacy_write;
 pub mod pickler;
 pub mod zip_write;
@@ -30,7 +30,10 @@ use std::path::Path;
 fn header_records(alignment: u64) -> Vec<(String, Vec<u8>)> {
     vec![
         (".format_version".into(), b"1".to_vec()),
-        (".storage_alignment".into(), alignment.to_string().into_bytes()),
+        (
+            ".storage_alignment".into(),
+            alignment.to_string().into_bytes(),
+        ),
         ("byteorder".into(), b"little".to_vec()),
     ]
 }
@@ -38,7 +41,11 @@ fn header_records(alignment: u64) -> Vec<(String, Vec<u8>)> {
 fn check_options(opts: &SaveOptions) -> Result<()> {
     pickler::check_protocol(opts.protocol)?;
     if opts.archive_name.is_empty() || opts.archive_name.contains('/') {
-        crate::bail!(InvalidArgument, "archive name '{}' must be non-empty and contain no '/'", opts.archive_name);
+        crate::bail!(
+            InvalidArgument,
+            "archive name '{}' must be non-empty and contain no '/'",
+            opts.archive_name
+        );
     }
     Ok(())
 }
@@ -60,19 +67,31 @@ fn with_zip_plan<T>(
 ) -> Result<T> {
     let pickled = pickler::pickle_graph(graph, opts.protocol, pickler::PidStyle::Zip)?;
     let headers = header_records(opts.alignment);
-    let mut records = vec![zip_write::RecordSource { name: "data.pkl".into(), data: &pickled.bytes }];
+    let mut records = vec![zip_write::RecordSource {
+        name: "data.pkl".into(),
+        data: &pickled.bytes,
+    }];
     for (name, data) in &headers {
-        records.push(zip_write::RecordSource { name: name.clone(), data });
+        records.push(zip_write::RecordSource {
+            name: name.clone(),
+            data,
+        });
     }
     for s in &pickled.storages {
         let st = graph
             .storages
             .get(s.storage)
             .ok_or_else(|| crate::err!(Unserializable, "missing storage {}", s.storage))?;
-        records.push(zip_write::RecordSource { name: format!("data/{}", s.key), data: st.data.as_slice() });
+        records.push(zip_write::RecordSource {
+            name: format!("data/{}", s.key),
+            data: st.data.as_slice(),
+        });
     }
     let version = b"3\n".to_vec();
-    records.push(zip_write::RecordSource { name: "version".into(), data: &version });
+    records.push(zip_write::RecordSource {
+        name: "version".into(),
+        data: &version,
+    });
     let (plan, sid) = zip_write::plan(&opts.archive_name, &records, opts.alignment)?;
     emit(&plan, &records, &sid)
 }
@@ -82,7 +101,9 @@ pub fn save_to_writer<W: Write>(graph: &Graph, w: &mut W, opts: &SaveOptions) ->
     check_options(opts)?;
     let graph = prepared(graph, opts)?;
     match opts.format {
-        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| zip_write::write_stream(plan, records, sid, w)),
+        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| {
+            zip_write::write_stream(plan, records, sid, w)
+        }),
         SaveFormat::Legacy => legacy_write::write_legacy(&graph, opts.protocol, w),
     }
 }
@@ -115,7 +136,10 @@ pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()
 /// The folder name `torch.save(obj, path)` uses: the file name without its last extension
 /// when the path is ASCII, else `archive` (FORMAT.md 2.1).
 pub fn archive_name_for_path(path: &Path) -> String {
-    let stem = path.file_stem().and_then(|s| s.to_str()).filter(|s| !s.is_empty());
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty());
     match (path.to_str(), stem) {
         (Some(p), Some(stem)) if p.is_ascii() && !stem.contains('/') => stem.to_string(),
         _ => "archive".to_string(),

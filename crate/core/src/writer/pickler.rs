@@ -56,6 +56,8 @@ use std::collections::HashMap;
 const BATCHSIZE: usize = 1000;
 /// Deepest nesting we recurse into (CPython's default recursion limit is also 1000).
 const MAX_DEPTH: usize = 1000;
+/// Stack for the pickler thread: MAX_DEPTH levels at a few KiB each in debug builds.
+const PICKLER_STACK: usize = 256 << 20;
 
 mod op {
     pub const MARK: u8 = b'(';
@@ -128,9 +130,28 @@ pub struct Pickled {
 /// Pickles `graph.root()` with torch's persistent ids.
 pub fn pickle_graph(graph: &Graph, protocol: u8, style: PidStyle) -> Result<Pickled> {
     check_protocol(protocol)?;
-    let mut p = Pickler::new(graph, protocol, style);
-    p.dump(graph.root())?;
-    Ok(Pickled { bytes: p.out, storages: p.storages })
+    // The pickler recurses once per nesting level (like CPython). Callers' threads may have
+    // small stacks (test threads: 2 MiB, some thread pools less), so it runs on its own thread
+    // with room for MAX_DEPTH levels even in debug builds.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("torchsave-pickler".into())
+            .stack_size(PICKLER_STACK)
+            .spawn_scoped(scope, || {
+                let mut p = Pickler::new(graph, protocol, style);
+                p.dump(graph.root())?;
+                Ok(Pickled {
+                    bytes: p.out,
+                    storages: p.storages,
+                })
+            });
+        match worker {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| crate::bail!(Unserializable, "the pickler thread failed")),
+            Err(e) => Err(Error::io(e, "starting the pickler thread")),
+        }
+    })
 }
 
 /// Pickles a value that contains no graph nodes (ints, strings, ...), e.g. the legacy header.
@@ -250,7 +271,9 @@ impl<'g> Pickler<'g> {
 
     fn put(&mut self) -> Result<u32> {
         let idx = self.next_memo;
-        self.next_memo = idx.checked_add(1).ok_or_else(|| self.fail(ErrorCode::LimitExceeded, "too many objects".into()))?;
+        self.next_memo = idx
+            .checked_add(1)
+            .ok_or_else(|| self.fail(ErrorCode::LimitExceeded, "too many objects".into()))?;
         if idx < 256 {
             self.out.push(op::BINPUT);
             self.out.push(idx as u8);
@@ -325,13 +348,18 @@ impl<'g> Pickler<'g> {
 
     /// LONG1/LONG4: minimal little-endian two's complement, as `pickle.encode_long`.
     fn save_long(&mut self, b: &BigInt) {
-        let bytes = if b.sign() == num_bigint::Sign::NoSign { Vec::new() } else { b.to_signed_bytes_le() };
+        let bytes = if b.sign() == num_bigint::Sign::NoSign {
+            Vec::new()
+        } else {
+            b.to_signed_bytes_le()
+        };
         if bytes.len() < 256 {
             self.out.push(op::LONG1);
             self.out.push(bytes.len() as u8);
         } else {
             self.out.push(op::LONG4);
-            self.out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.out
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         }
         self.out.extend_from_slice(&bytes);
     }
@@ -360,7 +388,8 @@ impl<'g> Pickler<'g> {
         if shared && self.try_get(&MemoKey::Str(s.to_string())) {
             return Ok(());
         }
-        let len = u32::try_from(s.len()).map_err(|_| self.fail(ErrorCode::Unserializable, "string longer than 4 GiB".into()))?;
+        let len = u32::try_from(s.len())
+            .map_err(|_| self.fail(ErrorCode::Unserializable, "string longer than 4 GiB".into()))?;
         self.out.push(op::BINUNICODE);
         self.out.extend_from_slice(&len.to_le_bytes());
         self.out.extend_from_slice(s.as_bytes());
@@ -381,8 +410,9 @@ impl<'g> Pickler<'g> {
                 self.out.push(op::SHORT_BINBYTES);
                 self.out.push(data.len() as u8);
             } else {
-                let len = u32::try_from(data.len())
-                    .map_err(|_| self.fail(ErrorCode::Unserializable, "bytes longer than 4 GiB".into()))?;
+                let len = u32::try_from(data.len()).map_err(|_| {
+                    self.fail(ErrorCode::Unserializable, "bytes longer than 4 GiB".into())
+                })?;
                 self.out.push(op::BINBYTES);
                 self.out.extend_from_slice(&len.to_le_bytes());
             }
@@ -417,7 +447,10 @@ impl<'g> Pickler<'g> {
             return Ok(());
         }
         if module.is_empty() || name.is_empty() || module.contains('\n') || name.contains('\n') {
-            return Err(self.fail(ErrorCode::Unserializable, format!("invalid global name '{module}.{name}'")));
+            return Err(self.fail(
+                ErrorCode::Unserializable,
+                format!("invalid global name '{module}.{name}'"),
+            ));
         }
         if let Some((parent, last)) = name.rsplit_once('.') {
             // CPython < 4: save_reduce((getattr, (parent, last))) without memoizing the call,
@@ -432,7 +465,12 @@ impl<'g> Pickler<'g> {
             let (m, n) = if self.proto < 3 {
                 match compat_names::map_name(module, name) {
                     Some((m, n)) => (m.to_string(), n.to_string()),
-                    None => (compat_names::map_module(module).unwrap_or(module).to_string(), name.to_string()),
+                    None => (
+                        compat_names::map_module(module)
+                            .unwrap_or(module)
+                            .to_string(),
+                        name.to_string(),
+                    ),
                 }
             } else {
                 (module.to_string(), name.to_string())
@@ -559,9 +597,9 @@ impl<'g> Pickler<'g> {
     fn batch_appends_iter(&mut self, items: &[Value]) -> Result<()> {
         let mut base = 0;
         for chunk in items.chunks(BATCHSIZE) {
-            if chunk.len() == 1 {
+            if let [only] = chunk {
                 self.path.push(PathSeg::Index(base));
-                self.save(&chunk[0])?;
+                self.save(only)?;
                 self.path.pop();
                 self.out.push(op::APPEND);
             } else {
@@ -635,7 +673,12 @@ impl<'g> Pickler<'g> {
     }
 
     /// `reduce` tail shared by objects: list items, dict items, then state + BUILD.
-    fn save_reduce_tail(&mut self, list: &[Value], dict: &[(Value, Value)], state: Option<&Value>) -> Result<()> {
+    fn save_reduce_tail(
+        &mut self,
+        list: &[Value],
+        dict: &[(Value, Value)],
+        state: Option<&Value>,
+    ) -> Result<()> {
         if !list.is_empty() {
             self.batch_appends_iter(list)?;
         }
@@ -676,7 +719,10 @@ impl<'g> Pickler<'g> {
                 }
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
-                    return Err(self.fail(ErrorCode::LimitExceeded, format!("nesting deeper than {MAX_DEPTH}")));
+                    return Err(self.fail(
+                        ErrorCode::LimitExceeded,
+                        format!("nesting deeper than {MAX_DEPTH}"),
+                    ));
                 }
                 let r = self.save_node(*id);
                 self.depth -= 1;
@@ -688,9 +734,12 @@ impl<'g> Pickler<'g> {
 
     fn save_node(&mut self, id: NodeId) -> Result<()> {
         let graph = self.graph;
-        let node = graph
-            .node(id)
-            .ok_or_else(|| self.fail(ErrorCode::Unserializable, format!("reference to missing node {id}")))?;
+        let node = graph.node(id).ok_or_else(|| {
+            self.fail(
+                ErrorCode::Unserializable,
+                format!("reference to missing node {id}"),
+            )
+        })?;
         match node {
             Node::Tuple(items) => self.save_tuple_node(id, items)?,
             Node::List(items) => {
@@ -713,7 +762,11 @@ impl<'g> Pickler<'g> {
                 self.save_reduce_tail(&[], items, state.as_ref())?;
             }
             Node::Set(items) | Node::FrozenSet(items) => {
-                let name = if matches!(node, Node::Set(_)) { "set" } else { "frozenset" };
+                let name = if matches!(node, Node::Set(_)) {
+                    "set"
+                } else {
+                    "frozenset"
+                };
                 self.save_global("builtins", name)?;
                 // (cls, (list(self),)): a fresh exact list.
                 self.out.push(op::EMPTY_LIST);
@@ -760,9 +813,9 @@ impl<'g> Pickler<'g> {
         self.save_global("torch", "device")?;
         match d.split_once(':') {
             Some((ty, idx)) => {
-                let idx: i64 = idx
-                    .parse()
-                    .map_err(|_| self.fail(ErrorCode::Unserializable, format!("invalid device '{d}'")))?;
+                let idx: i64 = idx.parse().map_err(|_| {
+                    self.fail(ErrorCode::Unserializable, format!("invalid device '{d}'"))
+                })?;
                 self.tuple_with(2, |p| {
                     p.save_str(ty, Fresh::Yes)?;
                     p.save_int(idx);
@@ -846,7 +899,11 @@ impl<'g> Pickler<'g> {
             Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
             _ => ('|', descr),
         };
-        let (code, flags) = if code == "O" { ("O8".to_string(), 63) } else { (code.to_string(), 0) };
+        let (code, flags) = if code == "O" {
+            ("O8".to_string(), 63)
+        } else {
+            (code.to_string(), 0)
+        };
         self.save_global("numpy", "dtype")?;
         self.tuple_with(3, |p| {
             p.save_str(&code, Fresh::Yes)?;
@@ -907,24 +964,34 @@ impl<'g> Pickler<'g> {
 
     /// Writes the persistent id of storage `sid` viewed as `dtype` (a tensor's dtype, or the
     /// storage's own for bare storages) and returns nothing; records the storage.
-    fn save_storage_pid(&mut self, sid: StorageId, view_dtype: DType, force_untyped: bool) -> Result<()> {
+    fn save_storage_pid(
+        &mut self,
+        sid: StorageId,
+        view_dtype: DType,
+        force_untyped: bool,
+    ) -> Result<()> {
         let graph = self.graph;
-        let st = graph
-            .storages
-            .get(sid)
-            .ok_or_else(|| self.fail(ErrorCode::Unserializable, format!("reference to missing storage {sid}")))?;
+        let st = graph.storages.get(sid).ok_or_else(|| {
+            self.fail(
+                ErrorCode::Unserializable,
+                format!("reference to missing storage {sid}"),
+            )
+        })?;
         let nbytes = st.data.len() as u64;
         if st.nbytes() != nbytes {
             return Err(self.fail(
                 ErrorCode::StorageSize,
-                format!("storage {sid} declares {} bytes but holds {nbytes}", st.nbytes()),
+                format!(
+                    "storage {sid} declares {} bytes but holds {nbytes}",
+                    st.nbytes()
+                ),
             ));
         }
         // The class and element count torch puts in the id.
         let (module, class, numel, pickled_dtype) = match view_dtype.storage_class() {
             Some(class) if !force_untyped => {
                 let es = view_dtype.element_size() as u64;
-                if nbytes % es != 0 {
+                if !nbytes.is_multiple_of(es) {
                     return Err(self.fail(
                         ErrorCode::Unserializable,
                         format!("storage {sid} holds {nbytes} bytes, not a whole number of {view_dtype} elements"),
@@ -932,7 +999,17 @@ impl<'g> Pickler<'g> {
                 }
                 ("torch", class, nbytes / es, view_dtype)
             }
-            _ => ("torch.storage", "UntypedStorage", nbytes, DType::UInt8),
+            _ => {
+                if self.style == PidStyle::Legacy {
+                    // torch 2.11's legacy loader fails on UntypedStorage ids
+                    // ("type object 'torch.storage.UntypedStorage' has no attribute 'dtype'").
+                    return Err(self.fail(
+                        ErrorCode::Unserializable,
+                        format!("the legacy format cannot carry {view_dtype} (untyped) storages; torch cannot load them; use the zip format"),
+                    ));
+                }
+                ("torch.storage", "UntypedStorage", nbytes, DType::UInt8)
+            }
         };
         // torch: "Cannot save multiple tensors or storages that view the same data as
         // different types".
@@ -957,12 +1034,21 @@ impl<'g> Pickler<'g> {
                     // Looks like torch's `str(storage._cdata)` (a heap address); unique per save.
                     PidStyle::Legacy => (94_000_000_000_000u64 + (slot as u64) * 64).to_string(),
                 };
-                self.storages.push(SavedStorage { storage: sid, key, dtype: pickled_dtype, nbytes });
+                self.storages.push(SavedStorage {
+                    storage: sid,
+                    key,
+                    dtype: pickled_dtype,
+                    nbytes,
+                });
                 self.storage_slot.insert(sid, slot);
                 slot
             }
         };
-        let key = self.storages.get(slot).map(|s| s.key.clone()).unwrap_or_default();
+        let key = self
+            .storages
+            .get(slot)
+            .map(|s| s.key.clone())
+            .unwrap_or_default();
         let location = st.location.clone();
         let n = if self.style == PidStyle::Legacy { 6 } else { 5 };
         self.tuple_with(n, |p| {
@@ -979,7 +1065,11 @@ impl<'g> Pickler<'g> {
                 PidStyle::Legacy => p.save_str(&key, Fresh::Yes)?,
             }
             // `_cpu_tag` returns a literal; `_cuda_tag` builds "cuda:" + str(index).
-            let fresh = if location.contains(':') { Fresh::Yes } else { Fresh::No };
+            let fresh = if location.contains(':') {
+                Fresh::Yes
+            } else {
+                Fresh::No
+            };
             p.save_str(&location, fresh)?;
             p.save_u64(numel);
             if p.style == PidStyle::Legacy {
@@ -993,7 +1083,8 @@ impl<'g> Pickler<'g> {
 
     /// BINUNICODE without memo handling (the caller memoizes).
     fn save_str_raw(&mut self, s: &str) -> Result<()> {
-        let len = u32::try_from(s.len()).map_err(|_| self.fail(ErrorCode::Unserializable, "string too long".into()))?;
+        let len = u32::try_from(s.len())
+            .map_err(|_| self.fail(ErrorCode::Unserializable, "string too long".into()))?;
         self.out.push(op::BINUNICODE);
         self.out.extend_from_slice(&len.to_le_bytes());
         self.out.extend_from_slice(s.as_bytes());
@@ -1001,27 +1092,36 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_bare_storage(&mut self, sid: StorageId) -> Result<()> {
-        let st = self
-            .graph
-            .storages
-            .get(sid)
-            .ok_or_else(|| self.fail(ErrorCode::Unserializable, format!("reference to missing storage {sid}")))?;
+        let st = self.graph.storages.get(sid).ok_or_else(|| {
+            self.fail(
+                ErrorCode::Unserializable,
+                format!("reference to missing storage {sid}"),
+            )
+        })?;
         let (dtype, untyped) = (st.dtype, st.untyped || st.dtype.storage_class().is_none());
         self.save_storage_pid(sid, if untyped { DType::UInt8 } else { dtype }, untyped)
     }
 
     /// Checks that the view lies inside its storage (in elements of the tensor's dtype).
     fn check_view(&self, t: &Tensor, sid: StorageId) -> Result<()> {
-        let st = self
-            .graph
-            .storages
-            .get(sid)
-            .ok_or_else(|| self.fail(ErrorCode::Unserializable, format!("reference to missing storage {sid}")))?;
+        let st = self.graph.storages.get(sid).ok_or_else(|| {
+            self.fail(
+                ErrorCode::Unserializable,
+                format!("reference to missing storage {sid}"),
+            )
+        })?;
         if t.shape.len() != t.stride.len() {
-            return Err(self.fail(ErrorCode::StorageBounds, "shape and stride differ in length".into()));
+            return Err(self.fail(
+                ErrorCode::StorageBounds,
+                "shape and stride differ in length".into(),
+            ));
         }
-        if t.storage_offset < 0 || t.shape.iter().any(|&d| d < 0) || t.stride.iter().any(|&s| s < 0) {
-            return Err(self.fail(ErrorCode::StorageBounds, "negative size, stride or offset".into()));
+        if t.storage_offset < 0 || t.shape.iter().any(|&d| d < 0) || t.stride.iter().any(|&s| s < 0)
+        {
+            return Err(self.fail(
+                ErrorCode::StorageBounds,
+                "negative size, stride or offset".into(),
+            ));
         }
         if t.shape.contains(&0) {
             return Ok(());
@@ -1034,7 +1134,10 @@ impl<'g> Pickler<'g> {
         if last >= capacity {
             return Err(self.fail(
                 ErrorCode::StorageBounds,
-                format!("tensor reaches element {last} of a storage holding {capacity} {} elements", t.dtype),
+                format!(
+                    "tensor reaches element {last} of a storage holding {capacity} {} elements",
+                    t.dtype
+                ),
             ));
         }
         Ok(())
@@ -1136,7 +1239,11 @@ impl<'g> Pickler<'g> {
         if t.is_parameter {
             // Parameter.__reduce_ex__: (_rebuild_parameter[_with_state], (self.data, rg, hooks[, state])).
             let state = t.parameter_state.as_ref().filter(|s| **s != Value::None);
-            let outer = if state.is_some() { "_rebuild_parameter_with_state" } else { "_rebuild_parameter" };
+            let outer = if state.is_some() {
+                "_rebuild_parameter_with_state"
+            } else {
+                "_rebuild_parameter"
+            };
             self.save_global("torch._utils", outer)?;
             self.tuple_with(3 + usize::from(state.is_some()), |p| {
                 // `self.data` is a new plain tensor object each time: memoized, never reused.

@@ -80,7 +80,8 @@ impl EntryPlan {
     pub fn local_header(&self) -> Vec<u8> {
         let mut extra = Vec::new();
         if self.size_is_64() || self.offset_is_64() {
-            let len = if self.size_is_64() { 16 } else { 0 } + if self.offset_is_64() { 8 } else { 0 };
+            let len =
+                if self.size_is_64() { 16 } else { 0 } + if self.offset_is_64() { 8 } else { 0 };
             extra.extend_from_slice(&1u16.to_le_bytes());
             extra.extend_from_slice(&(len as u16).to_le_bytes());
             if self.size_is_64() {
@@ -129,7 +130,8 @@ impl EntryPlan {
     fn central_entry(&self, out: &mut Vec<u8>) {
         let mut extra = Vec::new();
         if self.size_is_64() || self.offset_is_64() {
-            let len = if self.size_is_64() { 16 } else { 0 } + if self.offset_is_64() { 8 } else { 0 };
+            let len =
+                if self.size_is_64() { 16 } else { 0 } + if self.offset_is_64() { 8 } else { 0 };
             extra.extend_from_slice(&1u16.to_le_bytes());
             extra.extend_from_slice(&(len as u16).to_le_bytes());
             if self.size_is_64() {
@@ -227,10 +229,16 @@ fn serialization_id(names: &[String], crcs: &[u32]) -> String {
 /// Returns the plan and the serialization id bytes (the last record's data).
 pub fn plan(folder: &str, records: &[RecordSource<'_>], alignment: u64) -> Result<(Plan, Vec<u8>)> {
     if alignment == 0 || alignment > 32768 {
-        crate::bail!(InvalidArgument, "storage alignment {alignment} must be between 1 and 32768");
+        crate::bail!(
+            InvalidArgument,
+            "storage alignment {alignment} must be between 1 and 32768"
+        );
     }
     let crcs: Vec<u32> = records.par_iter().map(|r| crc32(r.data)).collect();
-    let mut names: Vec<String> = records.iter().map(|r| format!("{folder}/{}", r.name)).collect();
+    let mut names: Vec<String> = records
+        .iter()
+        .map(|r| format!("{folder}/{}", r.name))
+        .collect();
     let sid = serialization_id(&names, &crcs).into_bytes();
     names.push(format!("{folder}/.data/serialization_id"));
     let mut sizes: Vec<u64> = records.iter().map(|r| r.data.len() as u64).collect();
@@ -245,7 +253,14 @@ pub fn plan(folder: &str, records: &[RecordSource<'_>], alignment: u64) -> Resul
             crate::bail!(InvalidArgument, "record name too long: {name}");
         }
         let padding = padding_for(cursor, name.len() as u64, size, alignment);
-        let mut e = EntryPlan { name, header_offset: cursor, data_offset: 0, size, crc, padding };
+        let mut e = EntryPlan {
+            name,
+            header_offset: cursor,
+            data_offset: 0,
+            size,
+            crc,
+            padding,
+        };
         e.data_offset = cursor + e.local_header().len() as u64;
         cursor = e
             .data_offset
@@ -289,11 +304,24 @@ pub fn plan(folder: &str, records: &[RecordSource<'_>], alignment: u64) -> Resul
     tail.extend_from_slice(&(cd_offset.min(ZIP64_LIMIT) as u32).to_le_bytes());
     tail.extend_from_slice(&0u16.to_le_bytes());
     let total_len = cd_offset + tail.len() as u64;
-    Ok((Plan { entries, tail, tail_offset: cd_offset, total_len }, sid))
+    Ok((
+        Plan {
+            entries,
+            tail,
+            tail_offset: cd_offset,
+            total_len,
+        },
+        sid,
+    ))
 }
 
 /// Writes the planned archive to a stream, sequentially.
-pub fn write_stream<W: Write>(plan: &Plan, records: &[RecordSource<'_>], sid: &[u8], w: &mut W) -> Result<()> {
+pub fn write_stream<W: Write>(
+    plan: &Plan,
+    records: &[RecordSource<'_>],
+    sid: &[u8],
+    w: &mut W,
+) -> Result<()> {
     let io = |e: std::io::Error| crate::error::Error::io(e, "writing archive");
     for (i, e) in plan.entries.iter().enumerate() {
         let data = records.get(i).map(|r| r.data).unwrap_or(sid);
@@ -307,12 +335,18 @@ pub fn write_stream<W: Write>(plan: &Plan, records: &[RecordSource<'_>], sid: &[
 
 /// Writes the planned archive into `file` at the precomputed offsets, large records in
 /// parallel chunks (unix `pwrite`); elsewhere falls back to a sequential stream.
-pub fn write_file(plan: &Plan, records: &[RecordSource<'_>], sid: &[u8], file: &std::fs::File) -> Result<()> {
+pub fn write_file(
+    plan: &Plan,
+    records: &[RecordSource<'_>],
+    sid: &[u8],
+    file: &std::fs::File,
+) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;
         const WRITE_CHUNK: usize = 32 << 20;
-        file.set_len(plan.total_len).map_err(|e| crate::error::Error::io(e, "sizing the output file"))?;
+        file.set_len(plan.total_len)
+            .map_err(|e| crate::error::Error::io(e, "sizing the output file"))?;
         // Small pieces (headers, descriptors, small records, tail) go into one job list with
         // the big data chunks; rayon spreads the chunks over threads.
         let mut jobs: Vec<(u64, std::borrow::Cow<'_, [u8]>)> = Vec::new();
@@ -336,18 +370,27 @@ pub fn write_file(plan: &Plan, records: &[RecordSource<'_>], sid: &[u8], file: &
     {
         let mut w = std::io::BufWriter::new(file);
         write_stream(plan, records, sid, &mut w)?;
-        w.flush().map_err(|e| crate::error::Error::io(e, "writing archive"))?;
+        w.flush()
+            .map_err(|e| crate::error::Error::io(e, "writing archive"))?;
         Ok(())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn entry(header_offset: u64, size: u64, name: &str) -> EntryPlan {
         let padding = padding_for(header_offset, name.len() as u64, size, 64);
-        let mut e = EntryPlan { name: name.into(), header_offset, data_offset: 0, size, crc: 0x1234_5678, padding };
+        let mut e = EntryPlan {
+            name: name.into(),
+            header_offset,
+            data_offset: 0,
+            size,
+            crc: 0x1234_5678,
+            padding,
+        };
         e.data_offset = header_offset + e.local_header().len() as u64;
         e
     }
@@ -405,7 +448,9 @@ mod tests {
 
     #[test]
     fn parallel_crc_equals_serial() {
-        let data: Vec<u8> = (0..(CRC_CHUNK * 2 + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(CRC_CHUNK * 2 + 12345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         assert_eq!(crc32(&data), crc32fast::hash(&data));
     }
 

@@ -1,6 +1,6 @@
 """Loads a checkpoint with torch 2.11 and prints a canonical JSON description of it.
 
-Usage: python check_load.py FILE WEIGHTS_ONLY(0|1)
+Usage: python check_load.py WEIGHTS_ONLY(0|1) exact|compact FILE...  (one JSON line per file)
 
 Tensors are described by class, dtype, shape, stride, storage offset, requires_grad,
 conj bit, Python attributes and a SHA-256 of their values (C-order, contiguous); containers
@@ -22,11 +22,14 @@ def tensor_digest(t):
     t = t.detach().cpu()
     if t.is_conj():
         t = t.resolve_conj()
-    t = t.contiguous()
+    t = t.contiguous().reshape(-1)
     if t.dtype in (torch.complex32,):
         t = t.to(torch.complex64)
     raw = t.view(torch.uint8) if t.numel() and t.dtype != torch.bool else t.to(torch.uint8)
     return hashlib.sha256(raw.numpy().tobytes()).hexdigest()
+
+
+COMPACT = False
 
 
 def describe(o, seen):
@@ -39,8 +42,8 @@ def describe(o, seen):
             "class": type(o).__name__,
             "dtype": str(o.dtype),
             "shape": list(o.shape),
-            "stride": list(o.stride()),
-            "offset": o.storage_offset(),
+            "stride": None if COMPACT else list(o.stride()),
+            "offset": None if COMPACT else o.storage_offset(),
             "requires_grad": o.requires_grad,
             "conj": bool(o.is_conj()),
             "sha256": tensor_digest(o),
@@ -70,9 +73,13 @@ def describe(o, seen):
 
 
 def main():
-    path, wo = sys.argv[1], sys.argv[2] == "1"
-    obj = torch.load(path, weights_only=wo)
-    print(json.dumps(describe(obj, {}), sort_keys=True))
+    global COMPACT
+    wo = sys.argv[1] == "1"
+    # "compact": our compacted copy changes strides/offsets on purpose; compare values only.
+    COMPACT = sys.argv[2] == "compact"
+    for path in sys.argv[3:]:
+        obj = torch.load(path, weights_only=wo)
+        print(json.dumps(describe(obj, {}), sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
 //! Values that cannot be written fail with a code, and a failed save leaves the old file.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use torchsave_core::writer::{save_to_path, save_to_vec};
-use torchsave_core::{ByteView, DType, ErrorCode, Graph, Node, SaveOptions, Storage, Tensor, Value};
+use torchsave_core::{
+    ByteView, DType, ErrorCode, Graph, Node, SaveOptions, Storage, Tensor, Value,
+};
 
 fn storage(dtype: DType, numel: u64, nbytes: usize) -> Storage {
     Storage {
@@ -42,11 +49,18 @@ fn two_dtypes_on_one_storage_is_unserializable() {
     let s = g.add_storage(storage(DType::Float32, 2, 8));
     let a = g.add(tensor(s, DType::Float32, vec![2], vec![1], 0));
     let b = g.add(tensor(s, DType::Int32, vec![2], vec![1], 0));
-    let root = g.add(Node::Dict(vec![(Value::Str("a".into()), a), (Value::Str("b".into()), b)]));
+    let root = g.add(Node::Dict(vec![
+        (Value::Str("a".into()), a),
+        (Value::Str("b".into()), b),
+    ]));
     g.root = Some(root);
     let err = save_to_vec(&g, &SaveOptions::default()).unwrap_err();
     assert_eq!(err.code, ErrorCode::Unserializable);
-    assert!(err.message.contains("root[\"b\"]"), "names the path: {}", err.message);
+    assert!(
+        err.message.contains("root[\"b\"]"),
+        "names the path: {}",
+        err.message
+    );
 }
 
 #[test]
@@ -100,9 +114,17 @@ fn failed_save_keeps_old_file_and_leaves_no_temp() {
     let err = save_to_path(&g, &target, &SaveOptions::default()).unwrap_err();
     assert_eq!(err.code, ErrorCode::StorageSize);
     assert_eq!(std::fs::read(&target).unwrap(), b"previous checkpoint");
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "no stray temp file: {names:?}");
     // Writing into a folder that does not exist is an I/O error, not a panic.
-    let err = save_to_path(&Graph::new(), &dir.join("missing/x.pt"), &SaveOptions::default()).unwrap_err();
+    let err = save_to_path(
+        &Graph::new(),
+        &dir.join("missing/x.pt"),
+        &SaveOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, ErrorCode::Io);
 }

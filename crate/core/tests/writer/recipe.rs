@@ -1,5 +1,10 @@
 //! Parses the recipes `make_fixtures.py` writes (format in its docstring) into a `Graph`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use num_bigint::BigInt;
 use std::collections::HashMap;
@@ -16,7 +21,10 @@ fn unhex(s: &str) -> Vec<u8> {
     if s == "-" {
         return Vec::new();
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 fn text(s: &str) -> String {
     String::from_utf8(unhex(s)).unwrap()
@@ -155,7 +163,11 @@ impl<'a> P<'a> {
                     _ => {
                         let (module, name) = (text(self.tok()), text(self.tok()));
                         let state = self.value();
-                        Some(TensorType { module, name, state })
+                        Some(TensorType {
+                            module,
+                            name,
+                            state,
+                        })
                     }
                 };
                 let t = Tensor {
@@ -176,13 +188,26 @@ impl<'a> P<'a> {
             }
             "P" => {
                 let n = self.reserve();
-                let kind = if self.tok() == "n" { ObjectKind::NewObj } else { ObjectKind::Reduce };
+                let kind = if self.tok() == "n" {
+                    ObjectKind::NewObj
+                } else {
+                    ObjectKind::Reduce
+                };
                 let (module, name) = (text(self.tok()), text(self.tok()));
                 let args = self.value();
                 let state = self.opt();
                 let list_items = self.items();
                 let dict_items = self.pairs();
-                let o = PyObject { module, name, kind, args, kwargs: None, state, list_items, dict_items };
+                let o = PyObject {
+                    module,
+                    name,
+                    kind,
+                    args,
+                    kwargs: None,
+                    state,
+                    list_items,
+                    dict_items,
+                };
                 self.set(n, Node::Object(o))
             }
             "Q" => {
@@ -193,7 +218,14 @@ impl<'a> P<'a> {
                 let nd: usize = self.num();
                 let shape = (0..nd).map(|_| self.num()).collect();
                 let data = unhex(self.tok());
-                let a = torchsave_core::value::NdArray { module, descr, shape, fortran_order, data, items: None };
+                let a = torchsave_core::value::NdArray {
+                    module,
+                    descr,
+                    shape,
+                    fortran_order,
+                    data,
+                    items: None,
+                };
                 self.set(n, Node::NdArray(a))
             }
             "q" => {
@@ -201,7 +233,14 @@ impl<'a> P<'a> {
                 let module = text(self.tok());
                 let descr = text(self.tok());
                 let data = unhex(self.tok());
-                self.set(n, Node::NpScalar(torchsave_core::value::NpScalar { module, descr, data }))
+                self.set(
+                    n,
+                    Node::NpScalar(torchsave_core::value::NpScalar {
+                        module,
+                        descr,
+                        data,
+                    }),
+                )
             }
             other => panic!("unknown recipe token {other}"),
         }
@@ -225,7 +264,11 @@ pub fn parse(src: &str) -> Graph {
         });
     }
     let rest: Vec<&str> = lines.flat_map(|l| l.split_whitespace()).collect();
-    let mut p = P { toks: rest.into_iter(), g, ids: HashMap::new() };
+    let mut p = P {
+        toks: rest.into_iter(),
+        g,
+        ids: HashMap::new(),
+    };
     let root = p.value();
     p.g.root = Some(root);
     p.g
