@@ -44,11 +44,7 @@ impl ByteView {
     /// A view of the whole backing.
     pub fn new(backing: Arc<dyn Backing>) -> Self {
         let len = backing.bytes().len();
-        ByteView {
-            backing,
-            start: 0,
-            len,
-        }
+        ByteView { backing, start: 0, len }
     }
 
     pub fn from_vec(v: Vec<u8>) -> Self {
@@ -64,19 +60,12 @@ impl ByteView {
         if range.start > range.end || range.end > self.len {
             return None;
         }
-        Some(ByteView {
-            backing: self.backing.clone(),
-            start: self.start + range.start,
-            len: range.end - range.start,
-        })
+        Some(ByteView { backing: self.backing.clone(), start: self.start + range.start, len: range.end - range.start })
     }
 
     pub fn as_slice(&self) -> &[u8] {
         // The constructor and `slice` keep start..start+len inside the backing.
-        self.backing
-            .bytes()
-            .get(self.start..self.start + self.len)
-            .unwrap_or(&[])
+        self.backing.bytes().get(self.start..self.start + self.len).unwrap_or(&[])
     }
 
     pub fn len(&self) -> usize {

@@ -170,17 +170,11 @@ impl DType {
     }
 
     pub fn is_complex(self) -> bool {
-        matches!(
-            self,
-            DType::Complex32 | DType::Complex64 | DType::Complex128
-        )
+        matches!(self, DType::Complex32 | DType::Complex64 | DType::Complex128)
     }
 
     pub fn is_quantized(self) -> bool {
-        matches!(
-            self,
-            DType::QInt8 | DType::QUInt8 | DType::QInt32 | DType::QUInt4x2 | DType::QUInt2x4
-        )
+        matches!(self, DType::QInt8 | DType::QUInt8 | DType::QInt32 | DType::QUInt4x2 | DType::QUInt2x4)
     }
 
     /// The legacy storage class PyTorch pickles for this dtype (`torch.<Name>`), or `None`
@@ -211,18 +205,12 @@ impl DType {
     /// The dtype of a legacy storage class name (`FloatStorage`, also `cuda` and `Typed`
     /// spellings are accepted by the caller stripping their module).
     pub fn from_storage_class(name: &str) -> Option<DType> {
-        DType::ALL
-            .iter()
-            .copied()
-            .find(|d| d.storage_class() == Some(name))
+        DType::ALL.iter().copied().find(|d| d.storage_class() == Some(name))
     }
 
     pub fn from_name_checked(name: &str) -> Result<DType> {
         DType::from_name(name).ok_or_else(|| {
-            crate::error::Error::new(
-                ErrorCode::UnsupportedDtype,
-                format!("unknown dtype '{name}'"),
-            )
+            crate::error::Error::new(ErrorCode::UnsupportedDtype, format!("unknown dtype '{name}'"))
         })
     }
 }

@@ -167,10 +167,7 @@ pub enum Node {
     Dict(Vec<(Value, Value)>),
     /// `collections.OrderedDict`; `state` is the instance `__dict__` restored by BUILD
     /// (`{'_metadata': OrderedDict(...)}` for state dicts).
-    OrderedDict {
-        items: Vec<(Value, Value)>,
-        state: Option<Value>,
-    },
+    OrderedDict { items: Vec<(Value, Value)>, state: Option<Value> },
     Set(Vec<Value>),
     FrozenSet(Vec<Value>),
     ByteArray(Vec<u8>),
@@ -186,10 +183,7 @@ pub enum Node {
     /// `torch.serialization._get_layout('torch.sparse_coo')` → `sparse_coo`; also `torch.strided`.
     Layout(String),
     /// A class or function referenced but not called (a qscheme, a class object...).
-    Global {
-        module: String,
-        name: String,
-    },
+    Global { module: String, name: String },
     NdArray(NdArray),
     NpScalar(NpScalar),
     Object(PyObject),
