@@ -5,28 +5,143 @@
 //! * [`zip_write`] lays records out as PyTorch's miniz writer does (FB padding to 64, data
 //!   descriptors, zip64 rules, record order);
 //! * [`legacy_write`] writes the pre-1.6 stream;
+//! * [`compact`] implements `SaveOptions::compact`;
 //! * [`atomic`] writes to a temporary file in the target's folder, fsyncs and renames.
+//!
+//! Order of work for the zip format: (compact) → pickle (assigns storage keys in first-seen
+//! order and validates every view) → plan the archive (CRCs in parallel) → write. Nothing is
+//! written before the pickle succeeded, so invalid graphs never touch the output.
 
 pub mod atomic;
+pub mod compact;
+mod compat_names;
 pub mod legacy_write;
 pub mod pickler;
 pub mod zip_write;
 
-use crate::error::Result;
-use crate::options::SaveOptions;
+use crate::error::{Error, Result};
+use crate::options::{SaveFormat, SaveOptions};
 use crate::value::Graph;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
+/// What torch's record list looks like before the storages (`.format_version` .. `byteorder`).
+fn header_records(alignment: u64) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (".format_version".into(), b"1".to_vec()),
+        (
+            ".storage_alignment".into(),
+            alignment.to_string().into_bytes(),
+        ),
+        ("byteorder".into(), b"little".to_vec()),
+    ]
+}
+
+fn check_options(opts: &SaveOptions) -> Result<()> {
+    pickler::check_protocol(opts.protocol)?;
+    if opts.archive_name.is_empty() || opts.archive_name.contains('/') {
+        crate::bail!(
+            InvalidArgument,
+            "archive name '{}' must be non-empty and contain no '/'",
+            opts.archive_name
+        );
+    }
+    Ok(())
+}
+
+fn prepared<'g>(graph: &'g Graph, opts: &SaveOptions) -> Result<Cow<'g, Graph>> {
+    if opts.compact {
+        if let Some(g) = compact::compact_graph(graph)? {
+            return Ok(Cow::Owned(g));
+        }
+    }
+    Ok(Cow::Borrowed(graph))
+}
+
+/// Pickles and plans a zip archive, then hands the plan to `emit`.
+fn with_zip_plan<T>(
+    graph: &Graph,
+    opts: &SaveOptions,
+    emit: impl FnOnce(&zip_write::Plan, &[zip_write::RecordSource<'_>], &[u8]) -> Result<T>,
+) -> Result<T> {
+    let pickled = pickler::pickle_graph(graph, opts.protocol, pickler::PidStyle::Zip)?;
+    let headers = header_records(opts.alignment);
+    let mut records = vec![zip_write::RecordSource {
+        name: "data.pkl".into(),
+        data: &pickled.bytes,
+    }];
+    for (name, data) in &headers {
+        records.push(zip_write::RecordSource {
+            name: name.clone(),
+            data,
+        });
+    }
+    for s in &pickled.storages {
+        let st = graph
+            .storages
+            .get(s.storage)
+            .ok_or_else(|| crate::err!(Unserializable, "missing storage {}", s.storage))?;
+        records.push(zip_write::RecordSource {
+            name: format!("data/{}", s.key),
+            data: st.data.as_slice(),
+        });
+    }
+    let version = b"3\n".to_vec();
+    records.push(zip_write::RecordSource {
+        name: "version".into(),
+        data: &version,
+    });
+    let (plan, sid) = zip_write::plan(&opts.archive_name, &records, opts.alignment)?;
+    emit(&plan, &records, &sid)
+}
+
 /// Writes `graph` to `w` (a stream: no seeking needed).
 pub fn save_to_writer<W: Write>(graph: &Graph, w: &mut W, opts: &SaveOptions) -> Result<()> {
-    let _ = (graph, w, opts);
-    crate::bail!(InvalidArgument, "writer not implemented yet")
+    check_options(opts)?;
+    let graph = prepared(graph, opts)?;
+    match opts.format {
+        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| {
+            zip_write::write_stream(plan, records, sid, w)
+        }),
+        SaveFormat::Legacy => legacy_write::write_legacy(&graph, opts.protocol, w),
+    }
+}
+
+/// Writes `graph` into a new buffer.
+pub fn save_to_vec(graph: &Graph, opts: &SaveOptions) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    save_to_writer(graph, &mut out, opts)?;
+    Ok(out)
 }
 
 /// Writes `graph` to `path` atomically: the old file stays intact until the new one is
-/// complete and synced.
+/// complete and synced. Zip archives are written at precomputed offsets in parallel.
+/// The archive folder is `opts.archive_name` (see [`archive_name_for_path`] for torch's).
 pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()> {
-    let _ = (graph, path, opts);
-    crate::bail!(InvalidArgument, "writer not implemented yet")
+    check_options(opts)?;
+    let graph = prepared(graph, opts)?;
+    match opts.format {
+        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| {
+            atomic::replace_with(path, |file| zip_write::write_file(plan, records, sid, file))
+        }),
+        SaveFormat::Legacy => atomic::replace_with(path, |file| {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            legacy_write::write_legacy(&graph, opts.protocol, &mut w)?;
+            w.flush().map_err(|e| Error::io(e, "writing legacy stream"))
+        }),
+    }
+}
+
+/// The folder name `torch.save(obj, path)` uses: the file name without its last extension
+/// when the path is ASCII, else `archive` (FORMAT.md 2.1).
+pub fn archive_name_for_path(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty());
+    match (path.to_str(), stem) {
+        (Some(p), Some(stem)) if p.is_ascii() && !stem.contains('/') => stem.to_string(),
+        _ => "archive".to_string(),
+    }
 }
