@@ -56,6 +56,7 @@ function runPython(files, outDir, jobs) {
 
 async function main(opts) {
   const cli = opts.referenceOnly ? null : c.cliPath();
+  c.checkOurSide(opts, []);
   const py = c.runWorker('py', { cmd: 'info' });
   const total = Math.round((2 * c.GiB) / (opts.small ? 10 : 1));
   const inDir = path.join(c.OUT, 'convert', `legacy_${opts.files}f_${Math.round(total / c.MiB)}MiB`);
@@ -120,7 +121,7 @@ async function main(opts) {
     );
   }
   const notes = [
-    `Python scales ${(med('torch', 1) / med('torch', 2)).toFixed(2)}x from 1 to 2 processes (torch.set_num_threads(1) per process when there are 2; torch's default threads with 1).`,
+    `Python scales ${(med('torch', 1) / med('torch', 2)).toFixed(2)}x from 1 to 2 processes (torch.set_num_threads(1) in every process: torch's default OpenMP threads made the 1-process baseline swing up to 10x on this shared 2-core machine).`,
     'Python is timed inside the script after `import torch` (pool start-up included); our CLI is timed as a whole process, Node start-up included. GB/s counts input bytes (10^9).',
     'Before every run: the output folder removed, `sync`, and every input read once (`cat > /dev/null`) so both sides start from the same warm page cache.',
   ];
@@ -139,10 +140,12 @@ module.exports = { main, DEFAULTS, USAGE };
 
 if (require.main === module) {
   const opts = c.parseArgs(process.argv.slice(2), { defaults: DEFAULTS, usage: USAGE });
-  main(opts)
-    .then((res) => {
+  c.cleanupOnExit(opts);
+  main(opts).then(
+    (res) => {
       if (opts.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
       else c.report(res.title, res, opts);
-    })
-    .finally(() => c.cleanup(opts));
+    },
+    (e) => c.die(e && e.stack ? e.stack : String(e)),
+  );
 }

@@ -95,10 +95,12 @@ module.exports = { main, DEFAULTS, USAGE };
 
 if (require.main === module) {
   const opts = c.parseArgs(process.argv.slice(2), { defaults: DEFAULTS, usage: USAGE });
-  main(opts)
-    .then((res) => {
+  c.cleanupOnExit(opts);
+  main(opts).then(
+    (res) => {
       if (opts.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
       else c.report(res.title, res, opts);
-    })
-    .finally(() => c.cleanup(opts));
+    },
+    (e) => c.die(e && e.stack ? e.stack : String(e)),
+  );
 }

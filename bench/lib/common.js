@@ -96,10 +96,30 @@ function cliPath() {
   return cli;
 }
 
+/**
+ * In a child process: the exports exist, and (the addon loads lazily, so importing proves
+ * little) a one-tensor save + load round trip works. Dies with the library's own message.
+ */
+function smokeTest(need) {
+  const torch = requireDist(need);
+  if (typeof torch.save !== 'function' || typeof torch.load !== 'function' || typeof torch.zeros !== 'function') return;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'torchsave-bench-'));
+  try {
+    const f = path.join(tmp, 'smoke.pt');
+    torch.save(new Map([['w', torch.zeros([4])]]), f);
+    const back = torch.load(f);
+    if (!(back instanceof Map) || !back.has('w')) die('smoke test: torchsave.load did not give back the saved dict');
+  } catch (e) {
+    die(`smoke test (save + load of one tensor through dist/) failed: ${e && e.code ? `${e.code}: ` : ''}${e && e.message}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Checks our side is runnable before spending minutes generating data. */
 function checkOurSide(opts, need) {
   if (opts.referenceOnly) return;
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(BENCH, 'lib', 'common.js'))}).requireDist(${JSON.stringify(need)})`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(BENCH, 'lib', 'common.js'))}).smokeTest(${JSON.stringify(need)})`], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) process.exit(2);
 }
 
@@ -183,9 +203,16 @@ function rmrf(p) {
   fs.rmSync(p, { recursive: true, force: true });
 }
 
-function cleanup(opts) {
-  if (opts.keep) log(`keeping ${path.relative(ROOT, OUT)}/`);
-  else rmrf(OUT);
+/**
+ * Removes bench/out when the process ends, however it ends (die() exits directly, and ^C
+ * should not leave gigabytes behind), unless --keep.
+ */
+function cleanupOnExit(opts) {
+  process.on('exit', () => {
+    if (opts.keep) log(`keeping ${path.relative(ROOT, OUT)}/`);
+    else rmrf(OUT);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 }
 
 // ---- presentation ---------------------------------------------------------------------
@@ -301,6 +328,7 @@ module.exports = {
   requireDist,
   cliPath,
   checkOurSide,
+  smokeTest,
   median,
   timeCommand,
   catToNull,
@@ -309,7 +337,7 @@ module.exports = {
   dataFile,
   fileBytes,
   rmrf,
-  cleanup,
+  cleanupOnExit,
   fmtSeconds,
   fmtBytes,
   row,

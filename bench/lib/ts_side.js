@@ -107,7 +107,8 @@ function benchSave(torch, a) {
     if (r > 0) {
       times.push(t1 - t0);
       rssDelta.push(process.memoryUsage().rss - rss0);
-      if (canReset) peaks.push(statusBytes('VmHWM') - base);
+      // Clamped at 0: the kernel's RSS counters lag by a few pages.
+      if (canReset) peaks.push(Math.max(0, statusBytes('VmHWM') - base));
     }
   }
   return { times_s: times, peak_above_base: peaks, rss_delta: rssDelta, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
