@@ -304,9 +304,9 @@ function markdownTable(rows) {
 
 function report(title, result, opts) {
   if (opts.json) return;
-  const lines = [`### ${title}`, '', result.setup ? `${result.setup}\n` : '', markdownTable(result.rows), ''];
+  const lines = [`### ${title}`, '', result.setup, '', markdownTable(result.rows), ''];
   if (result.notes && result.notes.length) lines.push(...result.notes.map((n) => `- ${n}`), '');
-  process.stdout.write(lines.filter((l, i) => l !== '' || i > 0).join('\n') + '\n');
+  process.stdout.write(lines.join('\n'));
 }
 
 function machineLine() {
