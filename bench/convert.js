@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+'use strict';
+// Convert bench (convert issue): `torchsave convert --to safetensors --dtype float16` over 200
+// legacy-format checkpoints, with 1 and 2 jobs, vs the obvious Python script (torch.load ->
+// .half() -> safetensors.torch.save_file) with 1 and 2 processes. See bench/README.md.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const c = require('./lib/common');
+
+const USAGE = `usage: node bench/convert.js [--runs N] [--small] [--files N] [--keep] [--json] [--reference-only]
+  --runs N          timed runs per configuration; the median is reported (default 3)
+  --small           10x smaller checkpoints (~200 MiB in all instead of ~2 GiB)
+  --files N         number of checkpoints (default 200)
+  --keep            keep bench/out/ (generated files are then reused by the next run)
+  --json            print the result as JSON instead of a markdown table
+  --reference-only  time only the Python converter (no dist/ needed)`;
+
+const DEFAULTS = { runs: 3, small: false, files: 200, keep: false, json: false, referenceOnly: false };
+
+function listOutputs(dir) {
+  const out = new Map();
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.safetensors')) out.set(path.basename(e.name, '.safetensors'), p);
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out;
+}
+
+function prepare(files, outDir) {
+  c.rmrf(outDir);
+  c.timeCommand(['sync']);
+  c.catToNull(files);
+}
+
+function runOurs(cli, files, outDir, jobs) {
+  prepare(files, outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  // The whole CLI process is timed, Node's start-up included (the Python side is timed from
+  // inside, after `import torch`): a small handicap for us, stated in the notes.
+  const s = c.timeCommand([process.execPath, cli, 'convert', ...files, '--to', 'safetensors', '--dtype', 'float16', '--jobs', String(jobs), '--out', outDir, '--force']);
+  const got = listOutputs(outDir).size;
+  if (got !== files.length) c.die(`torchsave convert --jobs ${jobs} wrote ${got} .safetensors files for ${files.length} inputs (in ${outDir})`);
+  return s;
+}
+
+function runPython(files, outDir, jobs) {
+  prepare(files, outDir);
+  const r = c.runWorker('py', { cmd: 'convert', files, outdir: outDir, jobs });
+  return r.elapsed_s;
+}
+
+async function main(opts) {
+  const cli = opts.referenceOnly ? null : c.cliPath();
+  c.checkOurSide(opts, []);
+  const py = c.runWorker('py', { cmd: 'info' });
+  const total = Math.round((2 * c.GiB) / (opts.small ? 10 : 1));
+  const inDir = path.join(c.OUT, 'convert', `legacy_${opts.files}f_${Math.round(total / c.MiB)}MiB`);
+  c.ensureGenerated(inDir, { cmd: 'gen-legacy', count: opts.files, total_bytes: total });
+  const files = fs
+    .readdirSync(inDir)
+    .filter((f) => f.endsWith('.pth'))
+    .sort()
+    .map((f) => path.join(inDir, f));
+  if (files.length !== opts.files) c.die(`${inDir} holds ${files.length} checkpoints, expected ${opts.files}; delete it and rerun`);
+  const bytes = c.fileBytes(files);
+  const pyOut = path.join(c.OUT, 'convert', 'out_python');
+  const tsOut = path.join(c.OUT, 'convert', 'out_torchsave');
+
+  const raw = { torch: { 1: [], 2: [] }, ours: { 1: [], 2: [] } };
+  for (const jobs of [1, 2]) {
+    for (let r = 0; r < opts.runs; r++) {
+      c.log(`python converter, ${jobs} process(es), run ${r + 1}/${opts.runs}`);
+      raw.torch[jobs].push(runPython(files, pyOut, jobs));
+      if (cli) {
+        c.log(`torchsave convert --jobs ${jobs}, run ${r + 1}/${opts.runs}`);
+        raw.ours[jobs].push(runOurs(cli, files, tsOut, jobs));
+      }
+    }
+  }
+
+  // Same answers, not just fast ones: a spread of files checked tensor by tensor.
+  let verify = null;
+  if (cli) {
+    const ours = listOutputs(tsOut);
+    const theirs = listOutputs(pyOut);
+    const picks = [...new Set([0, 9, Math.floor(files.length / 4), Math.floor(files.length / 2), files.length - 1])].filter((i) => i >= 0 && i < files.length);
+    const pairs = picks.map((i) => {
+      const stem = path.basename(files[i], '.pth');
+      return [ours.get(stem) ?? path.join(tsOut, `${stem}.safetensors`), theirs.get(stem)];
+    });
+    verify = c.runWorker('py', { cmd: 'verify-convert', pairs });
+  }
+
+  const med = (side, j) => (raw[side][j].length ? c.median(raw[side][j]) : null);
+  const n = files.length;
+  const fmt = (s) => `${c.fmtSeconds(s)} (${(n / s).toFixed(1)} files/s, ${(bytes / s / 1e9).toFixed(2)} GB/s)`;
+  const label = `${n} legacy .pth (${c.fmtBytes(bytes)}) → safetensors fp16`;
+  const rows = [
+    c.row({ name: `${label}, 1 job`, ours: med('ours', 1), other: med('torch', 1), otherLabel: 'Python, 1 process', kind: 'faster', format: fmt }),
+    c.row({ name: `${label}, 2 jobs`, ours: med('ours', 2), other: med('torch', 2), otherLabel: 'Python, 2 processes', kind: 'faster', target: 3, format: fmt }),
+    c.row({
+      name: 'scaling from 1 to 2 jobs (throughput ratio)',
+      ours: med('ours', 1),
+      other: med('ours', 2),
+      otherLabel: 'torchsave, 2 jobs',
+      kind: 'at-least',
+      target: 1.8,
+      unit: 'x',
+      value: med('ours', 1) != null ? med('ours', 1) / med('ours', 2) : null,
+      format: fmt,
+    }),
+  ];
+  if (verify) {
+    rows.push(
+      c.row({ name: 'outputs identical to the Python converter\'s', ours: verify.checked - verify.bad.length, other: verify.checked, otherLabel: 'files checked', kind: 'at-least', target: verify.checked, value: verify.checked - verify.bad.length, digits: 0, unit: ` of ${verify.checked}`, format: (v) => `${v} files` }),
+    );
+  }
+  const notes = [
+    `Python scales ${(med('torch', 1) / med('torch', 2)).toFixed(2)}x from 1 to 2 processes (torch.set_num_threads(1) in every process: torch's default OpenMP threads made the 1-process baseline swing up to 10x on this shared 2-core machine).`,
+    'Python is timed inside the script after `import torch` (pool start-up included); our CLI is timed as a whole process, Node start-up included. GB/s counts input bytes (10^9).',
+    'Before every run: the output folder removed, `sync`, and every input read once (`cat > /dev/null`) so both sides start from the same warm page cache.',
+  ];
+  if (verify && verify.bad.length) notes.push(`MISMATCHES: ${verify.bad.join('; ')}`);
+  return {
+    bench: 'convert',
+    title: 'convert (torchsave convert vs torch + safetensors in Python)',
+    setup: `Median of ${opts.runs} runs; torch ${py.torch}, python ${py.python}; ${c.machineLine()}.`,
+    rows,
+    notes,
+    raw: { ...raw, files: n, bytes, verify },
+  };
+}
+
+module.exports = { main, DEFAULTS, USAGE };
+
+if (require.main === module) {
+  const opts = c.parseArgs(process.argv.slice(2), { defaults: DEFAULTS, usage: USAGE });
+  c.cleanupOnExit(opts);
+  main(opts).then(
+    (res) => {
+      if (opts.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
+      else c.report(res.title, res, opts);
+    },
+    (e) => c.die(e && e.stack ? e.stack : String(e)),
+  );
+}

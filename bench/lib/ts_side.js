@@ -1,0 +1,125 @@
+'use strict';
+// torchsave's half of the benches: the mirror of py/torch_side.py, run as
+// `node --expose-gc ts_side.js '<json>'` against the built package (dist/). Prints one JSON
+// line on stdout. Timings are taken in-process around the measured call only, exactly as the
+// Python side does, so Node's start-up is not charged to us either.
+
+const fs = require('node:fs');
+const { spawnSync } = require('node:child_process');
+const { requireDist } = require('./common');
+
+const PAGE = 4096;
+
+function now() {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+function statusBytes(key) {
+  const m = fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Resets VmHWM so the next reading is the peak of the operation that follows. */
+function resetPeak() {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function gc() {
+  if (typeof global.gc === 'function') global.gc();
+}
+
+function isTensor(v) {
+  return v !== null && typeof v === 'object' && typeof v.untypedStorage === 'function' && typeof v.dtype === 'string';
+}
+
+function* tensors(obj, seen = new Set()) {
+  if (obj === null || typeof obj !== 'object' || seen.has(obj)) return;
+  seen.add(obj);
+  if (isTensor(obj)) {
+    yield obj;
+    return;
+  }
+  if (obj instanceof Map) for (const v of obj.values()) yield* tensors(v, seen);
+  else if (Array.isArray(obj)) for (const v of obj) yield* tensors(v, seen);
+  else if (!ArrayBuffer.isView(obj)) for (const v of Object.values(obj)) yield* tensors(v, seen);
+}
+
+/** One byte per 4 KiB page of every storage, plus its last byte: same walk as the Python side. */
+function touch(obj) {
+  let total = 0;
+  let count = 0;
+  for (const t of tensors(obj)) {
+    const b = t.untypedStorage().bytes;
+    count++;
+    if (b.length === 0) continue;
+    for (let i = 0; i < b.length; i += PAGE) total += b[i];
+    total += b[b.length - 1];
+  }
+  return { total, count };
+}
+
+function benchLoad(torch, a) {
+  const loadS = [];
+  const totalS = [];
+  let count = 0;
+  for (let r = 0; r <= a.runs; r++) {
+    gc();
+    const t0 = now();
+    let sd = torch.load(a.file, { mmap: a.mmap });
+    const t1 = now();
+    count = touch(sd).count;
+    const t2 = now();
+    if (r > 0) {
+      loadS.push(t1 - t0);
+      totalS.push(t2 - t0);
+    }
+    sd = null;
+  }
+  if (count !== a.expectTensors) throw new Error(`loaded ${count} tensors from ${a.file}, expected ${a.expectTensors}`);
+  return { load_s: loadS, total_s: totalS };
+}
+
+function benchSave(torch, a) {
+  const sd = torch.load(a.src, { mmap: false });
+  const { count } = touch(sd);
+  if (count !== a.expectTensors) throw new Error(`loaded ${count} tensors from ${a.src}, expected ${a.expectTensors}`);
+  let tensorBytes = 0;
+  for (const t of tensors(sd)) tensorBytes += t.untypedStorage().bytes.byteLength;
+  const times = [];
+  const peaks = [];
+  const rssDelta = [];
+  for (let r = 0; r <= a.runs; r++) {
+    fs.rmSync(a.out, { force: true });
+    // Flush earlier runs' dirty pages so no run pays for another's writeback.
+    spawnSync('sync');
+    gc();
+    const base = statusBytes('VmRSS');
+    const rss0 = process.memoryUsage().rss;
+    const canReset = resetPeak();
+    const t0 = now();
+    torch.save(sd, a.out);
+    const t1 = now();
+    if (r > 0) {
+      times.push(t1 - t0);
+      rssDelta.push(process.memoryUsage().rss - rss0);
+      // Clamped at 0: the kernel's RSS counters lag by a few pages.
+      if (canReset) peaks.push(Math.max(0, statusBytes('VmHWM') - base));
+    }
+  }
+  return { times_s: times, peak_above_base: peaks, rss_delta: rssDelta, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
+}
+
+function main() {
+  const a = JSON.parse(process.argv[2]);
+  const torch = requireDist(['load', 'save']);
+  const fn = { load: benchLoad, save: benchSave }[a.cmd];
+  if (!fn) throw new Error(`unknown command ${a.cmd}`);
+  process.stdout.write(JSON.stringify(fn(torch, a)) + '\n');
+}
+
+main();
