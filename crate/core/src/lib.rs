@@ -31,4 +31,4 @@ pub use dtype::DType;
 pub use error::{Error, ErrorCode, Result};
 pub use options::{Limits, LoadOptions, SaveFormat, SaveOptions, StrEncoding};
 pub use value::{Format, Graph, Node, Storage, Tensor, Value};
-pub use writer::{save_to_path, save_to_writer};
+pub use writer::{archive_name_for_path, save_to_path, save_to_vec, save_to_writer};

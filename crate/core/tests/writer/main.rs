@@ -354,8 +354,13 @@ fn big_zip64_archive_loads_in_torch() {
     let mut big = vec![0u8; n];
     big[0] = 1;
     big[n - 1] = 2;
-    let text = format!("storages 2\nuint8 0 {n} {} -\nint64 0 1 {} 0700000000000000\n", "637075", "637075");
-    let mut graph = recipe::parse(&(text + "D 0 2 s 62 t 1 0 uint8 1 1 1 0 0 0 0 0 0 s 73 t 2 1 int64 0 0 0 0 0 0 0"));
+    let text = format!(
+        "storages 2\nuint8 0 {n} {} -\nint64 0 1 {} 0700000000000000\n",
+        "637075", "637075"
+    );
+    let mut graph = recipe::parse(
+        &(text + "D 0 2 s 62 t 1 0 uint8 1 1 1 0 0 0 0 0 0 s 73 t 2 1 int64 0 0 0 0 0 0 0"),
+    );
     graph.storages[0].data = torchsave_core::ByteView::from_vec(big);
     if let Some(torchsave_core::Node::Tensor(t)) = graph.nodes.get_mut(1) {
         t.shape = vec![n as i64];
@@ -363,7 +368,8 @@ fn big_zip64_archive_loads_in_torch() {
     let dir = scratch("big");
     let f = dir.join("big.pt");
     save_to_path(&graph, &f, &SaveOptions::default()).unwrap();
-    let code = "import sys,torch; d=torch.load(sys.argv[1], mmap=True, weights_only=True); b=d['b']; \
+    let code =
+        "import sys,torch; d=torch.load(sys.argv[1], mmap=True, weights_only=True); b=d['b']; \
                 print(b.numel(), int(b[0]), int(b[-1]), int(d['s']))";
     let (ok, out) = run(std::process::Command::new(py).args(["-c", code]).arg(&f));
     let _ = std::fs::remove_dir_all(&dir);
