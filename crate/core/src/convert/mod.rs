@@ -1,0 +1,3 @@
+pub mod fsio;
+pub mod graph_ops;
+pub mod values;
