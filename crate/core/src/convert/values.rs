@@ -8,8 +8,8 @@
 //!
 //! Casts follow PyTorch's CPU kernels bit for bit: `double -> half/bfloat16` goes through
 //! `float` first (c10's `Half(float)`/`BFloat16(float)` constructors, so a double rounds
-//! twice), rounding is round-to-nearest-even, and NaNs become PyTorch's canonical NaNs
-//! (checked against torch 2.11 by `tests/convert/gen_cast_expected.py`).
+//! twice), rounding is round-to-nearest-even, and NaNs come out as torch's vectorised kernels
+//! write them (checked bit for bit against torch 2.11 by `tests/convert/st_oracle.py casts`).
 
 use crate::bytes::ByteView;
 use crate::dtype::DType;
@@ -224,19 +224,16 @@ pub fn is_castable_float(d: DType) -> bool {
     matches!(d, DType::Float64 | DType::Float32 | DType::Float16 | DType::BFloat16)
 }
 
-/// f32 -> f16 as PyTorch's CPU kernel does: round to nearest even, NaN -> sign | 0x7E00.
+/// f32 -> f16: round to nearest even; a NaN keeps its sign and the top of its payload with
+/// the quiet bit set (what `vcvtps2ph`, c10 and `half` all do).
 pub fn f32_to_f16_bits(x: f32) -> u16 {
-    if x.is_nan() {
-        let sign = ((x.to_bits() >> 16) & 0x8000) as u16;
-        return sign | 0x7E00;
-    }
     half::f16::from_f32(x).to_bits()
 }
 
-/// f32 -> bf16 as c10::BFloat16(float): round to nearest even, every NaN -> 0x7FC0.
-pub fn f32_to_bf16_bits(x: f32) -> u16 {
+/// f32 -> bf16: round to nearest even; NaN -> `nan` (see [`cast_buffer`] for which).
+pub fn f32_to_bf16_bits(x: f32, nan: u16) -> u16 {
     if x.is_nan() {
-        return 0x7FC0;
+        return nan;
     }
     half::bf16::from_f32(x).to_bits()
 }
@@ -246,7 +243,9 @@ fn read_f32(from: DType, b: &[u8]) -> f32 {
         DType::Float64 => f64::from_le_bytes(arr8(b)) as f32,
         DType::Float32 => f32::from_le_bytes(arr4(b)),
         DType::Float16 => half::f16::from_bits(u16::from_le_bytes(arr2(b))).to_f32(),
-        _ => half::bf16::from_bits(u16::from_le_bytes(arr2(b))).to_f32(),
+        // bfloat16 is the top half of a float32: widening is a shift (keeps signalling NaNs,
+        // as c10 does; `half` would quiet them).
+        _ => f32::from_bits((u16::from_le_bytes(arr2(b)) as u32) << 16),
     }
 }
 
@@ -267,6 +266,14 @@ fn arr2(b: &[u8]) -> [u8; 2] {
 }
 
 /// Converts a buffer of `from` elements to `to` elements (both in [`is_castable_float`]).
+///
+/// Finite values and infinities are exact on every platform. NaN bit patterns follow what
+/// torch 2.11's CPU kernels write on x86-64 (AVX2/AVX-512) in their vectorised body, which
+/// differ per pair: `float32/float64 -> bfloat16` give 0xFFFF, `float16 -> bfloat16` gives
+/// 0x7FC0 (c10's scalar constructor); every other pair keeps the sign and payload with the
+/// quiet bit set, as the hardware conversions do. (For `float16 -> float32` and
+/// `float64 -> bfloat16` torch writes other NaN bits in a loop tail, 0x7FFFFFFF and 0x7FC0,
+/// so there a NaN's bits depend on its position in the tensor; we always write the former.)
 pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     if !is_castable_float(from) || !is_castable_float(to) {
         crate::bail!(UnsupportedDtype, "cannot cast {from} to {to}: only float64/32/16 and bfloat16 are cast");
@@ -275,18 +282,19 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     if src.len() % fs != 0 {
         crate::bail!(StorageSize, "a {}-byte buffer is not a whole number of {from} elements", src.len());
     }
+    let bf16_nan = if from == DType::Float16 { 0x7FC0 } else { 0xFFFF };
     let n = src.len() / fs;
     let mut out = Vec::with_capacity(n * to.element_size());
     for e in src.chunks_exact(fs) {
         match to {
             DType::Float64 => {
-                // Widening is exact; f32 -> f64 keeps NaN payloads like the CPU's cvtss2sd.
+                // Widening is exact; NaNs are quieted like the CPU's cvtss2sd.
                 let v = if from == DType::Float64 { f64::from_le_bytes(arr8(e)) } else { read_f32(from, e) as f64 };
                 out.extend_from_slice(&v.to_le_bytes());
             }
             DType::Float32 => out.extend_from_slice(&read_f32(from, e).to_le_bytes()),
             DType::Float16 => out.extend_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes()),
-            _ => out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e)).to_le_bytes()),
+            _ => out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes()),
         }
     }
     Ok(out)
