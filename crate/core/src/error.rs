@@ -115,7 +115,13 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into(), path: None, record: None, offset: None }
+        Error {
+            code,
+            message: message.into(),
+            path: None,
+            record: None,
+            offset: None,
+        }
     }
     pub fn at(mut self, offset: u64) -> Self {
         self.offset.get_or_insert(offset);

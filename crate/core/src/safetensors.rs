@@ -66,7 +66,10 @@ const ST_DTYPES: [(&str, u8, u8, Option<DType>); 22] = [
 
 /// The safetensors name and rank of a PyTorch dtype, if the format can hold it.
 pub fn st_dtype(d: DType) -> Option<(&'static str, u8)> {
-    ST_DTYPES.iter().find(|e| e.3 == Some(d)).map(|e| (e.0, e.1))
+    ST_DTYPES
+        .iter()
+        .find(|e| e.3 == Some(d))
+        .map(|e| (e.0, e.1))
 }
 
 fn st_lookup(name: &str) -> Option<&'static (&'static str, u8, u8, Option<DType>)> {
@@ -76,11 +79,17 @@ fn st_lookup(name: &str) -> Option<&'static (&'static str, u8, u8, Option<DType>
 /// Cheap sniff: 8-byte size, then a header that starts with `{"` or `{}`. Used by format
 /// detection (pt files start with `PK` or a pickle opcode).
 pub fn looks_like_safetensors(prefix: &[u8]) -> bool {
-    let (Some(n), Some(&b'{')) = (prefix.get(..8), prefix.get(8)) else { return false };
+    let (Some(n), Some(&b'{')) = (prefix.get(..8), prefix.get(8)) else {
+        return false;
+    };
     let mut a = [0u8; 8];
     a.copy_from_slice(n);
     let n = u64::from_le_bytes(a);
-    n >= 2 && n <= MAX_HEADER_SIZE && matches!(prefix.get(9), Some(b'"') | Some(b'}') | Some(b' ') | Some(b'\n'))
+    (2..=MAX_HEADER_SIZE).contains(&n)
+        && matches!(
+            prefix.get(9),
+            Some(b'"') | Some(b'}') | Some(b' ') | Some(b'\n')
+        )
 }
 
 /// One tensor as the header describes it, validated.
@@ -117,7 +126,10 @@ impl<'de> serde::Deserialize<'de> for Entries {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Entries, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Entries, A::Error> {
                 let mut seen = HashSet::new();
                 let mut out = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
@@ -134,49 +146,74 @@ impl<'de> serde::Deserialize<'de> for Entries {
 }
 
 fn as_u64_list(v: Option<&serde_json::Value>, what: &str, name: &str) -> Result<Vec<u64>> {
-    let arr = v
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}': '{what}' must be an array of integers"))?;
+    let arr = v.and_then(|v| v.as_array()).ok_or_else(|| {
+        crate::err!(
+            BadSafetensors,
+            "tensor '{name}': '{what}' must be an array of integers"
+        )
+    })?;
     arr.iter()
-        .map(|x| x.as_u64().ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}': '{what}' holds {x}")))
+        .map(|x| {
+            x.as_u64()
+                .ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}': '{what}' holds {x}"))
+        })
         .collect()
 }
 
 /// Parses and validates the header of a whole safetensors file.
 pub fn parse_header(file: &[u8]) -> Result<Header> {
     let Some(prefix) = file.get(..8) else {
-        crate::bail!(Truncated, "a safetensors file needs at least 8 bytes, this one has {}", file.len());
+        crate::bail!(
+            Truncated,
+            "a safetensors file needs at least 8 bytes, this one has {}",
+            file.len()
+        );
     };
     let mut a = [0u8; 8];
     a.copy_from_slice(prefix);
     let n = u64::from_le_bytes(a);
     if n > MAX_HEADER_SIZE {
-        crate::bail!(LimitExceeded, "safetensors header of {n} bytes is over the {MAX_HEADER_SIZE}-byte limit");
+        crate::bail!(
+            LimitExceeded,
+            "safetensors header of {n} bytes is over the {MAX_HEADER_SIZE}-byte limit"
+        );
     }
     let stop = 8 + n as usize; // n <= 1e8: no overflow.
     let Some(raw) = file.get(8..stop) else {
-        crate::bail!(Truncated, "header announces {n} bytes but the file has {} after the size", file.len() - 8);
+        crate::bail!(
+            Truncated,
+            "header announces {n} bytes but the file has {} after the size",
+            file.len() - 8
+        );
     };
-    let text = std::str::from_utf8(raw).map_err(|e| crate::err!(BadSafetensors, "header is not UTF-8: {e}").at(8))?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| crate::err!(BadSafetensors, "header is not UTF-8: {e}").at(8))?;
     if !text.starts_with('{') {
         crate::bail!(BadSafetensors, "header does not start with '{{'");
     }
-    let entries: Entries =
-        serde_json::from_str(text).map_err(|e| crate::err!(BadSafetensors, "header JSON: {e}").at(8))?;
+    let entries: Entries = serde_json::from_str(text)
+        .map_err(|e| crate::err!(BadSafetensors, "header JSON: {e}").at(8))?;
     let mut metadata = Vec::new();
     let mut tensors = Vec::with_capacity(entries.0.len());
     for (name, v) in entries.0 {
         if name == "__metadata__" {
-            let obj = v.as_object().ok_or_else(|| crate::err!(BadSafetensors, "__metadata__ must be an object"))?;
+            let obj = v
+                .as_object()
+                .ok_or_else(|| crate::err!(BadSafetensors, "__metadata__ must be an object"))?;
             for (k, val) in obj {
-                let s = val
-                    .as_str()
-                    .ok_or_else(|| crate::err!(BadSafetensors, "__metadata__ value for '{k}' is not a string"))?;
+                let s = val.as_str().ok_or_else(|| {
+                    crate::err!(
+                        BadSafetensors,
+                        "__metadata__ value for '{k}' is not a string"
+                    )
+                })?;
                 metadata.push((k.clone(), s.to_string()));
             }
             continue;
         }
-        let obj = v.as_object().ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}' is not an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}' is not an object"))?;
         let dt = obj
             .get("dtype")
             .and_then(|d| d.as_str())
@@ -184,11 +221,14 @@ pub fn parse_header(file: &[u8]) -> Result<Header> {
         let shape = as_u64_list(obj.get("shape"), "shape", &name)?;
         let offs = as_u64_list(obj.get("data_offsets"), "data_offsets", &name)?;
         let [begin, end] = offs[..] else {
-            crate::bail!(BadSafetensors, "tensor '{name}': data_offsets must hold 2 integers");
+            crate::bail!(
+                BadSafetensors,
+                "tensor '{name}': data_offsets must hold 2 integers"
+            );
         };
         tensors.push((name, dt.to_string(), shape, begin, end));
     }
-    tensors.sort_by(|a, b| (a.3, a.4).cmp(&(b.3, b.4)));
+    tensors.sort_by_key(|t| (t.3, t.4));
     let data_len = (file.len() - stop) as u64;
     let mut cursor = 0u64;
     let mut out = Vec::with_capacity(tensors.len());
@@ -199,11 +239,15 @@ pub fn parse_header(file: &[u8]) -> Result<Header> {
                 "tensor '{name}' has data_offsets [{begin}, {end}] but the previous tensor ends at {cursor} (gap or overlap)"
             );
         }
-        let info = st_lookup(&dt).ok_or_else(|| crate::err!(UnsupportedDtype, "tensor '{name}': unknown dtype '{dt}'"))?;
+        let info = st_lookup(&dt).ok_or_else(|| {
+            crate::err!(UnsupportedDtype, "tensor '{name}': unknown dtype '{dt}'")
+        })?;
         let numel = shape
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}': shape {shape:?} overflows"))?;
+            .ok_or_else(|| {
+                crate::err!(BadSafetensors, "tensor '{name}': shape {shape:?} overflows")
+            })?;
         let bits = numel
             .checked_mul(info.2 as u64)
             .ok_or_else(|| crate::err!(BadSafetensors, "tensor '{name}': size overflows"))?;
@@ -215,29 +259,54 @@ pub fn parse_header(file: &[u8]) -> Result<Header> {
             );
         }
         let Some(dtype) = info.3 else {
-            crate::bail!(UnsupportedDtype, "tensor '{name}': dtype {dt} has no PyTorch equivalent");
+            crate::bail!(
+                UnsupportedDtype,
+                "tensor '{name}': dtype {dt} has no PyTorch equivalent"
+            );
         };
         let mut tshape = Vec::with_capacity(shape.len());
         for &d in &shape {
-            tshape.push(i64::try_from(d).map_err(|_| crate::err!(BadSafetensors, "tensor '{name}': dim {d} too big"))?);
+            tshape
+                .push(i64::try_from(d).map_err(|_| {
+                    crate::err!(BadSafetensors, "tensor '{name}': dim {d} too big")
+                })?);
         }
         if dtype == DType::Float4E2M1FnX2 {
             // Two 4-bit elements per PyTorch element.
             match tshape.last_mut() {
                 Some(last) if *last % 2 == 0 => *last /= 2,
-                _ => crate::bail!(UnsupportedDtype, "tensor '{name}': F4 with an odd last dimension {shape:?}"),
+                _ => crate::bail!(
+                    UnsupportedDtype,
+                    "tensor '{name}': F4 with an odd last dimension {shape:?}"
+                ),
             }
         }
         cursor = end;
-        out.push(HeaderEntry { name, dtype, shape: tshape, begin, end });
+        out.push(HeaderEntry {
+            name,
+            dtype,
+            shape: tshape,
+            begin,
+            end,
+        });
     }
     if cursor > data_len {
-        crate::bail!(Truncated, "tensors need {cursor} data bytes but the file holds {data_len}");
+        crate::bail!(
+            Truncated,
+            "tensors need {cursor} data bytes but the file holds {data_len}"
+        );
     }
     if cursor < data_len {
-        crate::bail!(BadSafetensors, "tensors cover {cursor} data bytes but the file holds {data_len}");
+        crate::bail!(
+            BadSafetensors,
+            "tensors cover {cursor} data bytes but the file holds {data_len}"
+        );
     }
-    Ok(Header { entries: out, metadata, header_len: n })
+    Ok(Header {
+        entries: out,
+        metadata,
+        header_len: n,
+    })
 }
 
 /// A safetensors file as a value graph.
@@ -301,12 +370,16 @@ pub fn read_bytes(bytes: ByteView) -> Result<SafetensorsLoaded> {
     }
     let root = graph.add(Node::OrderedDict { items, state: None });
     graph.root = Some(root);
-    Ok(SafetensorsLoaded { graph, metadata: header.metadata })
+    Ok(SafetensorsLoaded {
+        graph,
+        metadata: header.metadata,
+    })
 }
 
 /// Reads a safetensors file, mmapped when `mmap` is true.
 pub fn read_file(path: &Path, mmap: bool) -> Result<SafetensorsLoaded> {
-    let bytes = crate::container::source::open(path, mmap).map_err(|e| e.in_file(path.display().to_string()))?;
+    let bytes = crate::container::source::open(path, mmap)
+        .map_err(|e| e.in_file(path.display().to_string()))?;
     read_bytes(bytes).map_err(|e| e.in_file(path.display().to_string()))
 }
 
@@ -314,14 +387,25 @@ pub fn read_file(path: &Path, mmap: bool) -> Result<SafetensorsLoaded> {
 /// where `kept` is a tensor and `dropped` is not): each becomes a second key for the kept
 /// tensor node, appended at the end. Returns how many were restored.
 pub fn restore_aliases(loaded: &mut SafetensorsLoaded) -> usize {
-    let Some(Value::Ref(root)) = loaded.graph.root.clone() else { return 0 };
-    let Some(Node::OrderedDict { items, .. }) = loaded.graph.node_mut(root) else { return 0 };
+    let Some(Value::Ref(root)) = loaded.graph.root.clone() else {
+        return 0;
+    };
+    let Some(Node::OrderedDict { items, .. }) = loaded.graph.node_mut(root) else {
+        return 0;
+    };
     let mut restored = 0;
     for (dropped, kept) in &loaded.metadata {
-        if dropped == "format" || items.iter().any(|(k, _)| matches!(k, Value::Str(s) if s == dropped)) {
+        if dropped == "format"
+            || items
+                .iter()
+                .any(|(k, _)| matches!(k, Value::Str(s) if s == dropped))
+        {
             continue;
         }
-        let target = items.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == kept)).map(|(_, v)| v.clone());
+        let target = items
+            .iter()
+            .find(|(k, _)| matches!(k, Value::Str(s) if s == kept))
+            .map(|(_, v)| v.clone());
         if let Some(v) = target {
             items.push((Value::Str(dropped.clone()), v));
             restored += 1;
@@ -334,12 +418,18 @@ pub fn restore_aliases(loaded: &mut SafetensorsLoaded) -> usize {
 /// first value that is not a tensor.
 pub fn state_dict_entries(graph: &Graph, root: &Value) -> Result<Vec<(String, NodeId)>> {
     let Some(items) = crate::convert::graph_ops::mapping_items(graph, root) else {
-        crate::bail!(Unserializable, "safetensors holds a flat mapping name -> tensor; the object is not a dict");
+        crate::bail!(
+            Unserializable,
+            "safetensors holds a flat mapping name -> tensor; the object is not a dict"
+        );
     };
     let mut out = Vec::with_capacity(items.len());
     for (k, v) in items {
         let Value::Str(name) = k else {
-            crate::bail!(Unserializable, "safetensors names are strings; found key {k:?}");
+            crate::bail!(
+                Unserializable,
+                "safetensors names are strings; found key {k:?}"
+            );
         };
         match v {
             Value::Ref(id) if matches!(graph.node(*id), Some(Node::Tensor(_))) => out.push((name.clone(), *id)),
@@ -352,15 +442,28 @@ pub fn state_dict_entries(graph: &Graph, root: &Value) -> Result<Vec<(String, No
     Ok(out)
 }
 
-fn tensor_and_storage<'g>(graph: &'g Graph, name: &str, id: NodeId) -> Result<(&'g Tensor, &'g Storage)> {
+fn tensor_and_storage<'g>(
+    graph: &'g Graph,
+    name: &str,
+    id: NodeId,
+) -> Result<(&'g Tensor, &'g Storage)> {
     let Some(Node::Tensor(t)) = graph.node(id) else {
         crate::bail!(Unserializable, "'{name}' is not a tensor");
     };
     if t.quantizer.is_some() {
-        crate::bail!(Unserializable, "'{name}' is quantized ({}); safetensors has no quantizer fields", t.dtype);
+        crate::bail!(
+            Unserializable,
+            "'{name}' is quantized ({}); safetensors has no quantizer fields",
+            t.dtype
+        );
     }
-    let sid = t.storage.ok_or_else(|| crate::err!(Unserializable, "'{name}' has no data (meta tensor)"))?;
-    let st = graph.storages.get(sid).ok_or_else(|| crate::err!(StorageBounds, "'{name}': storage {sid} missing"))?;
+    let sid = t
+        .storage
+        .ok_or_else(|| crate::err!(Unserializable, "'{name}' has no data (meta tensor)"))?;
+    let st = graph
+        .storages
+        .get(sid)
+        .ok_or_else(|| crate::err!(StorageBounds, "'{name}': storage {sid} missing"))?;
     Ok((t, st))
 }
 
@@ -387,7 +490,10 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
         }
         let r = values::reached_range(t, st)?;
         let sid = t.storage.unwrap_or_default();
-        by_storage.entry(sid).or_default().push((r.start, r.end, name.clone(), *id));
+        by_storage
+            .entry(sid)
+            .or_default()
+            .push((r.start, r.end, name.clone(), *id));
     }
     let mut drop: HashSet<String> = HashSet::new();
     let mut removed = Vec::new();
@@ -395,7 +501,11 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
         if areas.len() < 2 {
             continue;
         }
-        let storage_bytes = graph.storages.get(sid).map(|s| s.data.len() as u64).unwrap_or(0);
+        let storage_bytes = graph
+            .storages
+            .get(sid)
+            .map(|s| s.data.len() as u64)
+            .unwrap_or(0);
         areas.sort();
         let mut groups: Vec<Vec<(String, NodeId)>> = Vec::new();
         let mut last_stop = 0u64;
@@ -412,7 +522,10 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
             let complete = |id: NodeId| -> bool {
                 match graph.node(id) {
                     Some(Node::Tensor(t)) => {
-                        t.storage_offset == 0 && values::nbytes(t).map(|n| n == storage_bytes).unwrap_or(false)
+                        t.storage_offset == 0
+                            && values::nbytes(t)
+                                .map(|n| n == storage_bytes)
+                                .unwrap_or(false)
                     }
                     _ => false,
                 }
@@ -440,7 +553,11 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
             }
         }
     }
-    let kept = entries.iter().filter(|(n, _)| !drop.contains(n)).cloned().collect();
+    let kept = entries
+        .iter()
+        .filter(|(n, _)| !drop.contains(n))
+        .cloned()
+        .collect();
     Ok(Deduped { kept, removed })
 }
 
@@ -474,7 +591,11 @@ fn json_str(s: &str) -> String {
 
 /// Orders the tensors and builds the header, as upstream's `prepare` does. `entries` must
 /// not share memory (see [`dedupe_shared`]); names must be unique.
-pub fn plan(graph: &Graph, entries: &[(String, NodeId)], metadata: &[(String, String)]) -> Result<Plan> {
+pub fn plan(
+    graph: &Graph,
+    entries: &[(String, NodeId)],
+    metadata: &[(String, String)],
+) -> Result<Plan> {
     let mut rows = Vec::with_capacity(entries.len());
     let mut names = HashSet::new();
     for (name, id) in entries {
@@ -482,15 +603,27 @@ pub fn plan(graph: &Graph, entries: &[(String, NodeId)], metadata: &[(String, St
             crate::bail!(Unserializable, "name '{name}' appears twice");
         }
         let (t, st) = tensor_and_storage(graph, name, *id)?;
-        let (stname, rank) = st_dtype(t.dtype)
-            .ok_or_else(|| crate::err!(UnsupportedDtype, "'{name}': safetensors cannot hold dtype {}", t.dtype))?;
+        let (stname, rank) = st_dtype(t.dtype).ok_or_else(|| {
+            crate::err!(
+                UnsupportedDtype,
+                "'{name}': safetensors cannot hold dtype {}",
+                t.dtype
+            )
+        })?;
         values::reached_range(t, st)?;
         let nbytes = values::nbytes(t)?;
         let mut shape = t.shape.clone();
         if t.dtype == DType::Float4E2M1FnX2 {
             match shape.last_mut() {
-                Some(last) => *last = last.checked_mul(2).ok_or_else(|| crate::err!(StorageBounds, "shape overflows"))?,
-                None => crate::bail!(Unserializable, "'{name}': a 0-d float4_e2m1fn_x2 has no safetensors shape"),
+                Some(last) => {
+                    *last = last
+                        .checked_mul(2)
+                        .ok_or_else(|| crate::err!(StorageBounds, "shape overflows"))?
+                }
+                None => crate::bail!(
+                    Unserializable,
+                    "'{name}': a 0-d float4_e2m1fn_x2 has no safetensors shape"
+                ),
             }
         }
         rows.push((rank, name.clone(), stname, shape, *id, nbytes));
@@ -516,7 +649,9 @@ pub fn plan(graph: &Graph, entries: &[(String, NodeId)], metadata: &[(String, St
             json.push(',');
         }
         first = false;
-        let end = offset.checked_add(nbytes).ok_or_else(|| crate::err!(StorageBounds, "file size overflows"))?;
+        let end = offset
+            .checked_add(nbytes)
+            .ok_or_else(|| crate::err!(StorageBounds, "file size overflows"))?;
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
         json.push_str(&format!(
             "{}:{{\"dtype\":\"{stname}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
@@ -535,16 +670,26 @@ pub fn plan(graph: &Graph, entries: &[(String, NodeId)], metadata: &[(String, St
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&header);
-    let file_len = (out.len() as u64).checked_add(offset).ok_or_else(|| crate::err!(StorageBounds, "file size overflows"))?;
-    Ok(Plan { header: out, tensors, file_len })
+    let file_len = (out.len() as u64)
+        .checked_add(offset)
+        .ok_or_else(|| crate::err!(StorageBounds, "file size overflows"))?;
+    Ok(Plan {
+        header: out,
+        tensors,
+        file_len,
+    })
 }
 
 /// Streams a planned file to `w` (tensor bytes straight from their storages).
 pub fn write_plan(graph: &Graph, plan: &Plan, w: &mut dyn Write) -> Result<()> {
-    w.write_all(&plan.header).map_err(|e| crate::error::Error::io(e, "write"))?;
+    w.write_all(&plan.header)
+        .map_err(|e| crate::error::Error::io(e, "write"))?;
     for (name, id, _) in &plan.tensors {
         let (t, st) = tensor_and_storage(graph, name, *id)?;
-        values::for_each_chunk(t, st, &mut |c| w.write_all(c).map_err(|e| crate::error::Error::io(e, "write")))?;
+        values::for_each_chunk(t, st, &mut |c| {
+            w.write_all(c)
+                .map_err(|e| crate::error::Error::io(e, "write"))
+        })?;
     }
     Ok(())
 }
@@ -561,7 +706,10 @@ pub struct Written {
 
 /// Metadata written with a file: `{"format": "pt"}`, then the caller's pairs, then one
 /// `dropped -> kept` entry per alias (not overriding the caller's, like `save_model`).
-pub fn file_metadata(extra: &[(String, String)], removed: &[(String, String)]) -> Vec<(String, String)> {
+pub fn file_metadata(
+    extra: &[(String, String)],
+    removed: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut md: Vec<(String, String)> = vec![("format".to_string(), "pt".to_string())];
     for (k, v) in extra.iter().chain(removed) {
         if !md.iter().any(|(m, _)| m == k) {
@@ -572,7 +720,11 @@ pub fn file_metadata(extra: &[(String, String)], removed: &[(String, String)]) -
 }
 
 /// Serialises a flat `name -> tensor` list (aliases removed first) to bytes in memory.
-pub fn to_bytes(graph: &Graph, entries: &[(String, NodeId)], extra_metadata: &[(String, String)]) -> Result<Vec<u8>> {
+pub fn to_bytes(
+    graph: &Graph,
+    entries: &[(String, NodeId)],
+    extra_metadata: &[(String, String)],
+) -> Result<Vec<u8>> {
     let d = dedupe_shared(graph, entries)?;
     let p = plan(graph, &d.kept, &file_metadata(extra_metadata, &d.removed))?;
     let mut out = Vec::with_capacity(p.file_len as usize);
@@ -590,7 +742,11 @@ pub fn write_file(
     let d = dedupe_shared(graph, entries)?;
     let p = plan(graph, &d.kept, &file_metadata(extra_metadata, &d.removed))?;
     let bytes = crate::convert::fsio::write_atomic(path, &mut |w| write_plan(graph, &p, w))?;
-    Ok(Written { names: p.tensors.iter().map(|t| t.0.clone()).collect(), removed: d.removed, bytes })
+    Ok(Written {
+        names: p.tensors.iter().map(|t| t.0.clone()).collect(),
+        removed: d.removed,
+        bytes,
+    })
 }
 
 /// Writes the flat state dict at the graph's root (see [`state_dict_entries`]).

@@ -1,6 +1,11 @@
 //! safetensors read/write against the real `safetensors` package (st_oracle.py), plus
 //! corrupted headers (each with its error code) and casts against torch, bit for bit.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "convert/support.rs"]
 mod support;
@@ -20,8 +25,10 @@ fn reads_files_written_by_python_safetensors() {
     }
     for name in ["dtypes", "tied", "plain"] {
         let loaded = st::read_file(&dir.join(format!("{name}.safetensors")), true).unwrap();
-        let exp: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.expect.json"))).unwrap()).unwrap();
+        let exp: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.expect.json"))).unwrap(),
+        )
+        .unwrap();
         let items = root_items(&loaded.graph);
         let want = exp["tensors"].as_array().unwrap();
         assert_eq!(items.len(), want.len(), "{name}");
@@ -30,11 +37,22 @@ fn reads_files_written_by_python_safetensors() {
             let s = &loaded.graph.storages[t.storage.unwrap()];
             assert_eq!(k, w["name"].as_str().unwrap(), "{name}: order as load_file");
             assert_eq!(t.dtype.name(), w["dtype"].as_str().unwrap(), "{name}/{k}");
-            assert_eq!(serde_json::to_value(&t.shape).unwrap(), w["shape"], "{name}/{k}");
-            assert_eq!(values::sha256_hex(t, s).unwrap(), w["sha256"].as_str().unwrap(), "{name}/{k}");
+            assert_eq!(
+                serde_json::to_value(&t.shape).unwrap(),
+                w["shape"],
+                "{name}/{k}"
+            );
+            assert_eq!(
+                values::sha256_hex(t, s).unwrap(),
+                w["sha256"].as_str().unwrap(),
+                "{name}/{k}"
+            );
         }
         let md: Vec<(String, String)> = match &exp["metadata"] {
-            serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect(),
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect(),
             _ => vec![],
         };
         let mut got_md = loaded.metadata.clone();
@@ -70,8 +88,14 @@ fn tied_weights_restored_as_one_tensor() {
     let mut loaded = st::read_file(&dir.join("tied.safetensors"), true).unwrap();
     assert_eq!(st::restore_aliases(&mut loaded), 1);
     let items = root_items(&loaded.graph);
-    assert_eq!(items.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["0.weight", "1.weight"]);
-    assert_eq!(items[0].1, items[1].1, "both names refer to one tensor node");
+    assert_eq!(
+        items.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        ["0.weight", "1.weight"]
+    );
+    assert_eq!(
+        items[0].1, items[1].1,
+        "both names refer to one tensor node"
+    );
 }
 
 /// A graph exercising the writer: several dtypes, a transposed (non-contiguous) view, a
@@ -79,13 +103,27 @@ fn tied_weights_restored_as_one_tensor() {
 /// tensor of the same storage.
 fn writer_graph() -> (Graph, serde_json::Value) {
     let mut g = Graph::new();
-    let s0 = g.add_storage(storage(DType::Float32, f32_bytes((0..12).map(|x| x as f32 * 0.5 - 2.0))));
+    let s0 = g.add_storage(storage(
+        DType::Float32,
+        f32_bytes((0..12).map(|x| x as f32 * 0.5 - 2.0)),
+    ));
     let full = g.add(Node::Tensor(contiguous(s0, DType::Float32, &[3, 4])));
-    let s1 = g.add_storage(storage(DType::Float32, f32_bytes((0..12).map(|x| (x * x) as f32))));
+    let s1 = g.add_storage(storage(
+        DType::Float32,
+        f32_bytes((0..12).map(|x| (x * x) as f32)),
+    ));
     let transposed = g.add(Node::Tensor(view(s1, DType::Float32, &[4, 3], &[1, 4], 0)));
-    let s2 = g.add_storage(storage(DType::Int64, (0..10i64).flat_map(|x| (x * 1000 - 3).to_le_bytes()).collect()));
+    let s2 = g.add_storage(storage(
+        DType::Int64,
+        (0..10i64)
+            .flat_map(|x| (x * 1000 - 3).to_le_bytes())
+            .collect(),
+    ));
     let sliced = g.add(Node::Tensor(view(s2, DType::Int64, &[2, 2], &[4, 2], 1)));
-    let s3 = g.add_storage(storage(DType::Float16, vec![0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b]));
+    let s3 = g.add_storage(storage(
+        DType::Float16,
+        vec![0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b],
+    ));
     let half = g.add(Node::Tensor(contiguous(s3, DType::Float16, &[3])));
     let s4 = g.add_storage(storage(DType::Bool, vec![1, 0, 1]));
     let mask = g.add(Node::Tensor(contiguous(s4, DType::Bool, &[3])));
@@ -108,7 +146,14 @@ fn writer_graph() -> (Graph, serde_json::Value) {
     );
     g.root = Some(root);
     let mut tensors = serde_json::Map::new();
-    for (name, v) in [("w", &full), ("t", &transposed), ("slice", &sliced), ("h", &half), ("mask", &mask), ("bscalar", &scalar)] {
+    for (name, v) in [
+        ("w", &full),
+        ("t", &transposed),
+        ("slice", &sliced),
+        ("h", &half),
+        ("mask", &mask),
+        ("bscalar", &scalar),
+    ] {
         tensors.insert(name.to_string(), view_json(&g, tensor_of(&g, v)));
     }
     let views = json!({
@@ -124,7 +169,13 @@ fn files_we_write_load_in_python_with_equal_values() {
     let dir = scratch("st-write-python");
     let (g, views) = writer_graph();
     let written = st::save_graph(&g, &dir.join("ours.safetensors")).unwrap();
-    assert_eq!(written.removed, vec![("head".to_string(), "w".to_string()), ("w_tied".to_string(), "w".to_string())]);
+    assert_eq!(
+        written.removed,
+        vec![
+            ("head".to_string(), "w".to_string()),
+            ("w_tied".to_string(), "w".to_string())
+        ]
+    );
     std::fs::write(dir.join("ours.views.json"), views.to_string()).unwrap();
 
     // A second file with only `format` in the metadata: safetensors' own save_file must
@@ -132,7 +183,10 @@ fn files_we_write_load_in_python_with_equal_values() {
     let mut g2 = Graph::new();
     let s = g2.add_storage(storage(DType::Float32, f32_bytes((0..6).map(|x| x as f32))));
     let a = g2.add(Node::Tensor(view(s, DType::Float32, &[3, 2], &[1, 3], 0)));
-    let s = g2.add_storage(storage(DType::Int32, (0..4i32).flat_map(|x| x.to_le_bytes()).collect()));
+    let s = g2.add_storage(storage(
+        DType::Int32,
+        (0..4i32).flat_map(|x| x.to_le_bytes()).collect(),
+    ));
     let b = g2.add(Node::Tensor(contiguous(s, DType::Int32, &[4])));
     let root = ordered(&mut g2, vec![("zeta", a.clone()), ("alpha", b.clone())]);
     g2.root = Some(root);
@@ -142,7 +196,8 @@ fn files_we_write_load_in_python_with_equal_values() {
     tensors.insert("alpha".into(), view_json(&g2, tensor_of(&g2, &b)));
     std::fs::write(
         dir.join("plain.views.json"),
-        json!({"tensors": tensors, "metadata": {"format": "pt"}, "resave_identical": true}).to_string(),
+        json!({"tensors": tensors, "metadata": {"format": "pt"}, "resave_identical": true})
+            .to_string(),
     )
     .unwrap();
     oracle("views", &dir);
@@ -178,7 +233,10 @@ fn partial_overlap_without_a_full_tensor_is_refused() {
     let root = ordered(&mut g, vec![("a", a), ("b", b)]);
     g.root = Some(root);
     let entries = st::state_dict_entries(&g, g.root()).unwrap();
-    assert_eq!(st::to_bytes(&g, &entries, &[]).unwrap_err().code, ErrorCode::Unserializable);
+    assert_eq!(
+        st::to_bytes(&g, &entries, &[]).unwrap_err().code,
+        ErrorCode::Unserializable
+    );
     // Disjoint slices of one storage are not shared: both are written.
     let mut g = Graph::new();
     let s = g.add_storage(storage(DType::Float32, f32_bytes((0..8).map(|x| x as f32))));
@@ -197,20 +255,26 @@ fn non_tensor_values_and_unsupported_dtypes_have_codes() {
     let mut g = Graph::new();
     let root = dict(&mut g, vec![("epoch", Value::Int(3))]);
     g.root = Some(root);
-    assert_eq!(st::state_dict_entries(&g, g.root()).unwrap_err().code, ErrorCode::Unserializable);
+    assert_eq!(
+        st::state_dict_entries(&g, g.root()).unwrap_err().code,
+        ErrorCode::Unserializable
+    );
     let mut g = Graph::new();
     let s = g.add_storage(storage(DType::Complex128, vec![0; 16]));
     let t = g.add(Node::Tensor(contiguous(s, DType::Complex128, &[1])));
     let root = ordered(&mut g, vec![("c", t)]);
     g.root = Some(root);
     let entries = st::state_dict_entries(&g, g.root()).unwrap();
-    assert_eq!(st::to_bytes(&g, &entries, &[]).unwrap_err().code, ErrorCode::UnsupportedDtype);
+    assert_eq!(
+        st::to_bytes(&g, &entries, &[]).unwrap_err().code,
+        ErrorCode::UnsupportedDtype
+    );
 }
 
 /// Builds a file from a header string and a data buffer (header padded to 8 bytes).
 fn file(header: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header.as_bytes().to_vec();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -220,7 +284,10 @@ fn file(header: &str, data: &[u8]) -> Vec<u8> {
 }
 
 fn code_of(bytes: Vec<u8>) -> ErrorCode {
-    st::read_bytes(torchsave_core::ByteView::from_vec(bytes)).map(|_| ()).unwrap_err().code
+    st::read_bytes(torchsave_core::ByteView::from_vec(bytes))
+        .map(|_| ())
+        .unwrap_err()
+        .code
 }
 
 #[test]
@@ -287,7 +354,9 @@ fn empty_file_and_sniffing() {
     assert!(root_items(&loaded.graph).is_empty());
     assert!(st::looks_like_safetensors(&empty));
     assert!(!st::looks_like_safetensors(b"PK\x03\x04 not safetensors"));
-    assert!(!st::looks_like_safetensors(b"\x80\x02\x8a\x0alZ\xfc\x9cF\xf9 j\xa8P"));
+    assert!(!st::looks_like_safetensors(
+        b"\x80\x02\x8a\x0alZ\xfc\x9cF\xf9 j\xa8P"
+    ));
 }
 
 #[test]
@@ -301,11 +370,19 @@ fn casts_match_torch_bit_for_bit() {
     let get = |name: &str| {
         let v = &items.iter().find(|x| x.0 == name).unwrap().1;
         let t = tensor_of(&loaded.graph, v);
-        (t.dtype, loaded.graph.storages[t.storage.unwrap()].data.as_slice().to_vec())
+        (
+            t.dtype,
+            loaded.graph.storages[t.storage.unwrap()]
+                .data
+                .as_slice()
+                .to_vec(),
+        )
     };
     let mut checked = 0;
     for (name, _) in &items {
-        let Some((src, dst)) = name.split_once("_to_") else { continue };
+        let Some((src, dst)) = name.split_once("_to_") else {
+            continue;
+        };
         let (from, input) = get(&format!("in_{src}"));
         let (to, expected) = get(name);
         let got = values::cast_buffer(&input, from, to).unwrap();
@@ -315,7 +392,10 @@ fn casts_match_torch_bit_for_bit() {
             // torch's NaN bits for these two pairs depend on the element's position (vector
             // body vs loop tail, see `cast_buffer`): only NaN-ness is checked for their NaNs.
             if from == DType::Float16 && to == DType::Float32 {
-                let (g, e) = (f32::from_le_bytes(g.try_into().unwrap()), f32::from_le_bytes(e.try_into().unwrap()));
+                let (g, e) = (
+                    f32::from_le_bytes(g.try_into().unwrap()),
+                    f32::from_le_bytes(e.try_into().unwrap()),
+                );
                 if e.is_nan() {
                     assert!(g.is_nan(), "{name}: element {i}");
                     continue;
@@ -324,11 +404,19 @@ fn casts_match_torch_bit_for_bit() {
             if from == DType::Float64 && to == DType::BFloat16 {
                 let bits = |b: &[u8]| u16::from_le_bytes(b.try_into().unwrap());
                 if half::bf16::from_bits(bits(e)).is_nan() {
-                    assert!(half::bf16::from_bits(bits(g)).is_nan(), "{name}: element {i}");
+                    assert!(
+                        half::bf16::from_bits(bits(g)).is_nan(),
+                        "{name}: element {i}"
+                    );
                     continue;
                 }
             }
-            assert_eq!(g, e, "{name}: element {i} of {from}->{dst}: input {:02x?}", &input[i * from.element_size()..(i + 1) * from.element_size()]);
+            assert_eq!(
+                g,
+                e,
+                "{name}: element {i} of {from}->{dst}: input {:02x?}",
+                &input[i * from.element_size()..(i + 1) * from.element_size()]
+            );
         }
         checked += 1;
     }

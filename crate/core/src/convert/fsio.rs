@@ -14,23 +14,33 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn temp_path(target: &Path) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = format!(".{name}.tmp-{}-{n}", std::process::id());
     target.with_file_name(tmp)
 }
 
 /// Writes `path` through `fill`; the file appears complete or not at all.
-pub fn write_atomic(path: &Path, fill: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<u64> {
+pub fn write_atomic(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
     let tmp = temp_path(path);
     let mut run = || -> Result<u64> {
-        let file = File::create(&tmp).map_err(|e| Error::io(e, &format!("create {}", tmp.display())))?;
+        let file =
+            File::create(&tmp).map_err(|e| Error::io(e, &format!("create {}", tmp.display())))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         fill(&mut w)?;
         w.flush().map_err(|e| Error::io(e, "write"))?;
-        let file = w.into_inner().map_err(|e| Error::io(e.into_error(), "write"))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(e.into_error(), "write"))?;
         file.sync_all().map_err(|e| Error::io(e, "fsync"))?;
         let len = file.metadata().map_err(|e| Error::io(e, "stat"))?.len();
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(e, &format!("rename to {}", path.display())))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(e, &format!("rename to {}", path.display())))?;
         Ok(len)
     };
     let r = run();

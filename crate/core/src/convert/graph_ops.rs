@@ -80,7 +80,11 @@ pub struct Importer<'a> {
 
 impl<'a> Importer<'a> {
     pub fn new(src: &'a Graph) -> Self {
-        Importer { src, nodes: HashMap::new(), storages: HashMap::new() }
+        Importer {
+            src,
+            nodes: HashMap::new(),
+            storages: HashMap::new(),
+        }
     }
 
     /// The `dst` id of an imported storage.
@@ -88,7 +92,11 @@ impl<'a> Importer<'a> {
         if let Some(&d) = self.storages.get(&sid) {
             return Ok(d);
         }
-        let st = self.src.storages.get(sid).ok_or_else(|| crate::err!(BadReconstruct, "storage {sid} missing"))?;
+        let st = self
+            .src
+            .storages
+            .get(sid)
+            .ok_or_else(|| crate::err!(BadReconstruct, "storage {sid} missing"))?;
         let d = dst.add_storage(st.clone());
         self.storages.insert(sid, d);
         Ok(d)
@@ -96,27 +104,41 @@ impl<'a> Importer<'a> {
 
     /// Imports `v` (and everything it reaches) into `dst`.
     pub fn value(&mut self, dst: &mut Graph, v: &Value) -> Result<Value> {
-        let Value::Ref(root) = v else { return Ok(v.clone()) };
+        let Value::Ref(root) = v else {
+            return Ok(v.clone());
+        };
         if let Some(&d) = self.nodes.get(root) {
             return Ok(Value::Ref(d));
         }
         // Reserve destination ids first (so cycles resolve), then fill them in. Nodes
         // imported by an earlier call are already in `nodes` and are not touched again.
-        let ids: Vec<NodeId> = reachable(self.src, v).into_iter().filter(|id| !self.nodes.contains_key(id)).collect();
+        let ids: Vec<NodeId> = reachable(self.src, v)
+            .into_iter()
+            .filter(|id| !self.nodes.contains_key(id))
+            .collect();
         for &id in &ids {
             if let Value::Ref(d) = dst.add(Node::List(Vec::new())) {
                 self.nodes.insert(id, d);
             }
         }
         for &id in &ids {
-            let Some(&d) = self.nodes.get(&id) else { continue };
-            let node = self.src.node(id).ok_or_else(|| crate::err!(BadReconstruct, "node {id} missing"))?.clone();
+            let Some(&d) = self.nodes.get(&id) else {
+                continue;
+            };
+            let node = self
+                .src
+                .node(id)
+                .ok_or_else(|| crate::err!(BadReconstruct, "node {id} missing"))?
+                .clone();
             let node = self.remap(dst, node)?;
             if let Some(slot) = dst.node_mut(d) {
                 *slot = node;
             }
         }
-        self.nodes.get(root).map(|&d| Value::Ref(d)).ok_or_else(|| crate::err!(BadReconstruct, "node {root} missing"))
+        self.nodes
+            .get(root)
+            .map(|&d| Value::Ref(d))
+            .ok_or_else(|| crate::err!(BadReconstruct, "node {root} missing"))
     }
 
     fn map_value(&self, v: &mut Value) {
@@ -211,7 +233,9 @@ pub fn flat_tensor_map(graph: &Graph, v: &Value) -> Option<Vec<(String, NodeId)>
     let items = mapping_items(graph, v)?;
     let mut out = Vec::with_capacity(items.len());
     for (k, val) in items {
-        let (Value::Str(name), Value::Ref(id)) = (k, val) else { return None };
+        let (Value::Str(name), Value::Ref(id)) = (k, val) else {
+            return None;
+        };
         if !matches!(graph.node(*id), Some(Node::Tensor(_))) {
             return None;
         }
@@ -236,10 +260,22 @@ pub fn key_text(k: &Value) -> String {
 /// Every tensor reachable from `root` with a path (`/`-joined dict keys, list indices and
 /// object-state keys; a bare state-dict root gives just the names). A tensor reached by two
 /// paths is listed under both. Cycles are cut; depth is bounded by `max_depth`.
-pub fn tensor_paths(graph: &Graph, root: &Value, max_depth: usize) -> Result<Vec<(String, NodeId)>> {
+pub fn tensor_paths(
+    graph: &Graph,
+    root: &Value,
+    max_depth: usize,
+) -> Result<Vec<(String, NodeId)>> {
     let mut out = Vec::new();
     let mut on_path = vec![false; graph.nodes.len()];
-    walk_paths(graph, root, String::new(), 0, max_depth, &mut on_path, &mut out)?;
+    walk_paths(
+        graph,
+        root,
+        String::new(),
+        0,
+        max_depth,
+        &mut on_path,
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -263,12 +299,17 @@ fn walk_paths(
     let Value::Ref(id) = v else { return Ok(()) };
     let id = *id;
     if depth > max_depth {
-        crate::bail!(LimitExceeded, "value graph deeper than {max_depth} at '{path}'");
+        crate::bail!(
+            LimitExceeded,
+            "value graph deeper than {max_depth} at '{path}'"
+        );
     }
     if on_path.get(id).copied().unwrap_or(true) {
         return Ok(());
     }
-    let Some(node) = graph.node(id) else { return Ok(()) };
+    let Some(node) = graph.node(id) else {
+        return Ok(());
+    };
     if let Node::Tensor(_) = node {
         out.push((path, id));
         return Ok(());
@@ -276,9 +317,18 @@ fn walk_paths(
     if let Some(flag) = on_path.get_mut(id) {
         *flag = true;
     }
-    let visit = |seg: String, child: &Value, out: &mut Vec<(String, NodeId)>, on_path: &mut Vec<bool>| {
-        walk_paths(graph, child, join(&path, &seg), depth + 1, max_depth, on_path, out)
-    };
+    let visit =
+        |seg: String, child: &Value, out: &mut Vec<(String, NodeId)>, on_path: &mut Vec<bool>| {
+            walk_paths(
+                graph,
+                child,
+                join(&path, &seg),
+                depth + 1,
+                max_depth,
+                on_path,
+                out,
+            )
+        };
     match node {
         Node::List(items) | Node::Tuple(items) => {
             for (i, c) in items.iter().enumerate() {

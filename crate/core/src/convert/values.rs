@@ -26,8 +26,11 @@ const GATHER_BYTES: usize = 64 * 1024;
 pub fn numel(t: &Tensor) -> Result<u64> {
     let mut n: u64 = 1;
     for &d in &t.shape {
-        let d = u64::try_from(d).map_err(|_| crate::err!(StorageBounds, "negative size {d} in shape {:?}", t.shape))?;
-        n = n.checked_mul(d).ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))?;
+        let d = u64::try_from(d)
+            .map_err(|_| crate::err!(StorageBounds, "negative size {d} in shape {:?}", t.shape))?;
+        n = n
+            .checked_mul(d)
+            .ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))?;
     }
     Ok(n)
 }
@@ -64,25 +67,39 @@ pub fn is_contiguous(t: &Tensor) -> bool {
 /// stays inside the storage's bytes. Empty tensors reach nothing.
 pub fn reached_range(t: &Tensor, st: &Storage) -> Result<std::ops::Range<u64>> {
     if t.stride.len() != t.shape.len() {
-        crate::bail!(StorageBounds, "shape {:?} and stride {:?} differ in length", t.shape, t.stride);
+        crate::bail!(
+            StorageBounds,
+            "shape {:?} and stride {:?} differ in length",
+            t.shape,
+            t.stride
+        );
     }
     if numel(t)? == 0 {
         return Ok(0..0);
     }
-    let offset = u64::try_from(t.storage_offset)
-        .map_err(|_| crate::err!(StorageBounds, "negative storage offset {}", t.storage_offset))?;
+    let offset = u64::try_from(t.storage_offset).map_err(|_| {
+        crate::err!(
+            StorageBounds,
+            "negative storage offset {}",
+            t.storage_offset
+        )
+    })?;
     let mut last = offset;
     for (&size, &stride) in t.shape.iter().zip(&t.stride) {
-        let stride =
-            u64::try_from(stride).map_err(|_| crate::err!(StorageBounds, "negative stride in {:?}", t.stride))?;
+        let stride = u64::try_from(stride)
+            .map_err(|_| crate::err!(StorageBounds, "negative stride in {:?}", t.stride))?;
         let span = (size as u64 - 1)
             .checked_mul(stride)
             .and_then(|s| last.checked_add(s))
-            .ok_or_else(|| crate::err!(StorageBounds, "view {:?}/{:?} overflows", t.shape, t.stride))?;
+            .ok_or_else(|| {
+                crate::err!(StorageBounds, "view {:?}/{:?} overflows", t.shape, t.stride)
+            })?;
         last = span;
     }
     let el = t.dtype.element_size() as u64;
-    let start = offset.checked_mul(el).ok_or_else(|| crate::err!(StorageBounds, "offset overflows"))?;
+    let start = offset
+        .checked_mul(el)
+        .ok_or_else(|| crate::err!(StorageBounds, "offset overflows"))?;
     let end = last
         .checked_add(1)
         .and_then(|x| x.checked_mul(el))
@@ -102,7 +119,11 @@ pub fn reached_range(t: &Tensor, st: &Storage) -> Result<std::ops::Range<u64>> {
 
 /// Calls `sink` with the tensor's values in C order, little-endian, as few slices as the
 /// layout allows (one slice for a contiguous view).
-pub fn for_each_chunk(t: &Tensor, st: &Storage, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+pub fn for_each_chunk(
+    t: &Tensor,
+    st: &Storage,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let range = reached_range(t, st)?;
     if range.is_empty() {
         return Ok(());
@@ -112,7 +133,9 @@ pub fn for_each_chunk(t: &Tensor, st: &Storage, sink: &mut dyn FnMut(&[u8]) -> R
     if is_contiguous(t) {
         let total = nbytes(t)? as usize;
         let start = range.start as usize;
-        let bytes = data.get(start..start + total).ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
+        let bytes = data
+            .get(start..start + total)
+            .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
         return sink(bytes);
     }
     // Innermost dims that are contiguous among themselves form one run; the outer dims are
@@ -129,7 +152,13 @@ pub fn for_each_chunk(t: &Tensor, st: &Storage, sink: &mut dyn FnMut(&[u8]) -> R
         }
     }
     let run_bytes = run as usize * el;
-    let outer: Vec<(i64, i64)> = t.shape.iter().copied().zip(t.stride.iter().copied()).take(k).collect();
+    let outer: Vec<(i64, i64)> = t
+        .shape
+        .iter()
+        .copied()
+        .zip(t.stride.iter().copied())
+        .take(k)
+        .collect();
     let mut idx = vec![0i64; k];
     let mut buf: Vec<u8> = Vec::new();
     let gather = run_bytes < GATHER_BYTES;
@@ -139,7 +168,9 @@ pub fn for_each_chunk(t: &Tensor, st: &Storage, sink: &mut dyn FnMut(&[u8]) -> R
             off += i * s;
         }
         let b = off as usize * el;
-        let chunk = data.get(b..b + run_bytes).ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
+        let chunk = data
+            .get(b..b + run_bytes)
+            .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
         if gather {
             buf.extend_from_slice(chunk);
             if buf.len() >= GATHER_BYTES {
@@ -221,7 +252,10 @@ fn hex(b: &[u8]) -> String {
 
 /// Dtypes `cast` converts between.
 pub fn is_castable_float(d: DType) -> bool {
-    matches!(d, DType::Float64 | DType::Float32 | DType::Float16 | DType::BFloat16)
+    matches!(
+        d,
+        DType::Float64 | DType::Float32 | DType::Float16 | DType::BFloat16
+    )
 }
 
 /// f32 -> f16: round to nearest even; a NaN keeps its sign and the top of its payload with
@@ -276,25 +310,44 @@ fn arr2(b: &[u8]) -> [u8; 2] {
 /// so there a NaN's bits depend on its position in the tensor; we always write the former.)
 pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     if !is_castable_float(from) || !is_castable_float(to) {
-        crate::bail!(UnsupportedDtype, "cannot cast {from} to {to}: only float64/32/16 and bfloat16 are cast");
+        crate::bail!(
+            UnsupportedDtype,
+            "cannot cast {from} to {to}: only float64/32/16 and bfloat16 are cast"
+        );
     }
     let fs = from.element_size();
-    if src.len() % fs != 0 {
-        crate::bail!(StorageSize, "a {}-byte buffer is not a whole number of {from} elements", src.len());
+    if !src.len().is_multiple_of(fs) {
+        crate::bail!(
+            StorageSize,
+            "a {}-byte buffer is not a whole number of {from} elements",
+            src.len()
+        );
     }
-    let bf16_nan = if from == DType::Float16 { 0x7FC0 } else { 0xFFFF };
+    let bf16_nan = if from == DType::Float16 {
+        0x7FC0
+    } else {
+        0xFFFF
+    };
     let n = src.len() / fs;
     let mut out = Vec::with_capacity(n * to.element_size());
     for e in src.chunks_exact(fs) {
         match to {
             DType::Float64 => {
                 // Widening is exact; NaNs are quieted like the CPU's cvtss2sd.
-                let v = if from == DType::Float64 { f64::from_le_bytes(arr8(e)) } else { read_f32(from, e) as f64 };
+                let v = if from == DType::Float64 {
+                    f64::from_le_bytes(arr8(e))
+                } else {
+                    read_f32(from, e) as f64
+                };
                 out.extend_from_slice(&v.to_le_bytes());
             }
             DType::Float32 => out.extend_from_slice(&read_f32(from, e).to_le_bytes()),
-            DType::Float16 => out.extend_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes()),
-            _ => out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes()),
+            DType::Float16 => {
+                out.extend_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes())
+            }
+            _ => {
+                out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes())
+            }
         }
     }
     Ok(out)
@@ -372,7 +425,10 @@ mod tests {
         // base is 2x3 [[0,1,2],[3,4,5]]; its transpose is 3x2 [[0,3],[1,4],[2,5]].
         let t = tensor(&[3, 2], &[1, 3], 0);
         assert!(!is_contiguous(&t));
-        assert_eq!(contiguous_bytes(&t, &st).unwrap().as_ref(), &[0, 3, 1, 4, 2, 5]);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap().as_ref(),
+            &[0, 3, 1, 4, 2, 5]
+        );
         // A strided slice with an offset: base[1:, ::2] of a 2x3 -> [3, 5].
         let t = tensor(&[1, 2], &[3, 2], 3);
         assert_eq!(contiguous_bytes(&t, &st).unwrap().as_ref(), &[3, 5]);
@@ -382,17 +438,33 @@ mod tests {
     fn out_of_bounds_views_are_rejected_with_a_code() {
         let st = storage(DType::UInt8, vec![0; 6]);
         let t = tensor(&[2, 3], &[3, 1], 1);
-        assert_eq!(contiguous_bytes(&t, &st).unwrap_err().code, crate::ErrorCode::StorageBounds);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
         let t = tensor(&[2], &[-1], 1);
-        assert_eq!(contiguous_bytes(&t, &st).unwrap_err().code, crate::ErrorCode::StorageBounds);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
         let t = tensor(&[i64::MAX, 2], &[i64::MAX, 1], 0);
-        assert_eq!(contiguous_bytes(&t, &st).unwrap_err().code, crate::ErrorCode::StorageBounds);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
     }
 
     #[test]
     fn empty_and_scalar_views() {
         let st = storage(DType::UInt8, vec![7; 4]);
-        assert!(contiguous_bytes(&tensor(&[0, 5], &[5, 1], 0), &st).unwrap().is_empty());
-        assert_eq!(contiguous_bytes(&tensor(&[], &[], 2), &st).unwrap().as_ref(), &[7]);
+        assert!(contiguous_bytes(&tensor(&[0, 5], &[5, 1], 0), &st)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            contiguous_bytes(&tensor(&[], &[], 2), &st)
+                .unwrap()
+                .as_ref(),
+            &[7]
+        );
     }
 }

@@ -126,7 +126,8 @@ def check(dir_):
 
 def views(dir_):
     """`<name>.views.json`: {"tensors": {name: {"storage_hex", "dtype", "shape", "stride",
-    "offset"}}, "metadata": {...}, "resave_identical": bool}. The file must hold exactly
+    "offset", "cast"?}}, "metadata": {...}, "resave_identical": bool}; "cast" is a dtype the
+    view is converted to with torch's `.to()` before comparing. The file must hold exactly
     these names, each equal bit for bit to torch's as_strided view of the storage bytes."""
     checked = 0
     for fn in sorted(os.listdir(dir_)):
@@ -143,6 +144,10 @@ def views(dir_):
             raw = bytearray.fromhex(e["storage_hex"])
             base = torch.frombuffer(raw, dtype=torch.uint8).view(dt) if raw else torch.empty(0, dtype=dt)
             want = torch.as_strided(base, e["shape"], e["stride"], e["offset"])
+            if e.get("cast"):
+                # The converter's --dtype: torch's own cast of the same view is the oracle.
+                dt = getattr(torch, e["cast"])
+                want = want.to(dt)
             have = got[name]
             if have.dtype != dt or list(have.shape) != e["shape"]:
                 sys.exit(f"{fn}: {name}: {have.dtype} {list(have.shape)} != {dt} {e['shape']}")

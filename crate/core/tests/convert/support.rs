@@ -1,6 +1,12 @@
 //! Shared helpers for the safetensors / convert tests: graphs built by hand, scratch
 //! folders, and the Python oracle (`st_oracle.py`, real torch + safetensors).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +31,12 @@ pub fn oracle(cmd: &str, dir: &Path) -> bool {
         return false;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/st_oracle.py");
-    let out = Command::new(py).arg(script).arg(cmd).arg(dir).output().expect("run python");
+    let out = Command::new(py)
+        .arg(script)
+        .arg(cmd)
+        .arg(dir)
+        .output()
+        .expect("run python");
     assert!(
         out.status.success(),
         "st_oracle.py {cmd} {} failed:\n{}\n{}",
@@ -38,7 +49,9 @@ pub fn oracle(cmd: &str, dir: &Path) -> bool {
 
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert-tests").join(name);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("convert-tests")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -88,12 +101,18 @@ pub fn contiguous(sid: usize, dtype: DType, shape: &[i64]) -> Tensor {
 
 /// A root `OrderedDict` of `name -> value` (values already in `g`).
 pub fn ordered(g: &mut Graph, items: Vec<(&str, Value)>) -> Value {
-    let items = items.into_iter().map(|(k, v)| (Value::Str(k.to_string()), v)).collect();
+    let items = items
+        .into_iter()
+        .map(|(k, v)| (Value::Str(k.to_string()), v))
+        .collect();
     g.add(Node::OrderedDict { items, state: None })
 }
 
 pub fn dict(g: &mut Graph, items: Vec<(&str, Value)>) -> Value {
-    let items = items.into_iter().map(|(k, v)| (Value::Str(k.to_string()), v)).collect();
+    let items = items
+        .into_iter()
+        .map(|(k, v)| (Value::Str(k.to_string()), v))
+        .collect();
     g.add(Node::Dict(items))
 }
 
