@@ -10,6 +10,7 @@ Pinned: torch==2.11.0, safetensors==0.8.0 (the project venv). Seeds are fixed.
                                     # (written by the Rust tests) is checked against torch
                                     # rebuilding each tensor with as_strided
     python st_oracle.py casts DIR   # DIR/casts.safetensors: inputs and torch's casts
+    python st_oracle.py pyjson FILE # FILE's JSON as transformers writes index files
 
 Sidecar (`<name>.expect.json`): {"tensors": [{"name", "dtype", "shape", "sha256"}...] in
 file order, "metadata": {...} or null, "resave_identical": bool}. `sha256` is over the
@@ -89,10 +90,36 @@ def write(out):
     save_model(m, os.path.join(out, "tied.safetensors"))
     # 3. no metadata at all, one tensor.
     save_file({"only": torch.ones(2, 2)}, os.path.join(out, "plain.safetensors"))
+    # 4. a sharded checkpoint laid out like transformers' save_pretrained: shards listed out
+    #    of order in the index, merged-order expectation computed the way transformers loads.
+    sh = os.path.join(out, "sharded")
+    os.makedirs(sh, exist_ok=True)
+    parts = {
+        "model-00002-of-00002.safetensors": {"b.weight": torch.randn(4, 4, generator=g), "a.bias": torch.randn(4, generator=g)},
+        "model-00001-of-00002.safetensors": {"z.weight": torch.randn(2, 8, generator=g), "c.idx": torch.arange(3)},
+    }
+    weight_map = {}
+    for fname, part in parts.items():
+        save_file(part, os.path.join(sh, fname), metadata={"format": "pt"})
+        weight_map.update({k: fname for k in part})
+    total = sum(t.numel() * t.element_size() for p_ in parts.values() for t in p_.values())
+    with open(os.path.join(sh, "model.safetensors.index.json"), "w") as f:
+        f.write(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True) + "\n")
+    merged = {}
+    for fname in sorted(set(weight_map.values())):
+        merged.update(load_file(os.path.join(sh, fname)))
+    with open(os.path.join(sh, "expect.json"), "w") as f:
+        json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                                "sha256": digest(v)} for k, v in merged.items()]}, f)
     for name in ["dtypes", "tied", "plain"]:
         p = os.path.join(out, name + ".safetensors")
         with open(os.path.join(out, name + ".expect.json"), "w") as f:
             json.dump(describe(p), f)
+
+
+def pyjson(path):
+    """Prints json.dumps(<file's JSON>, indent=2, sort_keys=True) + newline (index files)."""
+    sys.stdout.write(json.dumps(json.load(open(path)), indent=2, sort_keys=True) + "\n")
 
 
 def check(dir_):
@@ -204,4 +231,4 @@ def casts(out):
 
 if __name__ == "__main__":
     cmd, arg = sys.argv[1], sys.argv[2]
-    {"write": write, "check": check, "views": views, "casts": casts}[cmd](arg)
+    {"write": write, "check": check, "views": views, "casts": casts, "pyjson": pyjson}[cmd](arg)

@@ -47,6 +47,15 @@ pub fn oracle(cmd: &str, dir: &Path) -> bool {
     true
 }
 
+/// Runs `st_oracle.py CMD ARG` and returns its stdout (None without Python).
+pub fn oracle_output(cmd: &str, arg: &Path) -> Option<String> {
+    let py = python()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/st_oracle.py");
+    let out = Command::new(py).arg(script).arg(cmd).arg(arg).output().expect("run python");
+    assert!(out.status.success(), "st_oracle.py {cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
 /// A fresh, empty scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
