@@ -121,7 +121,10 @@ pub struct ShardedLoaded {
 fn load_shard(path: &Path, opts: &LoadOptions) -> Result<(Graph, Vec<(String, Value)>)> {
     let bytes = crate::container::source::open(path, opts.mmap)
         .map_err(|e| e.in_file(path.display().to_string()))?;
-    let graph = if crate::safetensors::looks_like_safetensors(bytes.as_slice()) {
+    let named_st = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let graph = if named_st || crate::safetensors::looks_like_safetensors(bytes.as_slice()) {
         crate::safetensors::read_bytes(bytes)
             .map_err(|e| e.in_file(path.display().to_string()))?
             .graph

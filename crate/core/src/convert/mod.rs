@@ -230,8 +230,8 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Loads any input: `*.index.json` as a sharded checkpoint, safetensors (sniffed from the
-/// bytes), anything else through the torch reader. `restore_aliases` re-adds names a
+/// Loads any input: `*.index.json` as a sharded checkpoint, safetensors (by its `.safetensors`
+/// name or sniffed from the bytes), anything else through the torch reader. `restore_aliases` re-adds names a
 /// safetensors writer dropped as shared (see [`st::restore_aliases`]).
 pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Result<Source> {
     if hf_index::is_index_path(path) {
@@ -250,7 +250,11 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
     let in_file = |e: Error| e.in_file(path.display().to_string());
     let bytes = crate::container::source::open(path, opts.mmap).map_err(in_file)?;
     let bytes_in = bytes.len() as u64;
-    if st::looks_like_safetensors(bytes.as_slice()) {
+    // Like torch.load, a `.safetensors` name is enough; otherwise sniff the bytes.
+    let named_st = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if named_st || st::looks_like_safetensors(bytes.as_slice()) {
         let mut loaded = st::read_bytes(bytes).map_err(in_file)?;
         if restore_aliases {
             st::restore_aliases(&mut loaded);

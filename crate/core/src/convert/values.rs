@@ -220,7 +220,12 @@ pub fn contiguous_bytes<'a>(t: &Tensor, st: &'a Storage) -> Result<Cow<'a, [u8]>
     let mut out = Vec::new();
     // A broadcast view (stride 0) may be far larger than its storage: fail, never abort.
     out.try_reserve_exact(usize::try_from(n).unwrap_or(usize::MAX))
-        .map_err(|_| crate::err!(LimitExceeded, "a contiguous copy of {n} bytes cannot be allocated"))?;
+        .map_err(|_| {
+            crate::err!(
+                LimitExceeded,
+                "a contiguous copy of {n} bytes cannot be allocated"
+            )
+        })?;
     for_each_chunk(t, st, &mut |c| {
         out.extend_from_slice(c);
         Ok(())

@@ -51,8 +51,17 @@ pub fn oracle(cmd: &str, dir: &Path) -> bool {
 pub fn oracle_output(cmd: &str, arg: &Path) -> Option<String> {
     let py = python()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/st_oracle.py");
-    let out = Command::new(py).arg(script).arg(cmd).arg(arg).output().expect("run python");
-    assert!(out.status.success(), "st_oracle.py {cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(py)
+        .arg(script)
+        .arg(cmd)
+        .arg(arg)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "st_oracle.py {cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
