@@ -11,6 +11,8 @@ Pinned: torch==2.11.0, safetensors==0.8.0 (the project venv). Seeds are fixed.
                                     # rebuilding each tensor with as_strided
     python st_oracle.py casts DIR   # DIR/casts.safetensors: inputs and torch's casts
     python st_oracle.py pyjson FILE # FILE's JSON as transformers writes index files
+    python st_oracle.py pt DIR      # torch.save fixtures (state dict, DataParallel checkpoint)
+    python st_oracle.py ptcheck F   # torch.load(F, weights_only=True) as a sidecar on stdout
 
 Sidecar (`<name>.expect.json`): {"tensors": [{"name", "dtype", "shape", "sha256"}...] in
 file order, "metadata": {...} or null, "resave_identical": bool}. `sha256` is over the
@@ -115,6 +117,40 @@ def write(out):
         p = os.path.join(out, name + ".safetensors")
         with open(os.path.join(out, name + ".expect.json"), "w") as f:
             json.dump(describe(p), f)
+
+
+def pt(out):
+    """torch.save fixtures for convert_e2e.rs, each with a sidecar of the state dict the
+    conversion must produce: <name>.expect.json as in `write` (names in order)."""
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    for p_ in net.parameters():
+        p_.data = torch.randn(p_.shape, generator=g)
+    sd = net.state_dict()
+    torch.save(sd, os.path.join(out, "sd.pt"))
+    # A training checkpoint from a DataParallel model, with optimizer state.
+    dp = torch.nn.DataParallel(net)
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(5, 3, generator=g)).sum().backward()
+    opt.step()
+    torch.save({"epoch": 3, "model_state_dict": dp.state_dict(), "optimizer_state_dict": opt.state_dict()},
+               os.path.join(out, "ckpt.pth"))
+    with open(os.path.join(out, "sd.expect.json"), "w") as f:
+        json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                                "sha256": digest(v)} for k, v in sd.items()]}, f)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    with open(os.path.join(out, "ckpt.expect.json"), "w") as f:
+        json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                                "sha256": digest(v)} for k, v in half.items()]}, f)
+
+
+def ptcheck(path):
+    """Loads a .pt we wrote with torch.load(weights_only=True); prints its state dict as the
+    sidecar format (names in order) for the Rust test to compare."""
+    sd = torch.load(path, weights_only=True)
+    print(json.dumps({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                                   "sha256": digest(v)} for k, v in sd.items()]}))
 
 
 def pyjson(path):
@@ -231,4 +267,4 @@ def casts(out):
 
 if __name__ == "__main__":
     cmd, arg = sys.argv[1], sys.argv[2]
-    {"write": write, "check": check, "views": views, "casts": casts, "pyjson": pyjson}[cmd](arg)
+    {"write": write, "check": check, "views": views, "casts": casts, "pyjson": pyjson, "pt": pt, "ptcheck": ptcheck}[cmd](arg)
