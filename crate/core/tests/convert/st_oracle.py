@@ -129,6 +129,10 @@ def pt(out):
         p_.data = torch.randn(p_.shape, generator=g)
     sd = net.state_dict()
     torch.save(sd, os.path.join(out, "sd.pt"))
+    # state_dict() shares memory with the live module: describe it now, before training.
+    with open(os.path.join(out, "sd.expect.json"), "w") as f:
+        json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
+                                "sha256": digest(v)} for k, v in sd.items()]}, f)
     # A training checkpoint from a DataParallel model, with optimizer state.
     dp = torch.nn.DataParallel(net)
     opt = torch.optim.Adam(net.parameters())
@@ -136,9 +140,6 @@ def pt(out):
     opt.step()
     torch.save({"epoch": 3, "model_state_dict": dp.state_dict(), "optimizer_state_dict": opt.state_dict()},
                os.path.join(out, "ckpt.pth"))
-    with open(os.path.join(out, "sd.expect.json"), "w") as f:
-        json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
-                                "sha256": digest(v)} for k, v in sd.items()]}, f)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
     with open(os.path.join(out, "ckpt.expect.json"), "w") as f:
         json.dump({"tensors": [{"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
