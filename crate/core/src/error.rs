@@ -50,6 +50,15 @@ pub enum ErrorCode {
     DeviceUnavailable,
     /// The operation was cancelled by the caller.
     Cancelled,
+    /// A safetensors file is malformed (header JSON, offsets, sizes, duplicate names).
+    BadSafetensors,
+    /// A Hugging Face `*.index.json` for a sharded checkpoint is malformed or inconsistent
+    /// with its shards.
+    BadIndex,
+    /// The output file exists and overwriting was not requested.
+    OutputExists,
+    /// A written file, read back, does not hold the values that were meant to be written.
+    VerifyFailed,
 }
 
 impl ErrorCode {
@@ -77,6 +86,10 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "E_INVALID_ARGUMENT",
             ErrorCode::DeviceUnavailable => "E_DEVICE_UNAVAILABLE",
             ErrorCode::Cancelled => "E_CANCELLED",
+            ErrorCode::BadSafetensors => "E_BAD_SAFETENSORS",
+            ErrorCode::BadIndex => "E_BAD_INDEX",
+            ErrorCode::OutputExists => "E_OUTPUT_EXISTS",
+            ErrorCode::VerifyFailed => "E_VERIFY_FAILED",
         }
     }
 }

@@ -10,17 +10,22 @@
 //! * [`tensor`] validates views against storages and produces contiguous bytes;
 //! * [`writer`] pickles a graph the way CPython's protocol-2 pickler does and lays out the zip
 //!   archive the way PyTorch's miniz writer does;
+//! * [`safetensors`] reads and writes Hugging Face safetensors files, [`hf_index`] sharded
+//!   checkpoints (`*.index.json`), and [`convert`] is the batch conversion engine over all of them;
 //! * [`inspect`] summarises a loaded file (the CLI's `inspect --json`).
 //!
 //! Nothing here knows about Node or libtorch.
 
 pub mod bytes;
 pub mod container;
+pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod hf_index;
 pub mod inspect;
 pub mod options;
 pub mod pickle;
+pub mod safetensors;
 pub mod tensor;
 pub mod value;
 pub mod writer;

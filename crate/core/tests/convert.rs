@@ -1,0 +1,594 @@
+//! The convert engine on inputs that need no torch reader: graphs built in Rust, saved as
+//! safetensors, converted (keys, casts, shards, verify), and checked by real torch +
+//! safetensors; plus batch behaviour (failures isolated, cancel, overwrite rules, naming,
+//! discovery, work sharding), `inspect_many` and `diff`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "convert/support.rs"]
+mod support;
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use support::*;
+use torchsave_core::convert::{self, ConvertOptions, Target};
+use torchsave_core::safetensors as st;
+use torchsave_core::value::{Graph, Node, Value};
+use torchsave_core::{DType, ErrorCode};
+
+/// A DataParallel-style state dict: transposed f32 weight, f64 bias, an embedding tied to a
+/// head (one tensor node under two names), an int64 buffer. Returns the graph and the
+/// views.json entries (original names) for the oracle.
+fn dp_graph() -> (Graph, serde_json::Map<String, serde_json::Value>) {
+    let mut g = Graph::new();
+    let s0 = g.add_storage(storage(
+        DType::Float32,
+        f32_bytes((0..12).map(|x| x as f32 / 3.0 - 1.7)),
+    ));
+    let w = g.add(Node::Tensor(view(s0, DType::Float32, &[4, 3], &[1, 4], 0)));
+    let s1 = g.add_storage(storage(
+        DType::Float64,
+        [0.1f64, -2.5, 1e-9, 7.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+    ));
+    let b = g.add(Node::Tensor(contiguous(s1, DType::Float64, &[4])));
+    let s2 = g.add_storage(storage(
+        DType::Float32,
+        f32_bytes((0..6).map(|x| 1.0 + x as f32 * 1e-4)),
+    ));
+    let emb = g.add(Node::Tensor(contiguous(s2, DType::Float32, &[3, 2])));
+    let s3 = g.add_storage(storage(
+        DType::Int64,
+        (0..3i64).flat_map(|x| (x - 1).to_le_bytes()).collect(),
+    ));
+    let buf = g.add(Node::Tensor(contiguous(s3, DType::Int64, &[3])));
+    let root = ordered(
+        &mut g,
+        vec![
+            ("module.module.fc.weight", w.clone()),
+            ("module.module.fc.bias", b.clone()),
+            ("module.module.emb", emb.clone()),
+            ("module.module.head", emb.clone()),
+            ("module.module.steps", buf.clone()),
+        ],
+    );
+    g.root = Some(root);
+    let mut views = serde_json::Map::new();
+    for (name, v) in [
+        ("fc.weight", &w),
+        ("fc.bias", &b),
+        ("emb", &emb),
+        ("steps", &buf),
+    ] {
+        views.insert(name.to_string(), view_json(&g, tensor_of(&g, v)));
+    }
+    (g, views)
+}
+
+fn opts(out: &Path) -> ConvertOptions {
+    ConvertOptions {
+        out_dir: Some(out.to_path_buf()),
+        ..ConvertOptions::default()
+    }
+}
+
+#[test]
+fn rust_graph_converted_with_edits_and_cast_loads_in_python() {
+    let dir = scratch("conv-python");
+    let (g, mut views) = dp_graph();
+    let input = dir.join("in").join("ckpt.safetensors");
+    std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+    st::save_graph(&g, &input).unwrap();
+
+    let out = dir.join("out");
+    let o = ConvertOptions {
+        strip_dataparallel: true,
+        dtype: Some(DType::Float16),
+        verify: true,
+        ..opts(&out)
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    assert_eq!(r.format, "safetensors");
+    assert_eq!(r.outputs, vec![out.join("ckpt.safetensors")]);
+    assert_eq!(r.tensors, 4, "head is an alias of emb");
+    assert_eq!(
+        r.bytes_out,
+        std::fs::metadata(out.join("ckpt.safetensors"))
+            .unwrap()
+            .len()
+    );
+    for name in ["fc.weight", "fc.bias", "emb"] {
+        views.get_mut(name).unwrap()["cast"] = json!("float16");
+    }
+    std::fs::write(
+        out.join("ckpt.views.json"),
+        json!({"tensors": views, "metadata": {"format": "pt", "head": "emb"}, "resave_identical": false}).to_string(),
+    )
+    .unwrap();
+    oracle("views", &out);
+}
+
+#[test]
+fn sharded_output_reads_back_and_follows_the_hub_rule() {
+    let dir = scratch("conv-sharded");
+    let (g, _) = dp_graph();
+    let input = dir.join("pytorch_model.safetensors");
+    st::save_graph(&g, &input).unwrap();
+    let out = dir.join("out");
+    // The input is a safetensors file, so its order is the file's (dtype rank, then name):
+    // steps (i64, 24 bytes), fc.bias (f64, 32), emb (f32, 24), fc.weight (f32, 48). With a
+    // 60-byte limit the hub rule gives [steps, fc.bias], [emb], [fc.weight].
+    let o = ConvertOptions {
+        strip_dataparallel: true,
+        shard_size: Some(60),
+        verify: true,
+        ..opts(&out)
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    let names: Vec<String> = r
+        .outputs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "model-00001-of-00003.safetensors",
+            "model-00002-of-00003.safetensors",
+            "model-00003-of-00003.safetensors",
+            "model.safetensors.index.json"
+        ]
+    );
+    let idx = torchsave_core::hf_index::parse_index(
+        &std::fs::read(out.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    let mut wm = idx.weight_map.clone();
+    wm.sort();
+    assert_eq!(
+        wm,
+        [
+            (
+                "emb".to_string(),
+                "model-00002-of-00003.safetensors".to_string()
+            ),
+            (
+                "fc.bias".to_string(),
+                "model-00001-of-00003.safetensors".to_string()
+            ),
+            (
+                "fc.weight".to_string(),
+                "model-00003-of-00003.safetensors".to_string()
+            ),
+            (
+                "steps".to_string(),
+                "model-00001-of-00003.safetensors".to_string()
+            ),
+        ]
+    );
+    assert_eq!(idx.total_size, Some(128));
+    // The alias is recorded in the shard holding the kept tensor.
+    let s2 = st::read_file(&out.join("model-00002-of-00003.safetensors"), true).unwrap();
+    assert!(s2
+        .metadata
+        .contains(&("head".to_string(), "emb".to_string())));
+    // The sharded checkpoint converts back into one file holding the restored alias.
+    let back = dir.join("back");
+    let r = convert::convert_file(
+        &out.join("model.safetensors.index.json"),
+        &ConvertOptions {
+            verify: true,
+            ..opts(&back)
+        },
+    );
+    assert_eq!(r.error, None);
+    assert_eq!(r.format, "hf-index");
+    assert_eq!(r.outputs, vec![back.join("model.safetensors")]);
+}
+
+#[test]
+fn overwrite_rules_and_dry_run() {
+    let dir = scratch("conv-overwrite");
+    let (g, _) = dp_graph();
+    let input = dir.join("m.safetensors");
+    st::save_graph(&g, &input).unwrap();
+    let out = dir.join("out");
+    // Dry run: reports the exact size, writes nothing (not even the folder).
+    let r = convert::convert_file(
+        &input,
+        &ConvertOptions {
+            dry_run: true,
+            ..opts(&out)
+        },
+    );
+    assert_eq!(r.error, None);
+    assert!(!out.exists());
+    let real = convert::convert_file(&input, &opts(&out));
+    assert_eq!(real.error, None);
+    assert_eq!(r.bytes_out, real.bytes_out);
+    let before = std::fs::read(out.join("m.safetensors")).unwrap();
+    // Existing output: E_OUTPUT_EXISTS, file untouched; force overwrites.
+    let again = convert::convert_file(
+        &input,
+        &ConvertOptions {
+            strip_dataparallel: true,
+            ..opts(&out)
+        },
+    );
+    assert_eq!(
+        again.error.as_ref().map(|e| e.0),
+        Some(ErrorCode::OutputExists)
+    );
+    assert_eq!(std::fs::read(out.join("m.safetensors")).unwrap(), before);
+    let forced = convert::convert_file(
+        &input,
+        &ConvertOptions {
+            strip_dataparallel: true,
+            force: true,
+            ..opts(&out)
+        },
+    );
+    assert_eq!(forced.error, None);
+    assert_ne!(std::fs::read(out.join("m.safetensors")).unwrap(), before);
+    // Converting next to the input would replace it: refused even with force.
+    let same = convert::convert_file(
+        &input,
+        &ConvertOptions {
+            force: true,
+            ..ConvertOptions::default()
+        },
+    );
+    assert_eq!(
+        same.error.as_ref().map(|e| e.0),
+        Some(ErrorCode::InvalidArgument)
+    );
+    // No temporaries left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn key_edit_errors_and_selection() {
+    let dir = scratch("conv-keys");
+    let (g, _) = dp_graph();
+    let input = dir.join("m.safetensors");
+    st::save_graph(&g, &input).unwrap();
+    let out = dir.join("out");
+    // Renaming two keys to one name is an error, not a silent overwrite.
+    let o = ConvertOptions {
+        renames: vec![convert::parse_rename(r"fc\.(weight|bias)=fc").unwrap()],
+        ..opts(&out)
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(
+        r.error.as_ref().map(|e| e.0),
+        Some(ErrorCode::InvalidArgument)
+    );
+    assert!(!out.join("m.safetensors").exists());
+    assert_eq!(
+        convert::parse_rename("no-equals").unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        convert::parse_rename("(=x").unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    // Regex groups and prefixes.
+    let o = ConvertOptions {
+        strip_prefixes: vec!["module.".into()],
+        renames: vec![convert::parse_rename(r"^module\.fc\.(\w+)$=linear.$1").unwrap()],
+        ..opts(&out)
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(r.error, None);
+    let back = st::read_file(&out.join("m.safetensors"), true).unwrap();
+    let mut names: Vec<String> = root_items(&back.graph).into_iter().map(|x| x.0).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["linear.bias", "linear.weight", "module.emb", "module.steps"]
+    );
+    // A missing select path.
+    let r = convert::convert_file(
+        &input,
+        &ConvertOptions {
+            select: Some("nope".into()),
+            force: true,
+            ..opts(&out)
+        },
+    );
+    assert_eq!(
+        r.error.as_ref().map(|e| e.0),
+        Some(ErrorCode::InvalidArgument)
+    );
+}
+
+#[test]
+fn batch_isolates_failures_reports_progress_and_cancels() {
+    let dir = scratch("conv-batch");
+    let (g, _) = dp_graph();
+    let good1 = dir.join("a.safetensors");
+    let good2 = dir.join("sub").join("b.safetensors");
+    std::fs::create_dir_all(good2.parent().unwrap()).unwrap();
+    st::save_graph(&g, &good1).unwrap();
+    st::save_graph(&g, &good2).unwrap();
+    let bad = dir.join("c.safetensors");
+    let mut bytes = std::fs::read(&good1).unwrap();
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&bad, bytes).unwrap();
+    let missing = dir.join("d.safetensors");
+    let inputs = vec![good1.clone(), bad.clone(), missing.clone(), good2.clone()];
+    let out = dir.join("out");
+    let events = Mutex::new(Vec::new());
+    let progress = |p: convert::Progress| {
+        events
+            .lock()
+            .unwrap()
+            .push((p.index, p.report.is_some(), p.total))
+    };
+    let o = ConvertOptions {
+        keep_tree: true,
+        verify: true,
+        ..opts(&out)
+    };
+    let reports = convert::convert_many(&inputs, &o, 2, &progress, &AtomicBool::new(false));
+    assert_eq!(
+        reports.iter().map(|r| r.input.clone()).collect::<Vec<_>>(),
+        inputs
+    );
+    assert_eq!(reports[0].error, None);
+    assert_eq!(
+        reports[1].error.as_ref().map(|e| e.0),
+        Some(ErrorCode::Truncated)
+    );
+    assert_eq!(reports[2].error.as_ref().map(|e| e.0), Some(ErrorCode::Io));
+    assert_eq!(reports[3].error, None);
+    // keep_tree mirrors folders under the inputs' common root.
+    assert_eq!(
+        reports[3].outputs,
+        vec![out.join("sub").join("b.safetensors")]
+    );
+    assert!(out.join("a.safetensors").exists());
+    let ev = events.into_inner().unwrap();
+    assert_eq!(ev.len(), 8, "a start and an end per file");
+    assert!(ev.iter().all(|e| e.2 == 4));
+    // Cancelled before starting: every file reports E_CANCELLED and nothing is written.
+    let out2 = dir.join("out2");
+    let reports = convert::convert_many(&inputs, &opts(&out2), 3, &|_| {}, &AtomicBool::new(true));
+    assert!(reports
+        .iter()
+        .all(|r| r.error.as_ref().map(|e| e.0) == Some(ErrorCode::Cancelled)));
+    assert!(!out2.exists());
+}
+
+#[test]
+fn discovery_work_sharding_and_naming() {
+    let dir = scratch("conv-discover");
+    for f in [
+        "a.pt",
+        "b.pth",
+        "c.bin",
+        "d.ckpt",
+        "e.safetensors",
+        "notes.txt",
+        ".e.safetensors.tmp-1-2",
+        "sub/f.pt",
+    ] {
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    }
+    let hf = dir.join("hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    std::fs::write(hf.join("model-00001-of-00002.safetensors"), b"x").unwrap();
+    std::fs::write(hf.join("model-00002-of-00002.safetensors"), b"x").unwrap();
+    std::fs::write(hf.join("extra.safetensors"), b"x").unwrap();
+    std::fs::write(
+        hf.join("model.safetensors.index.json"),
+        hf_index_text(&[
+            ("a", "model-00001-of-00002.safetensors"),
+            ("b", "model-00002-of-00002.safetensors"),
+        ]),
+    )
+    .unwrap();
+    let found = convert::discover_inputs(&[dir.display().to_string()]).unwrap();
+    let rel: Vec<String> = found
+        .iter()
+        .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            "a.pt",
+            "b.pth",
+            "c.bin",
+            "d.ckpt",
+            "e.safetensors",
+            "hf/extra.safetensors",
+            "hf/model.safetensors.index.json",
+            "sub/f.pt"
+        ]
+    );
+    let globbed = convert::discover_inputs(&[
+        format!("{}/*.p*", dir.display()),
+        dir.join("c.bin").display().to_string(),
+    ])
+    .unwrap();
+    assert_eq!(
+        globbed,
+        vec![dir.join("a.pt"), dir.join("b.pth"), dir.join("c.bin")]
+    );
+    assert_eq!(
+        convert::discover_inputs(&[dir.join("zzz").display().to_string()])
+            .unwrap_err()
+            .code,
+        ErrorCode::Io
+    );
+    assert_eq!(
+        convert::discover_inputs(&[format!("{}/*.none", dir.display())])
+            .unwrap_err()
+            .code,
+        ErrorCode::Io
+    );
+
+    let s0 = convert::shard_inputs(&found, 0, 3).unwrap();
+    let s1 = convert::shard_inputs(&found, 1, 3).unwrap();
+    let s2 = convert::shard_inputs(&found, 2, 3).unwrap();
+    assert_eq!(
+        s0,
+        vec![found[0].clone(), found[3].clone(), found[6].clone()]
+    );
+    assert_eq!(s0.len() + s1.len() + s2.len(), found.len());
+    assert!(s1.iter().all(|p| !s0.contains(p) && !s2.contains(p)));
+    assert_eq!(
+        convert::shard_inputs(&found, 3, 3).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+
+    let stem = |p: &str, t: Target| {
+        let (s, e) = convert::output_stem(&PathBuf::from(p), t);
+        format!("{s}.{e}")
+    };
+    assert_eq!(
+        stem("a/model.pth", Target::Safetensors),
+        "model.safetensors"
+    );
+    assert_eq!(
+        stem("x/pytorch_model.bin", Target::Safetensors),
+        "model.safetensors"
+    );
+    assert_eq!(
+        stem("x/pytorch_model.bin.index.json", Target::Safetensors),
+        "model.safetensors"
+    );
+    assert_eq!(stem("x/model.safetensors", Target::Pt), "pytorch_model.bin");
+    assert_eq!(stem("x/net.safetensors", Target::Pt), "net.pt");
+    assert_eq!(stem("x/net.ckpt", Target::PtLegacy), "net.ckpt");
+    assert_eq!(stem("x/a.b.pt", Target::Safetensors), "a.b.safetensors");
+}
+
+fn hf_index_text(pairs: &[(&str, &str)]) -> String {
+    let wm: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    torchsave_core::hf_index::index_json(0, &wm)
+}
+
+#[test]
+fn diff_and_inspect_many() {
+    let dir = scratch("conv-diff");
+    let (g, _) = dp_graph();
+    let a = dir.join("a.safetensors");
+    st::save_graph(&g, &a).unwrap();
+    // b: weight cast to f16, bias values changed, steps dropped, a new tensor added.
+    let mut g2 = g.clone();
+    let root = g2.root().clone();
+    if let Value::Ref(id) = &root {
+        if let Some(Node::OrderedDict { items, .. }) = g2.node_mut(*id) {
+            items.retain(|(k, _)| *k != Value::Str("module.module.steps".into()));
+        }
+    }
+    let sb = g2.add_storage(storage(
+        DType::Float64,
+        [0.1f64, -2.0, 1e-9, 7.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+    ));
+    if let Some(Node::Tensor(t)) = g2.node_mut(1) {
+        t.storage = Some(sb);
+    }
+    let sn = g2.add_storage(storage(DType::UInt8, vec![1, 2]));
+    let newt = g2.add(Node::Tensor(contiguous(sn, DType::UInt8, &[2])));
+    if let Value::Ref(id) = &root {
+        if let Some(Node::OrderedDict { items, .. }) = g2.node_mut(*id) {
+            items.push((Value::Str("new".into()), newt));
+        }
+    }
+    let b0 = dir.join("b0.safetensors");
+    st::save_graph(&g2, &b0).unwrap();
+    let out = dir.join("o");
+    let r = convert::convert_file(
+        &b0,
+        &ConvertOptions {
+            renames: vec![convert::parse_rename("fc.weight$=fc.weight").unwrap()],
+            ..opts(&out)
+        },
+    );
+    assert_eq!(r.error, None);
+    // b0 went through the engine (a no-op rename) so `diff` compares an engine output.
+    let b = out.join("b0.safetensors");
+    let d = convert::diff(&a, &b, &Default::default()).unwrap();
+    assert_eq!(d.added, ["new"]);
+    assert_eq!(d.removed, ["module.module.steps"]);
+    assert_eq!(d.changed.len(), 1);
+    assert_eq!(d.changed[0].key, "module.module.fc.bias");
+    assert_eq!(d.changed[0].reason, convert::ChangeReason::Values);
+    assert_eq!(d.changed[0].max_abs_diff, Some(0.5));
+    assert_eq!(d.same, 3, "fc.weight, emb and head (alias restored)");
+
+    let half = dir.join("h");
+    let r = convert::convert_file(
+        &a,
+        &ConvertOptions {
+            dtype: Some(DType::Float16),
+            ..opts(&half)
+        },
+    );
+    assert_eq!(r.error, None);
+    let d = convert::diff(&a, &half.join("a.safetensors"), &Default::default()).unwrap();
+    assert!(d
+        .changed
+        .iter()
+        .all(|c| c.reason == convert::ChangeReason::Dtype));
+    let emb = d
+        .changed
+        .iter()
+        .find(|c| c.key == "module.module.emb")
+        .unwrap();
+    let err = emb.max_abs_diff.unwrap();
+    assert!(
+        err > 0.0 && err < 1e-3,
+        "f16 rounding of values near 1: {err}"
+    );
+
+    std::fs::write(dir.join("junk.safetensors"), b"\x01\x00").unwrap();
+    let s = convert::inspect_many(
+        &[a.clone(), b.clone(), dir.join("junk.safetensors")],
+        &Default::default(),
+    );
+    assert_eq!(s.count, 2);
+    assert_eq!(s.formats.get("safetensors"), Some(&2));
+    assert_eq!(s.errors.len(), 1);
+    assert_eq!(s.errors[0].code, ErrorCode::Truncated);
+    // a: 48 + 24 (emb, once) + 24 (steps) f32/i64 ... by dtype.
+    assert_eq!(
+        s.dtypes.get("float64").map(|d| (d.tensors, d.bytes)),
+        Some((2, 64))
+    );
+    assert_eq!(
+        s.dtypes.get("uint8").map(|d| (d.tensors, d.bytes)),
+        Some((1, 2))
+    );
+    assert_eq!(
+        s.total_bytes,
+        std::fs::metadata(&a).unwrap().len() + std::fs::metadata(&b).unwrap().len()
+    );
+}
