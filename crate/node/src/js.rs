@@ -390,13 +390,13 @@ impl Js {
     pub fn get_bigint(&self, v: V) -> Result<(bool, Vec<u64>)> {
         let mut sign = 0i32;
         let mut count = 0usize;
-        // SAFETY: a null words pointer asks for the word count only.
+        // SAFETY: null sign and words pointers ask for the word count only (Node-API docs).
         check(
             unsafe {
                 sys::napi_get_value_bigint_words(
                     self.env,
                     v,
-                    &mut sign,
+                    ptr::null_mut(),
                     &mut count,
                     ptr::null_mut(),
                 )
