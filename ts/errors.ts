@@ -52,5 +52,6 @@ export function torchsaveError(code: TorchsaveErrorCode, message: string, extra:
 
 /** True for errors thrown by torchsave (they carry an `E_...` code). */
 export function isTorchsaveError(e: unknown): e is TorchsaveError {
-  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('E_');
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('E_');
 }

@@ -1,0 +1,2 @@
+/** Placeholder: the nn helper provides this module. */
+export {};

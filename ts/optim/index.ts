@@ -1,0 +1,2 @@
+/** Placeholder: the optim helper provides this module. */
+export {};
