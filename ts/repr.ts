@@ -110,7 +110,9 @@ class Repr {
   private active = new Set<object>();
 
   num(x: number, container?: object, key?: unknown): string {
-    const asFloat = !Number.isInteger(x) || Object.is(x, -0) || (container !== undefined && wasPyFloat(container, key));
+    // Beyond 2^53 an integral number can only be a float: Python ints that big load as bigint.
+    const asFloat =
+      !Number.isInteger(x) || Object.is(x, -0) || Math.abs(x) > Number.MAX_SAFE_INTEGER || (container !== undefined && wasPyFloat(container, key));
     return asFloat ? floatRepr(x) : String(x);
   }
 

@@ -139,11 +139,18 @@ export function markPyFloat(container: object, key: unknown): void {
   rememberFloat(container, key);
 }
 
-interface StorageFacts {
+/** What the file said about a loaded storage (its element dtype, typed vs untyped, key). */
+export interface StorageFacts {
   dtype: DType;
+  untyped: boolean;
   key: string;
 }
 const storageFacts = new WeakMap<UntypedStorage, StorageFacts>();
+
+/** The facts recorded for a storage that came from a file, if it did. */
+export function storageInfo(s: UntypedStorage): StorageFacts | undefined {
+  return storageFacts.get(s);
+}
 
 // ---------------------------------------------------------------------------------------
 // Raw → TS
@@ -175,7 +182,7 @@ class Reader {
     const raw = this.loaded.storages[i];
     if (!raw) throw err('E_BAD_PICKLE', `storage index ${i} is out of range`);
     const s = this.placeStorage(raw);
-    storageFacts.set(s, { dtype: parseDType(raw.dtype), key: raw.key });
+    storageFacts.set(s, { dtype: parseDType(raw.dtype), untyped: raw.untyped, key: raw.key });
     this.storageObjs[i] = s;
     return s;
   }
