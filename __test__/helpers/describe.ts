@@ -26,6 +26,8 @@ import {
   PyObject,
   PyTuple,
   Size,
+  isPyReducible,
+  pyReduce,
 } from '../../ts/values';
 import type { OracleNode } from './python';
 
@@ -236,6 +238,8 @@ class Describer {
       const st = o.state instanceof Map ? o.state : new Map();
       return { t: 'object', class: o.fullName, state: this.node(st) };
     }
+    // TS classes rebuilt from pickled objects (nn.Module, ...) describe as what they pickle to.
+    if (isPyReducible(o)) return this.node(o[pyReduce]());
     if (Object.getPrototypeOf(o) === Object.prototype) return { t: 'dict', items: Object.entries(o).map(([k, x]) => [this.node(k), this.item(x, o, k)]) };
     return { t: 'unknown', class: (o as { constructor?: { name?: string } }).constructor?.name ?? '?', repr: String(o) };
   }
