@@ -9,5 +9,75 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
+export declare function _graphRoundTrip(raw: unknown, storages: Array<NativeStorage>): unknown
+
 /** The version of the core crate. */
 export declare function coreVersion(): string
+
+/** The `inspect --json` document (a JSON string) for a file or bytes. */
+export declare function inspect(source: string | Uint8Array, options?: NativeInspectOptions | undefined | null): string
+
+/** Loads a file (path) or in-memory bytes; returns the raw tree. */
+export declare function load(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): unknown
+
+/** `load` off the event loop: reading and parsing run on the libuv pool. */
+export declare function loadAsync(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): Promise<unknown>
+
+export interface NativeInspectOptions {
+  /** Add a sha256 per tensor. */
+  sha256?: boolean
+  /**
+   * Refuse files the weights-only policy refuses (default false: inspect never executes
+   * anything, so it can summarise any file).
+   */
+  weightsOnly?: boolean
+  safeGlobals?: Array<string>
+}
+
+export interface NativeLoadOptions {
+  /** Accept only what PyTorch's weights-only unpickler accepts (default true). */
+  weightsOnly?: boolean
+  /** Extra allowed globals, `module.qualname`. */
+  safeGlobals?: Array<string>
+  /** Map the file instead of reading it (default true; paths only). */
+  mmap?: boolean
+  /** `utf8` (default), `latin1` or `bytes`: how Python 2 byte strings decode. */
+  encoding?: string
+  /** Check CRC-32 of every record (default: small records always, storages when not mmapped). */
+  verifyCrc?: boolean
+  /** Expose storages as external memory (default true); false copies each storage. */
+  externalBuffers?: boolean
+}
+
+export interface NativeSaveOptions {
+  /** `zip` (default) or `legacy`. */
+  format?: string
+  /** Pickle protocol (default 2). */
+  protocol?: number
+  /** Top folder inside the zip; default: the file's stem for ASCII paths, else `archive`. */
+  archiveName?: string
+  /** Write only the bytes each storage's tensors reach. */
+  compact?: boolean
+}
+
+export interface NativeStorage {
+  /** The storage's bytes (not copied; must stay unchanged until the save finishes). */
+  data: Uint8Array
+  /** Element dtype of the storage (PyTorch name). */
+  dtype: string
+  /** Location tag to record (`cpu`, `cuda:0`). */
+  location: string
+  /** Key to use in the file (default: the storage's index). */
+  key?: string
+}
+
+/** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
+export declare function save(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
+
+/**
+ * `save` off the event loop. The raw tree is converted now (no tensor bytes are copied: the
+ * storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
+ * libuv pool. Do not modify the tensors until the promise settles.
+ */
+export declare function saveAsync(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<unknown>

@@ -835,4 +835,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports._graphRoundTrip = nativeBinding._graphRoundTrip
 module.exports.coreVersion = nativeBinding.coreVersion
+module.exports.inspect = nativeBinding.inspect
+module.exports.load = nativeBinding.load
+module.exports.loadAsync = nativeBinding.loadAsync
+module.exports.save = nativeBinding.save
+module.exports.saveAsync = nativeBinding.saveAsync

@@ -1,10 +1,172 @@
-//! Thin napi-rs binding over torchsave-core. (stub: helper E)
+//! Thin napi-rs binding over torchsave-core: converts options, maps errors, wraps async
+//! tasks and builds JS values. Everything format-related lives in the core.
+//!
+//! Exports (typed in the generated `native/bindings.d.ts`; ts/native.ts gives the raw
+//! values their precise types):
+//! * `load(source, options)` / `loadAsync` → `{root, storages, info}` (see [`to_js`]);
+//! * `save(raw, storages, path | null, options)` / `saveAsync` → bytes when `path` is null;
+//! * `inspect(source, options)` → the `inspect --json` document;
+//! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
+//!
+//! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
 #![deny(clippy::unwrap_used)]
 
+mod error;
+mod from_js;
+mod inspect_glue;
+mod js;
+mod options;
+mod tasks;
+mod to_js;
+
+use crate::error::{panic_error, to_napi};
+use crate::from_js::{FromJs, StorageIn};
+use crate::js::{Js, RawValue};
+use crate::options::{
+    inspect_config, load_config, save_config, NativeInspectOptions, NativeLoadOptions,
+    NativeSaveOptions, NativeStorage,
+};
+use crate::tasks::{load_source, loaded_to_js, run, save_graph, LoadTask, SaveTask, Source};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
+use napi::{Env, Result, Unknown};
 use napi_derive::napi;
+use torchsave_core::{Graph, Limits};
+
+/// Runs a sync entry point, turning a panic into an `E_INTERNAL` JS error.
+fn guard<T>(env: &Env, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(panic_error(env, p.as_ref())),
+    }
+}
+
+fn source_of(s: Either<String, Uint8Array>) -> Source {
+    match s {
+        Either::A(p) => Source::Path(p),
+        Either::B(b) => Source::Bytes(b),
+    }
+}
 
 /// The version of the core crate.
 #[napi]
 pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Loads a file (path) or in-memory bytes; returns the raw tree.
+#[napi(ts_return_type = "unknown")]
+pub fn load(
+    env: Env,
+    source: Either<String, Uint8Array>,
+    options: Option<NativeLoadOptions>,
+) -> Result<RawValue> {
+    guard(&env, || {
+        let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        let source = source_of(source);
+        let loaded = run(|| load_source(&source, &cfg.core)).map_err(|f| f.into_napi(&env))?;
+        loaded_to_js(&env, &loaded, cfg.external, cfg.core.limits.max_depth)
+    })
+}
+
+/// `load` off the event loop: reading and parsing run on the libuv pool.
+#[napi(ts_return_type = "Promise<unknown>")]
+pub fn load_async(
+    env: Env,
+    source: Either<String, Uint8Array>,
+    options: Option<NativeLoadOptions>,
+) -> Result<AsyncTask<LoadTask>> {
+    guard(&env, || {
+        let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        Ok(AsyncTask::new(LoadTask {
+            source: source_of(source),
+            opts: cfg.core,
+            external: cfg.external,
+        }))
+    })
+}
+
+fn graph_from_js(env: &Env, raw: Unknown, storages: Vec<NativeStorage>) -> Result<Graph> {
+    let storages = storages
+        .into_iter()
+        .map(|s| StorageIn {
+            data: s.data,
+            dtype: s.dtype,
+            location: s.location,
+            key: s.key,
+        })
+        .collect();
+    FromJs::new(Js::new(env), Limits::default().max_depth).build(napi::JsValue::raw(&raw), storages)
+}
+
+/// Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null.
+#[napi(
+    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null"
+)]
+pub fn save(
+    env: Env,
+    raw: Unknown,
+    storages: Vec<NativeStorage>,
+    path: Option<String>,
+    options: Option<NativeSaveOptions>,
+) -> Result<Option<Buffer>> {
+    guard(&env, || {
+        let opts = save_config(options, path.as_deref()).map_err(|e| to_napi(&env, &e))?;
+        let graph = graph_from_js(&env, raw, storages)?;
+        let out =
+            run(|| save_graph(&graph, path.as_deref(), &opts)).map_err(|f| f.into_napi(&env))?;
+        Ok(out.map(Buffer::from))
+    })
+}
+
+/// `save` off the event loop. The raw tree is converted now (no tensor bytes are copied: the
+/// storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
+/// libuv pool. Do not modify the tensors until the promise settles.
+#[napi(
+    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null"
+)]
+pub fn save_async(
+    env: Env,
+    raw: Unknown,
+    storages: Vec<NativeStorage>,
+    path: Option<String>,
+    options: Option<NativeSaveOptions>,
+) -> Result<AsyncTask<SaveTask>> {
+    guard(&env, || {
+        let opts = save_config(options, path.as_deref()).map_err(|e| to_napi(&env, &e))?;
+        let graph = graph_from_js(&env, raw, storages)?;
+        Ok(AsyncTask::new(SaveTask { graph, path, opts }))
+    })
+}
+
+/// The `inspect --json` document (a JSON string) for a file or bytes.
+#[napi]
+pub fn inspect(
+    env: Env,
+    source: Either<String, Uint8Array>,
+    options: Option<NativeInspectOptions>,
+) -> Result<String> {
+    guard(&env, || {
+        let opts = inspect_config(&options);
+        let sha = options.as_ref().and_then(|o| o.sha256).unwrap_or(false);
+        let source = source_of(source);
+        run(|| {
+            let loaded = load_source(&source, &opts)?;
+            inspect_glue::inspect_json(&loaded, sha)
+        })
+        .map_err(|f| f.into_napi(&env))
+    })
+}
+
+/// Test hook: raw tree → Graph → raw tree with no file in between (storages are copied).
+#[napi(
+    js_name = "_graphRoundTrip",
+    ts_args_type = "raw: unknown, storages: Array<NativeStorage>",
+    ts_return_type = "unknown"
+)]
+pub fn graph_round_trip(env: Env, raw: Unknown, storages: Vec<NativeStorage>) -> Result<RawValue> {
+    guard(&env, || {
+        let graph = graph_from_js(&env, raw, storages)?;
+        let mut conv = to_js::ToJs::new(Js::new(&env), &graph, Limits::default().max_depth);
+        Ok(RawValue(conv.loaded(None, false)?))
+    })
 }

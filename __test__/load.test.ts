@@ -1,0 +1,238 @@
+/**
+ * torch.load against real PyTorch: every fixture make_fixtures.py wrote is loaded and
+ * described in the oracle's JSON, which must equal what real torch loaded (the sidecar).
+ * Plus the binding's promises: external and copied buffers agree, writing into a loaded
+ * tensor never changes the file, loadAsync leaves the event loop free, errors carry codes.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as torch from '../ts/index';
+import { OrderedDict, PyObject } from '../ts/values';
+import { describeLoaded } from './helpers/describe';
+import { ensureFixtures, fixturePath, pythonPath, readAttacks, readFixtureIndex, readSidecar } from './helpers/python';
+
+const tmp = mkdtempSync(join(tmpdir(), 'torchsave-load-'));
+
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}
+
+async function asyncCodeOf(f: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}
+
+function sha(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+beforeAll(() => {
+  ensureFixtures();
+});
+
+describe('every fixture loads as real torch loads it', () => {
+  const index = (() => {
+    try {
+      ensureFixtures();
+      return readFixtureIndex().fixtures;
+    } catch {
+      return [{ file: '<fixtures unavailable>' }];
+    }
+  })();
+  it.each(index.map((f) => f.file))('%s', (file) => {
+    const side = readSidecar(file);
+    const opts: torch.LoadOptions = { weightsOnly: side.load.weights_only };
+    if (side.load.map_location) opts.mapLocation = side.load.map_location;
+    const value = torch.load(fixturePath(file), opts);
+    expect(describeLoaded(value)).toEqual(side.value);
+  });
+});
+
+describe('load behaviour', () => {
+  it('reads the seed state dict in order as an OrderedDict with _metadata', () => {
+    const sd = torch.load<OrderedDict<string, torch.Tensor>>(fixturePath('seed_state_dict.pt'));
+    expect(sd).toBeInstanceOf(OrderedDict);
+    expect([...sd.keys()][0]).toBe('conv1.weight');
+    expect(sd.get('conv1.weight')!.size().toString()).toBe('torch.Size([6, 3, 5, 5])');
+    expect(sd._metadata).toBeInstanceOf(OrderedDict);
+  });
+
+  it('loads from bytes exactly as from a path', () => {
+    const file = fixturePath('seed_checkpoint.pt');
+    const fromPath = torch.load(file, { weightsOnly: readSidecar('seed_checkpoint.pt').load.weights_only });
+    const fromBytes = torch.load(readFileSync(file), { weightsOnly: readSidecar('seed_checkpoint.pt').load.weights_only });
+    expect(describeLoaded(fromBytes)).toEqual(describeLoaded(fromPath));
+  });
+
+  it.each(['seed_state_dict.pt', 'views_offsets.pt', 'seed_checkpoint.pt'])('external and copied buffers give equal values (%s)', (file) => {
+    const weightsOnly = readSidecar(file).load.weights_only;
+    const ext = torch.load(fixturePath(file), { weightsOnly, externalBuffers: true });
+    const copied = torch.load(fixturePath(file), { weightsOnly, externalBuffers: false });
+    const noMmap = torch.load(fixturePath(file), { weightsOnly, mmap: false });
+    expect(describeLoaded(copied)).toEqual(describeLoaded(ext));
+    expect(describeLoaded(noMmap)).toEqual(describeLoaded(ext));
+  });
+
+  it('shares one ArrayBuffer for all storages of an mmapped zip, and separate ones when copied', () => {
+    const sd = torch.load<Map<string, torch.Tensor>>(fixturePath('seed_state_dict.pt'));
+    const bufs = new Set([...sd.values()].map((t) => t.untypedStorage().bytes.buffer));
+    expect(bufs.size).toBe(1);
+    const copied = torch.load<Map<string, torch.Tensor>>(fixturePath('seed_state_dict.pt'), { externalBuffers: false });
+    const cbufs = new Set([...copied.values()].map((t) => t.untypedStorage().bytes.buffer));
+    expect(cbufs.size).toBe(copied.size);
+  });
+
+  it.each([true, false])('writing into a loaded tensor never changes the file (mmap %s)', (mmap) => {
+    const file = fixturePath('seed_state_dict.pt');
+    const before = sha(file);
+    const sd = torch.load<Map<string, torch.Tensor>>(file, { mmap });
+    const w = sd.get('conv1.weight')!;
+    const original = w.toFloat32Array()[0];
+    w.fill_(42);
+    expect(w.toFloat32Array()[0]).toBe(42);
+    expect(sha(file)).toBe(before);
+    const again = torch.load<Map<string, torch.Tensor>>(file, { mmap });
+    expect(again.get('conv1.weight')!.toFloat32Array()[0]).toBe(original);
+  });
+
+  it('loadAsync gives the same value as load and does not block the event loop', async () => {
+    // A big file written by real torch, so parsing + hashing-free loading takes a while.
+    const big = join(tmp, 'big.pt');
+    const r = spawnSync(
+      pythonPath(),
+      ['-c', 'import torch,sys\ntorch.manual_seed(0)\ntorch.save({f"w{i}": torch.randn(1 << 20) for i in range(96)}, sys.argv[1])', big],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const opts: torch.LoadOptions = { mmap: false, verifyCrc: true, externalBuffers: false };
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = Date.now();
+    const value = await torch.loadAsync(big, opts);
+    const elapsed = Date.now() - t0;
+    clearInterval(timer);
+    expect(describeLoaded(value)).toEqual(describeLoaded(torch.load(big, opts)));
+    // The timer kept firing while the file was read and checked on the worker thread.
+    expect(ticks).toBeGreaterThan(Math.min(5, elapsed / 20));
+  });
+
+  it('loadAsync rejects with the same codes as load', async () => {
+    expect(await asyncCodeOf(() => torch.loadAsync(join(tmp, 'missing.pt')))).toBe('E_IO');
+    expect(codeOf(() => torch.load(join(tmp, 'missing.pt')))).toBe('E_IO');
+  });
+});
+
+describe('devices and mapLocation', () => {
+  const file = () => fixturePath('cuda_location.pt');
+
+  it("refuses a cuda file without mapLocation, naming mapLocation: 'cpu'", () => {
+    try {
+      torch.load(file());
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code: string }).code).toBe('E_DEVICE_UNAVAILABLE');
+      expect((e as Error).message).toContain("mapLocation: 'cpu'");
+    }
+  });
+
+  it.each<[string, torch.LoadOptions['mapLocation']]>([
+    ['a string', 'cpu'],
+    ['a Device', new torch.Device('cpu')],
+    ['a map', { 'cuda:0': 'cpu' }],
+    ['a function', (s) => s],
+    ['a function returning a device', () => 'cpu'],
+  ])('loads it on the CPU with mapLocation as %s', (_label, mapLocation) => {
+    const value = torch.load(file(), { mapLocation });
+    expect(describeLoaded(value)).toEqual(readSidecar('cuda_location.pt').value);
+    const tensors: torch.Tensor[] = [];
+    const walk = (v: unknown): void => {
+      if (v instanceof torch.Tensor) tensors.push(v);
+      else if (v instanceof Map) v.forEach(walk);
+      else if (Array.isArray(v)) v.forEach(walk);
+    };
+    walk(value);
+    expect(tensors.length).toBeGreaterThan(0);
+    for (const t of tensors) expect(t.device.toString()).toBe('cpu');
+  });
+
+  it('passes the recorded location to a mapLocation function', () => {
+    const seen: string[] = [];
+    torch.load(file(), { mapLocation: (s, loc) => (seen.push(loc), s) });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set(['cuda:0']));
+  });
+
+  it('refuses a non-CPU target without the libtorch addon', () => {
+    expect(codeOf(() => torch.load(fixturePath('seed_state_dict.pt'), { mapLocation: 'cuda:0' }))).toBe('E_DEVICE_UNAVAILABLE');
+    expect(torch.cuda.isAvailable()).toBe(false);
+    expect(torch.cuda.deviceCount()).toBe(0);
+    expect(torch.backends.libtorch.isAvailable().available).toBe(false);
+  });
+});
+
+describe('weightsOnly, safeGlobals and classes', () => {
+  it('refuses a whole pickled model under weightsOnly (E_UNSAFE_GLOBAL) and loads it as PyObject otherwise', () => {
+    const file = fixturePath('seed_whole_model.pt');
+    expect(codeOf(() => torch.load(file))).toBe('E_UNSAFE_GLOBAL');
+    const m = torch.load(file, { weightsOnly: false });
+    expect(m).toBeInstanceOf(PyObject);
+    expect((m as PyObject).fullName).toBe('__main__.TheModelClass');
+  });
+
+  it('replaces mapped classes bottom-up with classes.fromPyObject', () => {
+    const built: string[] = [];
+    class Net {
+      static fromPyObject(o: PyObject): Net {
+        built.push(o.fullName);
+        return new Net(o);
+      }
+      constructor(readonly source: PyObject) {}
+    }
+    const m = torch.load(fixturePath('seed_whole_model.pt'), { weightsOnly: false, classes: { '__main__.TheModelClass': Net } });
+    expect(m).toBeInstanceOf(Net);
+    expect(built).toEqual(['__main__.TheModelClass']);
+  });
+
+  it('accepts safeGlobals as strings or classes with pyName', () => {
+    const file = fixturePath('seed_whole_model.pt');
+    const globals = torch.loadWithInfo(file, { weightsOnly: false }).info.globals;
+    expect(globals.length).toBeGreaterThan(0);
+    const asClasses = globals.map((g) => ({ pyName: g }));
+    expect(torch.load(file, { safeGlobals: asClasses })).toBeInstanceOf(PyObject);
+    expect(torch.load(file, { safeGlobals: globals })).toBeInstanceOf(PyObject);
+  });
+});
+
+describe('errors carry codes', () => {
+  it('bad arguments', () => {
+    expect(codeOf(() => torch.load(42 as unknown as string))).toBe('E_INVALID_ARGUMENT');
+    expect(codeOf(() => torch.load(fixturePath('seed_state_dict.pt'), { encoding: 'koi8' as 'utf8' }))).toBe('E_INVALID_ARGUMENT');
+    expect(codeOf(() => torch.load(fixturePath('seed_state_dict.pt'), { safeGlobals: [{} as { pyName: string }] }))).toBe('E_INVALID_ARGUMENT');
+  });
+
+  it('empty and garbage input', () => {
+    expect(codeOf(() => torch.load(new Uint8Array(0)))).toMatch(/^E_(TRUNCATED|UNKNOWN_FORMAT)$/);
+    expect(codeOf(() => torch.load(new Uint8Array([1, 2, 3, 4, 5])))).toMatch(/^E_/);
+  });
+
+  it('every attack file fails with one of its expected codes, never a crash', () => {
+    const attacks = readAttacks();
+    for (const [file, spec] of Object.entries(attacks)) {
+      const code = codeOf(() => torch.load(join(fixturePath('attacks'), file)));
+      expect(spec.codes, `${file} -> ${code}`).toContain(code);
+    }
+  });
+});

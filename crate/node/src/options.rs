@@ -1,0 +1,196 @@
+//! JS option objects → core options. Names are the TS facade's (camelCase); defaults are
+//! PyTorch's (weightsOnly true, mmap true, protocol 2, zip).
+
+use napi::bindgen_prelude::Uint8Array;
+use napi_derive::napi;
+use std::path::Path;
+use torchsave_core::{
+    Error as CoreError, ErrorCode, LoadOptions, SaveFormat, SaveOptions, StrEncoding,
+};
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct NativeLoadOptions {
+    /// Accept only what PyTorch's weights-only unpickler accepts (default true).
+    pub weights_only: Option<bool>,
+    /// Extra allowed globals, `module.qualname`.
+    pub safe_globals: Option<Vec<String>>,
+    /// Map the file instead of reading it (default true; paths only).
+    pub mmap: Option<bool>,
+    /// `utf8` (default), `latin1` or `bytes`: how Python 2 byte strings decode.
+    pub encoding: Option<String>,
+    /// Check CRC-32 of every record (default: small records always, storages when not mmapped).
+    pub verify_crc: Option<bool>,
+    /// Expose storages as external memory (default true); false copies each storage.
+    pub external_buffers: Option<bool>,
+}
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct NativeSaveOptions {
+    /// `zip` (default) or `legacy`.
+    pub format: Option<String>,
+    /// Pickle protocol (default 2).
+    pub protocol: Option<u32>,
+    /// Top folder inside the zip; default: the file's stem for ASCII paths, else `archive`.
+    pub archive_name: Option<String>,
+    /// Write only the bytes each storage's tensors reach.
+    pub compact: Option<bool>,
+}
+
+#[napi(object, object_to_js = false)]
+pub struct NativeStorage {
+    /// The storage's bytes (not copied; must stay unchanged until the save finishes).
+    pub data: Uint8Array,
+    /// Element dtype of the storage (PyTorch name).
+    pub dtype: String,
+    /// Location tag to record (`cpu`, `cuda:0`).
+    pub location: String,
+    /// Key to use in the file (default: the storage's index).
+    pub key: Option<String>,
+}
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct NativeInspectOptions {
+    /// Add a sha256 per tensor.
+    pub sha256: Option<bool>,
+    /// Refuse files the weights-only policy refuses (default false: inspect never executes
+    /// anything, so it can summarise any file).
+    pub weights_only: Option<bool>,
+    pub safe_globals: Option<Vec<String>>,
+}
+
+pub struct LoadConfig {
+    pub core: LoadOptions,
+    pub external: bool,
+}
+
+pub fn load_config(o: Option<NativeLoadOptions>) -> Result<LoadConfig, CoreError> {
+    let o = o.unwrap_or_default();
+    let mut core = LoadOptions::default();
+    if let Some(w) = o.weights_only {
+        core.weights_only = w;
+    }
+    if let Some(g) = o.safe_globals {
+        core.safe_globals = g;
+    }
+    if let Some(m) = o.mmap {
+        core.mmap = m;
+    }
+    if let Some(e) = o.encoding {
+        core.encoding = match e.to_ascii_lowercase().as_str() {
+            "utf8" | "utf-8" | "ascii" => StrEncoding::Utf8,
+            "latin1" | "latin-1" | "iso-8859-1" => StrEncoding::Latin1,
+            "bytes" => StrEncoding::Bytes,
+            other => {
+                return Err(CoreError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("encoding must be 'utf8', 'latin1' or 'bytes', got '{other}'"),
+                ))
+            }
+        };
+    }
+    core.verify_crc = o.verify_crc;
+    Ok(LoadConfig {
+        core,
+        external: o.external_buffers.unwrap_or(true),
+    })
+}
+
+pub fn inspect_config(o: &Option<NativeInspectOptions>) -> LoadOptions {
+    let mut core = LoadOptions {
+        weights_only: false,
+        ..LoadOptions::default()
+    };
+    if let Some(o) = o {
+        if let Some(w) = o.weights_only {
+            core.weights_only = w;
+        }
+        if let Some(g) = &o.safe_globals {
+            core.safe_globals = g.clone();
+        }
+    }
+    core
+}
+
+/// torch.save's archive folder: the path's stem with the last extension removed when the
+/// path is ASCII, else `archive` (FORMAT.md 2.1); streams use `archive`.
+pub fn archive_name_for(path: Option<&str>) -> String {
+    match path {
+        Some(p) if p.is_ascii() => Path::new(p)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("archive")
+            .to_string(),
+        _ => "archive".to_string(),
+    }
+}
+
+pub fn save_config(
+    o: Option<NativeSaveOptions>,
+    path: Option<&str>,
+) -> Result<SaveOptions, CoreError> {
+    let o = o.unwrap_or_default();
+    let mut core = SaveOptions::default();
+    if let Some(f) = o.format {
+        core.format = match f.as_str() {
+            "zip" => SaveFormat::Zip,
+            "legacy" => SaveFormat::Legacy,
+            other => {
+                return Err(CoreError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("format must be 'zip' or 'legacy', got '{other}'"),
+                ))
+            }
+        };
+    }
+    if let Some(p) = o.protocol {
+        if !(2..=5).contains(&p) {
+            return Err(CoreError::new(
+                ErrorCode::InvalidArgument,
+                format!("pickleProtocol must be 2..5, got {p}"),
+            ));
+        }
+        core.protocol = p as u8;
+    }
+    core.archive_name = o.archive_name.unwrap_or_else(|| archive_name_for(path));
+    if let Some(c) = o.compact {
+        core.compact = c;
+    }
+    Ok(core)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_follow_torch() {
+        assert_eq!(archive_name_for(Some("/x/model.pth")), "model");
+        assert_eq!(archive_name_for(Some("a.b.pt")), "a.b");
+        assert_eq!(archive_name_for(Some("ckpt")), "ckpt");
+        assert_eq!(archive_name_for(Some("/tmp/模型.pt")), "archive");
+        assert_eq!(archive_name_for(None), "archive");
+    }
+
+    #[test]
+    fn bad_options_have_codes() {
+        let e = save_config(
+            Some(NativeSaveOptions {
+                format: Some("tar".into()),
+                ..Default::default()
+            }),
+            None,
+        )
+        .err();
+        assert_eq!(e.map(|e| e.code), Some(ErrorCode::InvalidArgument));
+        let e = load_config(Some(NativeLoadOptions {
+            encoding: Some("koi8".into()),
+            ..Default::default()
+        }))
+        .err();
+        assert_eq!(e.map(|e| e.code), Some(ErrorCode::InvalidArgument));
+    }
+}

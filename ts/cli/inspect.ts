@@ -1,0 +1,86 @@
+/**
+ * `torchsave inspect FILE [--json] [--sha256] [--weights-only]`
+ *
+ * Human output mirrors what the seed prints in Python:
+ * * a state dict (a dict of tensors): `key \t torch.Size([...])` per entry, like
+ *   `for k in sd: print(k, "\t", sd[k].size())`;
+ * * an optimizer state dict: `state \t {...}` and `param_groups \t [...]` in Python's repr;
+ * * anything else (a checkpoint): a tree of keys, with tensor sizes and scalar reprs.
+ * `--json` prints the core's `inspect` document (ARCHITECTURE.md schema); `--sha256` adds
+ * per-tensor digests to it.
+ */
+import { type CliIO, type Command, EXIT_OK, UsageError, parseFlags } from './io';
+import { native } from '../native';
+import { repr } from '../repr';
+import { load } from '../serialization';
+import { Tensor } from '../tensor';
+import { PyObject, PyTuple } from '../values';
+import { SparseTensor } from '../sparse';
+
+function isStateDict(v: unknown): v is Map<unknown, Tensor> {
+  if (!(v instanceof Map) || v.size === 0) return false;
+  for (const x of v.values()) if (!(x instanceof Tensor)) return false;
+  return true;
+}
+
+function isOptimizerStateDict(v: unknown): v is Map<string, unknown> {
+  return v instanceof Map && v.size === 2 && v.has('state') && v.has('param_groups');
+}
+
+function keyText(k: unknown): string {
+  return typeof k === 'string' ? k : repr(k);
+}
+
+function tensorText(t: Tensor): string {
+  return `${t.size().toString()} ${t.dtype}`;
+}
+
+/** Lines describing `v`, indented by `indent`. */
+export function describeHuman(v: unknown, indent = ''): string[] {
+  if (isStateDict(v)) return [...v].map(([k, t]) => `${indent}${keyText(k)} \t ${t.size().toString()}`);
+  if (isOptimizerStateDict(v)) return [...v].map(([k, x]) => `${indent}${k} \t ${repr(x)}`);
+  if (v instanceof Tensor) return [`${indent}${tensorText(v)}`];
+  if (v instanceof Map) {
+    const out: string[] = [];
+    for (const [k, x] of v) out.push(...entry(keyText(k), x, indent));
+    return out;
+  }
+  if (v instanceof PyObject && v.state instanceof Map) {
+    return [`${indent}<${v.fullName}>`, ...describeHuman(v.state, indent + '  ')];
+  }
+  return [`${indent}${repr(v)}`];
+}
+
+function entry(label: string, x: unknown, indent: string): string[] {
+  if (x instanceof Tensor) return [`${indent}${label}: ${tensorText(x)}`];
+  if (x instanceof SparseTensor) return [`${indent}${label}: ${repr(x)}`];
+  if (x instanceof Map && x.size > 0) return [`${indent}${label}:`, ...describeHuman(x, indent + '  ')];
+  if (x instanceof PyObject) {
+    const inner = x.state instanceof Map ? describeHuman(x.state, indent + '  ') : [];
+    return [`${indent}${label}: <${x.fullName}>`, ...inner];
+  }
+  if (Array.isArray(x) && !(x instanceof PyTuple) && x.some((e) => e instanceof Tensor)) {
+    return [`${indent}${label}:`, ...x.flatMap((e, i) => entry(String(i), e, indent + '  '))];
+  }
+  return [`${indent}${label}: ${repr(x)}`];
+}
+
+export const inspectCommand: Command = {
+  summary: 'print what a checkpoint holds (state dict keys and sizes, optimizer state, ...)',
+  usage: 'torchsave inspect FILE [--json] [--sha256] [--weights-only]',
+  run(args: string[], io: CliIO): number {
+    const { flags, positional } = parseFlags(args, ['--json', '--sha256', '--weights-only']);
+    if (positional.length !== 1) throw new UsageError('inspect takes exactly one FILE');
+    const file = positional[0]!;
+    const weightsOnly = flags.has('--weights-only');
+    if (flags.has('--json')) {
+      const doc = native().inspect(file, { sha256: flags.has('--sha256'), weightsOnly });
+      io.stdout(doc.endsWith('\n') ? doc : doc + '\n');
+      return EXIT_OK;
+    }
+    if (flags.has('--sha256')) throw new UsageError('--sha256 goes with --json');
+    const value = load(file, { weightsOnly, mapLocation: 'cpu' });
+    io.stdout(describeHuman(value).join('\n') + '\n');
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,57 @@
+/**
+ * Errors: every failure torchsave reports is an `Error` with a stable `code`.
+ *
+ * Codes from the Rust core: `E_IO`, `E_TRUNCATED`, `E_UNKNOWN_FORMAT`, `E_BAD_ZIP`,
+ * `E_BAD_CRC`, `E_MISSING_RECORD`, `E_BAD_MAGIC`, `E_UNSUPPORTED_VERSION`, `E_BAD_TAR`,
+ * `E_BAD_PICKLE`, `E_UNKNOWN_OPCODE`, `E_UNSAFE_GLOBAL`, `E_BAD_RECONSTRUCT`,
+ * `E_STORAGE_BOUNDS`, `E_STORAGE_SIZE`, `E_UNSUPPORTED_DTYPE`, `E_LIMIT_EXCEEDED`,
+ * `E_UNSERIALIZABLE`, `E_INVALID_ARGUMENT`, `E_DEVICE_UNAVAILABLE`, `E_CANCELLED`.
+ * Added by the binding/facade: `E_INTERNAL` (a bug: please report), `E_NATIVE_MISSING`
+ * (the prebuilt addon could not be loaded).
+ */
+
+export type TorchsaveErrorCode =
+  | 'E_IO'
+  | 'E_TRUNCATED'
+  | 'E_UNKNOWN_FORMAT'
+  | 'E_BAD_ZIP'
+  | 'E_BAD_CRC'
+  | 'E_MISSING_RECORD'
+  | 'E_BAD_MAGIC'
+  | 'E_UNSUPPORTED_VERSION'
+  | 'E_BAD_TAR'
+  | 'E_BAD_PICKLE'
+  | 'E_UNKNOWN_OPCODE'
+  | 'E_UNSAFE_GLOBAL'
+  | 'E_BAD_RECONSTRUCT'
+  | 'E_STORAGE_BOUNDS'
+  | 'E_STORAGE_SIZE'
+  | 'E_UNSUPPORTED_DTYPE'
+  | 'E_LIMIT_EXCEEDED'
+  | 'E_UNSERIALIZABLE'
+  | 'E_INVALID_ARGUMENT'
+  | 'E_DEVICE_UNAVAILABLE'
+  | 'E_CANCELLED'
+  | 'E_INTERNAL'
+  | 'E_NATIVE_MISSING';
+
+/** The shape of every error torchsave throws. */
+export interface TorchsaveError extends Error {
+  code: TorchsaveErrorCode;
+  /** The file, when the error concerns one. */
+  path?: string;
+  /** The record inside the container (`archive/data.pkl`, `data/3`). */
+  record?: string;
+  /** Byte offset in the record or stream. */
+  offset?: number;
+}
+
+export function torchsaveError(code: TorchsaveErrorCode, message: string, extra: Partial<TorchsaveError> = {}): TorchsaveError {
+  return Object.assign(new Error(message), extra, { code }) as TorchsaveError;
+}
+
+/** True for errors thrown by torchsave (they carry an `E_...` code). */
+export function isTorchsaveError(e: unknown): e is TorchsaveError {
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('E_');
+}

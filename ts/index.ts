@@ -1,0 +1,114 @@
+/**
+ * torchsave: PyTorch's model persistence for Node.js and Electron.
+ *
+ * ```ts
+ * import * as torch from 'torchsave';
+ * torch.save(model.stateDict(), 'model.pt');
+ * const sd = torch.load('model.pt');               // weightsOnly by default, like torch >= 2.6
+ * ```
+ *
+ * Naming: PyTorch's names in camelCase for JS (`state_dict` → `stateDict`, `weights_only` →
+ * `weightsOnly`); class names verbatim; data inside state dicts keeps PyTorch's own names.
+ */
+export {
+  load,
+  loadAsync,
+  loadWithInfo,
+  save,
+  saveAsync,
+  markPyFloat,
+  wasPyFloat,
+  type LoadOptions,
+  type SaveOptions,
+  type SaveTarget,
+  type WritableLike,
+  type MapLocation,
+  type NamedPyClass,
+  type LoadInfo,
+} from './serialization';
+export { repr } from './repr';
+export { type TorchsaveError, type TorchsaveErrorCode, isTorchsaveError } from './errors';
+export {
+  Tensor,
+  Parameter,
+  UntypedStorage,
+  Generator,
+  tensor,
+  zeros,
+  ones,
+  empty,
+  full,
+  rand,
+  randn,
+  arange,
+  manualSeed,
+  type TensorInit,
+  type FactoryOptions,
+  type QuantizerInfo,
+  type TensorSubclassInfo,
+} from './tensor';
+export { SparseTensor } from './sparse';
+export {
+  OrderedDict,
+  PyTuple,
+  PyObject,
+  PyFloat,
+  PyComplex,
+  PyByteArray,
+  PyFrozenSet,
+  PyGlobal,
+  Size,
+  Device,
+  DTypeRef,
+  Layout,
+  NdArray,
+  NpScalar,
+  pyReduce,
+  registerPyClass,
+  type PyClass,
+  type PyReducible,
+  type PyObjectKind,
+} from './values';
+export { type DType, DTYPES } from './dtype';
+export { backends, cuda, type BackendAvailability } from './backends';
+export * as nn from './nn';
+export * as optim from './optim';
+
+import { native } from './native';
+
+/** Version of the Rust core inside the loaded addon. */
+export function coreVersion(): string {
+  return native().coreVersion();
+}
+
+// dtype constants, as `torch.float32` etc. (values are the DType names)
+export const float64 = 'float64' as const;
+export const float32 = 'float32' as const;
+export const float16 = 'float16' as const;
+export const bfloat16 = 'bfloat16' as const;
+export const complex32 = 'complex32' as const;
+export const complex64 = 'complex64' as const;
+export const complex128 = 'complex128' as const;
+export const int8 = 'int8' as const;
+export const int16 = 'int16' as const;
+export const int32 = 'int32' as const;
+export const int64 = 'int64' as const;
+export const uint8 = 'uint8' as const;
+export const uint16 = 'uint16' as const;
+export const uint32 = 'uint32' as const;
+export const uint64 = 'uint64' as const;
+export const bool = 'bool' as const;
+export const qint8 = 'qint8' as const;
+export const quint8 = 'quint8' as const;
+export const qint32 = 'qint32' as const;
+export const float8_e5m2 = 'float8_e5m2' as const;
+export const float8_e4m3fn = 'float8_e4m3fn' as const;
+// PyTorch's aliases
+export const float = 'float32' as const;
+export const double = 'float64' as const;
+export const half = 'float16' as const;
+export const cfloat = 'complex64' as const;
+export const cdouble = 'complex128' as const;
+export const short = 'int16' as const;
+export const int = 'int32' as const;
+export const long = 'int64' as const;
