@@ -16,7 +16,7 @@ test('load / loadAsync', () => {
   expectTypeOf<torch.LoadOptions>().toHaveProperty('encoding').toEqualTypeOf<'utf8' | 'latin1' | 'bytes' | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('mapLocation').toEqualTypeOf<torch.MapLocation | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('safeGlobals').toEqualTypeOf<(string | torch.NamedPyClass)[] | undefined>();
-  expectTypeOf<torch.LoadOptions>().toHaveProperty('classes').toEqualTypeOf<Record<string, torch.PyClass> | undefined>();
+  expectTypeOf<torch.LoadOptions>().toHaveProperty('classes').toEqualTypeOf<Record<string, torch.PyClass> | false | undefined>();
 });
 
 test('save / saveAsync', () => {

@@ -74,8 +74,11 @@ export interface LoadOptions {
   safeGlobals?: (string | NamedPyClass)[];
   /** How Python 2 byte strings decode: `utf8` (default), `latin1`, or `bytes`. */
   encoding?: 'utf8' | 'latin1' | 'bytes';
-  /** TS classes for pickled Python classes, by `module.qualname`. */
-  classes?: Record<string, PyClass>;
+  /**
+   * TS classes for pickled Python classes, by `module.qualname` (built-in `torch.nn` classes
+   * are mapped automatically). `false` keeps every object a raw {@link PyObject}.
+   */
+  classes?: Record<string, PyClass> | false;
   /**
    * Expose storage bytes as external memory (default `true`: zero-copy, mmap-backed for zip
    * files). `false` copies every storage into JS memory, which is what Electron's V8 sandbox
@@ -383,6 +386,7 @@ class Reader {
     for (let i = 0; i + 1 < n.dictItems.length; i += 2) {
       obj.dictItems.push([this.value(n.dictItems[i]!), this.value(n.dictItems[i + 1]!)]);
     }
+    if (this.opts.classes === false) return obj;
     const cls = this.opts.classes?.[obj.fullName] ?? lookupPyClass(obj.fullName);
     if (!cls) return obj;
     const built = cls.fromPyObject(obj);

@@ -175,12 +175,16 @@ class Describer:
     def __init__(self):
         self.storages = {}
         self.objs = {}
+        # Holding every described object keeps id() unique: torch hands out temporaries
+        # (sparse _indices()/_values(), per-channel scales) whose ids would be reused.
+        self.keep = []
 
     def _storage_id(self, key):
         return self.storages.setdefault(key, len(self.storages))
 
     def _obj_id(self, obj):
         # Keyed by id(): every described object stays alive in the loaded tree meanwhile.
+        self.keep.append(obj)
         return self.objs.setdefault(id(obj), len(self.objs))
 
     def node(self, v):

@@ -172,6 +172,10 @@ interface ModuleInternals {
   _pyVersion?: number;
 }
 
+function setInternal(m: Module, key: '_pyGlobalOverride' | '_pyVersion', value: unknown): void {
+  Object.defineProperty(m, key, { value, writable: true, enumerable: false, configurable: true });
+}
+
 const INTERNAL_KEYS = new Set(['_parameters', '_buffers', '_nonPersistentBuffersSet', '_modules', '_training', '_pyGlobalOverride', '_pyVersion']);
 
 function setAttr(target: Module, name: string, value: unknown): void {
@@ -741,7 +745,8 @@ export class Module implements PyReducible {
     }
     const m = Reflect.construct(Module, [], this) as T;
     const i = m as unknown as ModuleInternals;
-    if ((this as unknown) === Module) i._pyGlobalOverride = [obj.module, obj.name];
+    // Internal slots stay non-enumerable so they never leak into the pickled __dict__.
+    if ((this as unknown) === Module) setInternal(m, '_pyGlobalOverride', [obj.module, obj.name]);
     const specs = new Map<string, PyAttrSpec>();
     for (const s of (this as unknown as typeof Module).pyAttrs) specs.set(s.py, s);
     for (const [k, v] of st) {
@@ -764,7 +769,7 @@ export class Module implements PyReducible {
           for (const [mk, mv] of v as Map<string, unknown>) i._modules.set(mk, childFromPy(mv));
           break;
         case '_version':
-          i._pyVersion = Number(v);
+          setInternal(m, '_pyVersion', Number(v));
           break;
         default: {
           if ((BASE_HOOK_KEYS as readonly string[]).includes(k)) break; // hooks cannot run here

@@ -57,10 +57,11 @@ def main():
         return {"sums": sums(m.state_dict())}
     if mode == "load_whole":  # path name: TS whole model -> working module
         m = torch.load(args[0], weights_only=False)
+        pickled = enc(m)  # as loaded, before eval() flips `training`
         m.eval()
         with torch.no_grad():
             out = m(inputs(args[1]))
-        return {"class": f"{type(m).__module__}.{type(m).__name__}", "out_shape": list(out.shape), "sums": sums(m.state_dict()), "pickle": enc(m)}
+        return {"class": f"{type(m).__module__}.{type(m).__name__}", "out_shape": list(out.shape), "sums": sums(m.state_dict()), "pickle": pickled}
     if mode == "save_whole":  # name path
         m = models.build(args[0])
         torch.save(m, args[1])

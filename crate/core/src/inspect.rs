@@ -21,7 +21,18 @@
 //!   and the container is not tar (torch refuses tar files under weights_only).
 
 use crate::container::Loaded;
-use crate::pickle::policy::is_allowed_by_default;
+use crate::pickle::policy::{is_allowed_by_default, map_py2_name};
+
+/// `globals` lists names as written (`__builtin__.set`); the allowlist speaks Python 3.
+fn allowed_as_written(written: &str) -> bool {
+    match written.rsplit_once('.') {
+        Some((module, name)) => {
+            let (m, n) = map_py2_name(module, name);
+            is_allowed_by_default(&format!("{m}.{n}"))
+        }
+        None => false,
+    }
+}
 use crate::value::{Format, Graph, Node, Tensor, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -101,7 +112,7 @@ pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
     }
     let globals = loaded.info.globals.clone();
     let weights_only_ok =
-        loaded.info.format != Format::Tar && globals.iter().all(|g| is_allowed_by_default(g));
+        loaded.info.format != Format::Tar && globals.iter().all(|g| allowed_as_written(g));
     InspectReport {
         format: loaded.info.format,
         tensors,

@@ -184,6 +184,25 @@ fn load_pickle(b: &[u8], opts: &LoadOptions) -> Result<Loaded> {
         }
         Err(e) => return Err(e),
     };
+    // A bare pickle is the whole file. An int followed by more pickles is the shape of a
+    // legacy stream (magic, protocol 1001, sys_info, ...) whose magic number is wrong.
+    if out.consumed < b.len() {
+        if matches!(
+            out.root,
+            crate::value::Value::Int(_) | crate::value::Value::BigInt(_)
+        ) {
+            crate::bail!(
+                BadMagic,
+                "invalid magic number: the file is laid out like a legacy torch.save stream but does not start \
+                 with PyTorch's magic number 0x1950a86a20f9469cfc6c; corrupt file?"
+            );
+        }
+        crate::bail!(
+            BadPickle,
+            "{} bytes follow the end of the pickle; a bare pickle must be the whole file",
+            b.len() - out.consumed
+        );
+    }
     graph.root = Some(out.root);
     Ok(Loaded {
         graph,

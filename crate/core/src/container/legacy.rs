@@ -49,6 +49,10 @@ pub fn small_int_pickle(b: &[u8]) -> Option<(i128, usize)> {
     if b.first() == Some(&0x80) {
         p = 2;
     }
+    // Protocol 4+ wraps every pickle in a FRAME (opcode + u64 length); skip it.
+    if b.get(p) == Some(&0x95) {
+        p += 9;
+    }
     let op = *b.get(p)?;
     p += 1;
     let value: i128 = match op {

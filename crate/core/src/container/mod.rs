@@ -23,7 +23,7 @@ use std::path::Path;
 #[derive(Clone, Debug)]
 pub struct LoadInfo {
     pub format: Format,
-    /// Every GLOBAL named by the object pickle, `module.name`, first-seen order.
+    /// Every GLOBAL named by the object pickle, `module.name` as written, first-seen order.
     pub globals: Vec<String>,
     /// True when the file's byte order was big-endian (storages were swapped).
     pub big_endian: bool,

@@ -505,10 +505,25 @@ impl ZipArchive {
     }
 }
 
+/// Largest uncompressed:compressed ratio accepted for records above [`INFLATE_RATIO_FLOOR`].
+/// torch.save never compresses; compressed records come from re-zipping tools, where real
+/// tensor data stays far below this. A higher ratio is a zip bomb until proven otherwise.
+pub const MAX_INFLATE_RATIO: u64 = 100;
+/// Records up to this size may inflate at any ratio (small and cheap either way).
+pub const INFLATE_RATIO_FLOOR: u64 = 16 << 20;
+
 /// Inflates at most `uncompressed_size + 1` bytes, so a lying header cannot make us allocate
 /// more than it declared (zip-bomb safe), and a short or long stream is an error.
 fn inflate(raw: &[u8], entry: &ZipEntry) -> Result<Vec<u8>> {
     let want = entry.uncompressed_size;
+    if want > INFLATE_RATIO_FLOOR && want / (raw.len() as u64).max(1) > MAX_INFLATE_RATIO {
+        crate::bail!(
+            LimitExceeded,
+            "record '{}' would inflate {} bytes to {want} (ratio above {MAX_INFLATE_RATIO}:1): refusing a likely zip bomb",
+            entry.name,
+            raw.len()
+        );
+    }
     let mut out = Vec::with_capacity(usize::try_from(want.min(1 << 26)).unwrap_or(0));
     flate2::read::DeflateDecoder::new(raw)
         .take(want.saturating_add(1))

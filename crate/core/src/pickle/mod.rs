@@ -40,7 +40,7 @@ pub struct UnpickleOutput {
     pub root: Value,
     /// Bytes consumed, including STOP (the legacy format has several pickles back to back).
     pub consumed: usize,
-    /// Every GLOBAL the stream named, `module.name` after Python 2 name mapping, first-seen order.
+    /// Every GLOBAL the stream named, `module.name` as written (before Python 2 name mapping), first-seen order.
     pub globals: Vec<String>,
     /// Protocol from the PROTO opcode (0 when absent).
     pub protocol: u8,

@@ -555,11 +555,14 @@ impl<'a> Vm<'a> {
 
     /// Maps, records, checks and builds one GLOBAL.
     fn global(&mut self, graph: &mut Graph, module: &str, name: &str) -> Result<Value> {
+        // Recorded as written in the file (`__builtin__.set`), like torch's
+        // get_unsafe_globals_in_checkpoint; checked and built after Python 2 name mapping.
+        let written = format!("{module}.{name}");
+        if self.seen_globals.insert(written.clone()) {
+            self.globals.push(written);
+        }
         let (module, name) = policy::map_py2_name(module, name);
         let full = format!("{module}.{name}");
-        if self.seen_globals.insert(full.clone()) {
-            self.globals.push(full.clone());
-        }
         policy::check_global(&full, self.opts.weights_only, &self.opts.safe_globals)?;
         Ok(interpret::global(graph, &module, &name))
     }

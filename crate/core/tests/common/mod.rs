@@ -333,3 +333,16 @@ impl Canon<'_> {
         }
     }
 }
+
+/// `UnpickleOutput.globals` lists names as written; sidecars list them after Python 2 mapping.
+pub fn mapped_globals(out: &UnpickleOutput) -> String {
+    out.globals
+        .iter()
+        .map(|g| {
+            let (m, n) = g.rsplit_once('.').unwrap();
+            let (m, n) = torchsave_core::pickle::policy::map_py2_name(m, n);
+            format!("{m}.{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
