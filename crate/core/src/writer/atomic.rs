@@ -1,8 +1,13 @@
 //! Atomic replacement of a file: write a temporary file in the target's folder (same file
 //! system, so the rename is atomic), fsync it, rename it over the target, fsync the folder.
-//! On any error the temporary file is removed and the old target is untouched; a crash
-//! mid-write leaves at most a `.<name>.torchsave-<pid>-<n>.tmp` beside it, never a
-//! half-written target.
+//! On any error the temporary file is removed and the old target is untouched.
+//!
+//! On Linux the temporary file is anonymous (`O_TMPFILE`): it has no name while it is being
+//! written, so even a `kill -9` or a power cut mid-save leaves nothing behind. Only once it
+//! is complete and synced is it linked under a temporary name and renamed over the target
+//! (a window of two syscalls). Where `O_TMPFILE` is unsupported (some file systems, other
+//! systems) a named `.<name>.torchsave-<pid>-<n>.tmp` is used instead, which a crash
+//! mid-write can leave behind — never a half-written target either way.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -53,6 +58,20 @@ where
 {
     let in_file = |e: Error| e.in_file(target.display().to_string());
     let tmp = temp_path(target).map_err(in_file)?;
+    #[cfg(target_os = "linux")]
+    if let Some(file) = anonymous_file(target) {
+        write(&file).map_err(in_file)?;
+        file.sync_all()
+            .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+        link_anonymous(&file, &tmp).map_err(in_file)?;
+        let mut guard = Cleanup(Some(tmp.clone()));
+        drop(file);
+        std::fs::rename(&tmp, target)
+            .map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
+        guard.0 = None;
+        sync_dir(target);
+        return Ok(());
+    }
     let file = OpenOptions::new()
         .write(true)
         .read(true)
@@ -68,6 +87,53 @@ where
         .map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
     guard.0 = None;
     sync_dir(target);
+    Ok(())
+}
+
+/// An unnamed file in the target's folder, or `None` where `O_TMPFILE` is unsupported.
+#[cfg(target_os = "linux")]
+fn anonymous_file(target: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .ok()
+}
+
+/// Gives an anonymous file a name: `linkat` through `/proc/self/fd` (no privileges needed,
+/// unlike `AT_EMPTY_PATH`).
+#[cfg(target_os = "linux")]
+fn link_anonymous(file: &File, name: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| crate::err!(Io, "bad fd path"))?;
+    let dst = CString::new(name.as_os_str().as_bytes())
+        .map_err(|_| crate::err!(InvalidArgument, "the path contains a NUL byte"))?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            std::io::Error::last_os_error(),
+            "naming the temporary file",
+        ));
+    }
     Ok(())
 }
 
