@@ -3,7 +3,7 @@
  * Run: `node dist/demo/seed.js [outDir]` (default: a fresh temp dir). Each step is exported
  * so __test__/seed.test.ts runs exactly what the demo runs.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as nn from '../nn';
@@ -154,6 +154,7 @@ export function dataParallel(io: TorchIO, dir: string): string[] {
 /** Runs the whole seed; returns the printed lines. */
 export function runSeed(outDir?: string, io: TorchIO = defaultIO()): string[] {
   const dir = outDir ?? mkdtempSync(join(tmpdir(), 'torchsave-seed-'));
+  mkdirSync(dir, { recursive: true });
   const out: string[] = [];
   // # Initialize model / optimizer
   const model = new TheModelClass();
