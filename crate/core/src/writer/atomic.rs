@@ -1,8 +1,13 @@
 //! Atomic replacement of a file: write a temporary file in the target's folder (same file
 //! system, so the rename is atomic), fsync it, rename it over the target, fsync the folder.
 //! On any error the temporary file is removed and the old target is untouched; a crash
-//! mid-write leaves at most a `.<name>.torchsave-<pid>-<n>.tmp` beside it, never a
-//! half-written target.
+//! mid-write never leaves a half-written target.
+//!
+//! On Linux the temporary file is unnamed (`O_TMPFILE`) while it is written and gets a name
+//! (`linkat` through `/proc/self/fd`) only once complete, so even a SIGKILL mid-write leaves
+//! nothing behind (`torchsave convert` killed with `kill -9`). Where that is unavailable
+//! (other systems, file systems without `O_TMPFILE`, no `/proc`) a crash can leave a
+//! `.<name>.torchsave-<pid>-<n>.tmp` beside the target.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -52,6 +57,15 @@ where
     F: FnOnce(&File) -> Result<()>,
 {
     let in_file = |e: Error| e.in_file(target.display().to_string());
+    #[cfg(target_os = "linux")]
+    if let Some(file) = unnamed::create(target) {
+        write(&file).map_err(in_file)?;
+        file.sync_all()
+            .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+        unnamed::publish(&file, target).map_err(in_file)?;
+        sync_dir(target);
+        return Ok(());
+    }
     let tmp = temp_path(target).map_err(in_file)?;
     let file = OpenOptions::new()
         .write(true)
@@ -69,6 +83,75 @@ where
     guard.0 = None;
     sync_dir(target);
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use super::temp_path;
+    use crate::error::{Error, Result};
+    use std::ffi::CString;
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::{Path, PathBuf};
+
+    fn dir_of(target: &Path) -> PathBuf {
+        match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// An unnamed file in the target's folder, or `None` when the system cannot make one
+    /// (or could not name it later: no `/proc`), so the caller uses a named temporary.
+    pub fn create(target: &Path) -> Option<File> {
+        if !Path::new("/proc/self/fd").is_dir() {
+            return None;
+        }
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir_of(target))
+            .ok()
+    }
+
+    fn link(file: &File, to: &Path) -> std::io::Result<()> {
+        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let to = CString::new(to.as_os_str().as_bytes())?;
+        // SAFETY: both are NUL-terminated paths that outlive the call; the fd is open.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Gives the complete file its name. linkat cannot replace, so an existing target is
+    /// replaced through a hidden name and a rename (no data is written in between).
+    pub fn publish(file: &File, target: &Path) -> Result<()> {
+        match link(file, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(e, "naming the written file")),
+        }
+        let tmp = temp_path(target)?;
+        link(file, &tmp).map_err(|e| Error::io(e, "naming the written file"))?;
+        std::fs::rename(&tmp, target).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(e, "renaming the temporary file over the target")
+        })
+    }
 }
 
 /// Makes the rename durable. Best effort: some file systems refuse fsync on folders, and the
