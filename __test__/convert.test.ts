@@ -9,6 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../ts/index';
 import { TheModelClass } from '../ts/demo/seed';
 import { type Digests, cli, listFiles, py, tmp } from './convert-helpers';
+import { ProgressBar } from '../ts/cli/progress';
+import { runCli } from '../ts/cli';
 import { ensureFixtures, fixturePath } from './helpers/python';
 
 const SEED = (): string => fixturePath('seed_state_dict.pt');
@@ -80,7 +82,7 @@ describe('pt -> safetensors -> pt, checked by torch and safetensors', () => {
     // The file's order (the safetensors writer's: by dtype alignment, then name).
     expect([...stateDict.keys()].sort()).toEqual([...sd.keys()].sort());
     for (const [k, t] of sd) expect(stateDict.get(k)!.equal(t), k).toBe(true);
-    const bytes = torch.saveSafetensors(sd, null);
+    const bytes = torch.saveSafetensors(sd, null, { metadata: { producer: 'test' } });
     expect(bytes.equals(readFileSync(p))).toBe(true);
     const info = torch.loadWithInfo(p).info;
     expect(info.format).toBe('safetensors');
@@ -266,5 +268,28 @@ describe('inspect over many files', () => {
     // One file keeps the per-file output.
     const one = await cli('inspect', join(d, 'a.pt'));
     expect(one.out.split('\n')[0]).toBe('conv1.weight \t torch.Size([6, 3, 5, 5])');
+  });
+});
+
+describe('progress bar', () => {
+  it('shows files, bytes, rate and ETA, and only on a terminal without --json', async () => {
+    let t = 0;
+    let drawn = '';
+    const bar = new ProgressBar((s) => (drawn += s), 4, 100, () => t);
+    bar.started(4, 'a.pt');
+    t = 2000;
+    bar.finishedFile(4, 1, 50_000_000);
+    expect(bar.line()).toBe('[====>               ] 1/4 files  50.0 MB  25.0 MB/s  ETA 0:06  a.pt');
+    bar.finish();
+    expect(drawn.endsWith('\r\x1b[K')).toBe(true);
+    const run = async (tty: boolean, ...extra: string[]): Promise<string> => {
+      let err = '';
+      await runCli(['convert', SEED(), '--out', tmp('bar'), ...extra], { stdout: () => {}, stderr: (s) => (err += s), stderrIsTTY: tty });
+      return err;
+    };
+    expect(await run(true)).toContain('1/1 files');
+    expect(await run(false)).toBe('');
+    expect(await run(true, '--json')).toBe('');
+    expect(await run(true, '--no-progress')).toBe('');
   });
 });
