@@ -9,7 +9,7 @@ test('load / loadAsync', () => {
   expectTypeOf(torch.load).parameters.toEqualTypeOf<[f: string | Uint8Array, opts?: torch.LoadOptions]>();
   expectTypeOf(torch.load<Map<string, torch.Tensor>>('x')).toEqualTypeOf<Map<string, torch.Tensor>>();
   expectTypeOf(torch.loadAsync('x')).toEqualTypeOf<Promise<unknown>>();
-  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle'>();
+  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'safetensors'>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('weightsOnly').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('mmap').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('externalBuffers').toEqualTypeOf<boolean | undefined>();

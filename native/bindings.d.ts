@@ -12,17 +12,122 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
 export declare function _graphRoundTrip(raw: unknown, storages: Array<NativeStorage>): unknown
 
+/** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */
+export declare function convert(inputs: Array<string>, options: NativeConvertOptions, onProgress?: ((event: NativeProgress) => void) | undefined | null, signal?: AbortSignal | undefined | null): Promise<Array<NativeFileReport>>
+
 /** The version of the core crate. */
 export declare function coreVersion(): string
 
+/** Compares two checkpoints of any supported format tensor by tensor. */
+export declare function diff(a: string, b: string, weightsOnly?: boolean | undefined | null): Promise<NativeDiff>
+
+/**
+ * The inputs `convert` would process: files, folders (recursive) and globs, sorted, then
+ * this worker's share when `shardIndex`/`shardCount` are given.
+ */
+export declare function discoverInputs(patterns: Array<string>, shardIndex?: number | undefined | null, shardCount?: number | undefined | null): Array<string>
+
 /** The `inspect --json` document (a JSON string) for a file or bytes. */
 export declare function inspect(source: string | Uint8Array, options?: NativeInspectOptions | undefined | null): string
+
+/**
+ * Summarises many files (files, folders, globs): count, formats, dtypes, bytes; files that
+ * fail to read are listed in `errors` with their codes. Never executes anything (the
+ * weights-only policy is off unless asked for, like `inspect`).
+ */
+export declare function inspectMany(patterns: Array<string>, weightsOnly?: boolean | undefined | null): Promise<NativeSummary>
 
 /** Loads a file (path) or in-memory bytes; returns the raw tree. */
 export declare function load(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): unknown
 
 /** `load` off the event loop: reading and parsing run on the libuv pool. */
 export declare function loadAsync(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): Promise<unknown>
+
+/**
+ * Reads a safetensors file: `{root, storages, metadata}` where root is an OrderedDict
+ * name -> tensor and `metadata` the `__metadata__` pairs. With `restoreAliases` (default
+ * true) names a writer dropped as shared (recorded in the metadata) come back as second
+ * keys for the kept tensor.
+ */
+export declare function loadSafetensors(path: string, options?: NativeLoadOptions | undefined | null, restoreAliases?: boolean | undefined | null): unknown
+
+export interface NativeChanged {
+  key: string
+  /** `dtype` | `shape` | `values`. */
+  reason: string
+  /** Largest |a - b| when both are real numbers of the same shape (NaN: a NaN on one side). */
+  maxAbsDiff?: number
+}
+
+export interface NativeConvertOptions {
+  /** `pt` | `pt-legacy` | `safetensors` (default). */
+  to?: string
+  /** Output folder; default: next to each input. */
+  out?: string
+  /** Sub-object to convert (`model_state_dict`, `a/b`). */
+  select?: string
+  /** Key prefixes to strip, in order. */
+  stripPrefix?: Array<string>
+  /** Remove every leading `module.`. */
+  stripDataParallel?: boolean
+  /** `[pattern, replacement]` pairs (Rust regex syntax; `$1` / `${name}` in replacements). */
+  rename?: Array<Array<string>>
+  /** Cast floating tensors to `float16` | `bfloat16` | `float32` | `float64`. */
+  dtype?: string
+  dropOptimizer?: boolean
+  compact?: boolean
+  /** Bytes, or a size like `5GB` / `500MiB`. */
+  shardSize?: number | string
+  /** Files in flight (default: available cores). */
+  jobs?: number
+  dryRun?: boolean
+  verify?: boolean
+  force?: boolean
+  keepTree?: boolean
+  /** This worker's share of the inputs: every `shardCount`-th file from `shardIndex`. */
+  shardIndex?: number
+  shardCount?: number
+  /** Read inputs with the weights-only policy (default true). */
+  weightsOnly?: boolean
+  safeGlobals?: Array<string>
+}
+
+export interface NativeCount {
+  name: string
+  files: number
+}
+
+export interface NativeDiff {
+  added: Array<string>
+  removed: Array<string>
+  changed: Array<NativeChanged>
+  same: number
+}
+
+export interface NativeDtypeStat {
+  dtype: string
+  tensors: number
+  bytes: number
+}
+
+export interface NativeFileReport {
+  input: string
+  outputs: Array<string>
+  format: string
+  tensors: number
+  bytesIn: number
+  bytesOut: number
+  millis: number
+  verified: boolean
+  notes: Array<string>
+  error?: NativeReportError
+}
+
+export interface NativeInputError {
+  path: string
+  code: string
+  message: string
+}
 
 export interface NativeInspectOptions {
   /** Add a sha256 per tensor. */
@@ -50,6 +155,20 @@ export interface NativeLoadOptions {
   externalBuffers?: boolean
 }
 
+export interface NativeProgress {
+  index: number
+  total: number
+  done: number
+  input: string
+  /** Absent when the file starts; its report when it is done. */
+  report?: NativeFileReport
+}
+
+export interface NativeReportError {
+  code: string
+  message: string
+}
+
 export interface NativeSaveOptions {
   /** `zip` (default) or `legacy`. */
   format?: string
@@ -72,6 +191,20 @@ export interface NativeStorage {
   key?: string
 }
 
+export interface NativeSummary {
+  files: Array<string>
+  count: number
+  formats: Array<NativeCount>
+  dtypes: Array<NativeDtypeStat>
+  tensors: number
+  totalBytes: number
+  tensorBytes: number
+  errors: Array<NativeInputError>
+}
+
+/** Parses `5GB`, `500MiB`, `1e9` into bytes. */
+export declare function parseSize(size: string): number
+
 /** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
 export declare function save(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
 
@@ -81,3 +214,10 @@ export declare function save(raw: unknown, storages: Array<NativeStorage>, path:
  * libuv pool. Do not modify the tensors until the promise settles.
  */
 export declare function saveAsync(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<unknown>
+
+/**
+ * Writes a flat state dict (raw tree root: a dict name -> tensor) as safetensors, to `path`
+ * atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
+ * `format: pt`; tensors sharing memory are written once and the alias recorded.
+ */
+export declare function saveSafetensors(raw: unknown, storages: Array<NativeStorage>, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null

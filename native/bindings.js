@@ -836,9 +836,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports._graphRoundTrip = nativeBinding._graphRoundTrip
+module.exports.convert = nativeBinding.convert
 module.exports.coreVersion = nativeBinding.coreVersion
+module.exports.diff = nativeBinding.diff
+module.exports.discoverInputs = nativeBinding.discoverInputs
 module.exports.inspect = nativeBinding.inspect
+module.exports.inspectMany = nativeBinding.inspectMany
 module.exports.load = nativeBinding.load
 module.exports.loadAsync = nativeBinding.loadAsync
+module.exports.loadSafetensors = nativeBinding.loadSafetensors
+module.exports.parseSize = nativeBinding.parseSize
 module.exports.save = nativeBinding.save
 module.exports.saveAsync = nativeBinding.saveAsync
+module.exports.saveSafetensors = nativeBinding.saveSafetensors

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 /**
  * The `torchsave` command. Subcommands live in ts/cli/ and register in `commands`.
- * Exit codes: 0 ok, 1 error (`code: message` on stderr), 2 usage.
+ * Exit codes: 0 ok, 1 error (`code: message` on stderr), 2 usage; `convert` adds 3 (every
+ * file failed) and 130 (interrupted), `diff` exits 1 when the files differ (docs/convert.md).
  */
 import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError } from './cli/io';
+import { convertCommand } from './cli/convert';
+import { diffCommand } from './cli/diff';
 import { inspectCommand } from './cli/inspect';
 
-/** Subcommands by name. `convert` and `diff` are added by their own modules. */
+/** Subcommands by name. */
 export const commands: Record<string, Command> = {
   inspect: inspectCommand,
+  convert: convertCommand,
+  diff: diffCommand,
 };
 
 function help(): string {
@@ -44,8 +49,23 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 }
 
 if (require.main === module) {
-  const io: CliIO = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
+  // Ctrl-C once: stop starting new work, let files in flight finish (convert exits 130);
+  // twice: the default (immediate exit; outputs are atomic, so nothing half-written stays).
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    ac.abort();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSigint);
+  const io: CliIO = {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    stderrIsTTY: process.stderr.isTTY === true,
+    columns: process.stderr.columns,
+    signal: ac.signal,
+  };
   void runCli(process.argv.slice(2), io).then((code) => {
     process.exitCode = code;
+    process.off('SIGINT', onSigint);
   });
 }

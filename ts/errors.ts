@@ -5,7 +5,9 @@
  * `E_BAD_CRC`, `E_MISSING_RECORD`, `E_BAD_MAGIC`, `E_UNSUPPORTED_VERSION`, `E_BAD_TAR`,
  * `E_BAD_PICKLE`, `E_UNKNOWN_OPCODE`, `E_UNSAFE_GLOBAL`, `E_BAD_RECONSTRUCT`,
  * `E_STORAGE_BOUNDS`, `E_STORAGE_SIZE`, `E_UNSUPPORTED_DTYPE`, `E_LIMIT_EXCEEDED`,
- * `E_UNSERIALIZABLE`, `E_INVALID_ARGUMENT`, `E_DEVICE_UNAVAILABLE`, `E_CANCELLED`.
+ * `E_UNSERIALIZABLE`, `E_INVALID_ARGUMENT`, `E_DEVICE_UNAVAILABLE`, `E_CANCELLED`,
+ * `E_BAD_SAFETENSORS`, `E_BAD_INDEX` (a Hugging Face `*.index.json`), `E_OUTPUT_EXISTS`
+ * (convert without `force`), `E_VERIFY_FAILED` (convert's read-back check).
  * Added by the binding/facade: `E_INTERNAL` (a bug: please report), `E_NATIVE_MISSING`
  * (the prebuilt addon could not be loaded).
  */
@@ -32,6 +34,10 @@ export type TorchsaveErrorCode =
   | 'E_INVALID_ARGUMENT'
   | 'E_DEVICE_UNAVAILABLE'
   | 'E_CANCELLED'
+  | 'E_BAD_SAFETENSORS'
+  | 'E_BAD_INDEX'
+  | 'E_OUTPUT_EXISTS'
+  | 'E_VERIFY_FAILED'
   | 'E_INTERNAL'
   | 'E_NATIVE_MISSING';
 

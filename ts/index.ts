@@ -26,6 +26,31 @@ export {
   type NamedPyClass,
   type LoadInfo,
 } from './serialization';
+export {
+  loadSafetensors,
+  loadSafetensorsWithMetadata,
+  saveSafetensors,
+  type SafetensorsLoadOptions,
+  type SafetensorsSaveOptions,
+} from './safetensors';
+export {
+  convert,
+  convertMany,
+  discoverInputs,
+  inspectMany,
+  diff,
+  parseSize,
+  type ConvertOptions,
+  type ConvertRunOptions,
+  type ConvertReport,
+  type ConvertProgress,
+  type ConvertCancelledError,
+  type ConvertTarget,
+  type ConvertDType,
+  type RenameRule,
+  type InspectSummary,
+  type DiffResult,
+} from './convert';
 export { repr } from './repr';
 export { type TorchsaveError, type TorchsaveErrorCode, isTorchsaveError } from './errors';
 export {

@@ -29,6 +29,68 @@ export interface NativeInspectOptions {
   safeGlobals?: string[];
 }
 
+export interface NativeConvertOptions {
+  to?: string;
+  out?: string;
+  select?: string;
+  stripPrefix?: string[];
+  stripDataParallel?: boolean;
+  /** `[pattern, replacement]` pairs, Rust regex syntax. */
+  rename?: [string, string][];
+  dtype?: string;
+  dropOptimizer?: boolean;
+  compact?: boolean;
+  shardSize?: number | string;
+  jobs?: number;
+  dryRun?: boolean;
+  verify?: boolean;
+  force?: boolean;
+  keepTree?: boolean;
+  shardIndex?: number;
+  shardCount?: number;
+  weightsOnly?: boolean;
+  safeGlobals?: string[];
+}
+
+export interface NativeFileReport {
+  input: string;
+  outputs: string[];
+  format: string;
+  tensors: number;
+  bytesIn: number;
+  bytesOut: number;
+  millis: number;
+  verified: boolean;
+  notes: string[];
+  error?: { code: string; message: string };
+}
+
+export interface NativeProgress {
+  index: number;
+  total: number;
+  done: number;
+  input: string;
+  report?: NativeFileReport;
+}
+
+export interface NativeSummary {
+  files: string[];
+  count: number;
+  formats: { name: string; files: number }[];
+  dtypes: { dtype: string; tensors: number; bytes: number }[];
+  tensors: number;
+  totalBytes: number;
+  tensorBytes: number;
+  errors: { path: string; code: string; message: string }[];
+}
+
+export interface NativeDiff {
+  added: string[];
+  removed: string[];
+  changed: { key: string; reason: 'dtype' | 'shape' | 'values'; maxAbsDiff?: number | null }[];
+  same: number;
+}
+
 export interface NativeBinding {
   coreVersion(): string;
   load(source: string | Uint8Array, options?: NativeLoadOptions): RawLoaded;
@@ -37,6 +99,18 @@ export interface NativeBinding {
   saveAsync(raw: RawValue, storages: RawSaveStorage[], path: string | null, options?: NativeSaveOptions): Promise<Buffer | null>;
   inspect(source: string | Uint8Array, options?: NativeInspectOptions): string;
   _graphRoundTrip(raw: RawValue, storages: RawSaveStorage[]): RawLoaded;
+  loadSafetensors(path: string, options?: NativeLoadOptions, restoreAliases?: boolean): RawLoaded & { metadata: [string, string][] };
+  saveSafetensors(raw: RawValue, storages: RawSaveStorage[], path: string | null, metadata?: [string, string][]): Buffer | null;
+  convert(
+    inputs: string[],
+    options: NativeConvertOptions,
+    onProgress?: ((event: NativeProgress) => void) | null,
+    signal?: AbortSignal | null,
+  ): Promise<NativeFileReport[]>;
+  inspectMany(patterns: string[], weightsOnly?: boolean): Promise<NativeSummary>;
+  diff(a: string, b: string, weightsOnly?: boolean): Promise<NativeDiff>;
+  discoverInputs(patterns: string[], shardIndex?: number, shardCount?: number): string[];
+  parseSize(size: string): number;
 }
 
 let binding: NativeBinding | undefined;

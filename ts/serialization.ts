@@ -110,13 +110,16 @@ export type SaveTarget = string | number | WritableLike;
 
 /** Facts about a loaded file, next to its value (see {@link loadWithInfo}). */
 export interface LoadInfo {
-  format: 'zip' | 'legacy' | 'tar' | 'pickle';
+  /** `safetensors` for a `.safetensors` path (then `globals` is empty, `pickleProtocol` 0). */
+  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'safetensors';
   /** Every global the pickle named (`module.name`), first-seen order. */
   globals: string[];
   bigEndian: boolean;
   pickleProtocol: number;
   archiveName?: string;
   version?: string;
+  /** safetensors only: the `__metadata__` strings. */
+  metadata?: Record<string, string>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -674,9 +677,23 @@ export function load<T = unknown>(f: string | Uint8Array, opts: LoadOptions = {}
   return loadWithInfo<T>(f, opts).value;
 }
 
+/** True for paths read as safetensors (by name, as the `safetensors` package does). */
+export function isSafetensorsPath(f: unknown): f is string {
+  return typeof f === 'string' && /\.safetensors$/i.test(f);
+}
+
+/** Reads a safetensors file through the same raw → TS conversion as torch files: an
+ * OrderedDict name → Tensor, plus the `__metadata__`. */
+export function loadSafetensorsWithInfo<T = unknown>(path: string, opts: LoadOptions = {}): { value: T; info: LoadInfo } {
+  const raw = native().loadSafetensors(path, nativeLoadOptions(opts), true);
+  const info: LoadInfo = { format: 'safetensors', globals: [], bigEndian: false, pickleProtocol: 0, metadata: Object.fromEntries(raw.metadata) };
+  return { value: fromRaw(raw, opts, path) as T, info };
+}
+
 /** {@link load}, plus facts about the file (format, globals, protocol). */
 export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOptions = {}): { value: T; info: LoadInfo } {
   checkSource(f);
+  if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts);
   const raw = native().load(f, nativeLoadOptions(opts));
   return { value: fromRaw(raw, opts, label(f)) as T, info: infoOf(raw) };
 }
@@ -684,6 +701,8 @@ export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOpti
 /** `torch.load` off the event loop: reading and parsing run on a worker thread. */
 export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadOptions = {}): Promise<T> {
   checkSource(f);
+  // safetensors parsing is a header read (the data stays mmapped), so the sync path is cheap.
+  if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts).value;
   const raw = await native().loadAsync(f, nativeLoadOptions(opts));
   return fromRaw(raw, opts, label(f)) as T;
 }

@@ -8,8 +8,14 @@
  * * anything else (a checkpoint): a tree of keys, with tensor sizes and scalar reprs.
  * `--json` prints the core's `inspect` document (ARCHITECTURE.md schema); `--sha256` adds
  * per-tensor digests to it.
+ *
+ * Several paths, a folder or a glob: a summary over every checkpoint found (files, formats,
+ * dtypes, tensors, bytes; files that could not be read with their codes), `--json` for the
+ * same as a document. Exit 1 when any file could not be read.
  */
-import { type CliIO, type Command, EXIT_OK, UsageError, parseFlags } from './io';
+import { existsSync, statSync } from 'node:fs';
+import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, UsageError, formatBytes, parseFlags } from './io';
+import { type InspectSummary, inspectMany } from '../convert';
 import { native } from '../native';
 import { repr } from '../repr';
 import { load } from '../serialization';
@@ -65,12 +71,51 @@ function entry(label: string, x: unknown, indent: string): string[] {
   return [`${indent}${label}: ${repr(x)}`];
 }
 
+/** The human form of a many-file summary. */
+export function summaryLines(s: InspectSummary): string[] {
+  const formats = Object.entries(s.formats)
+    .map(([f, n]) => `${f} ${n}`)
+    .join(', ');
+  const out = [
+    `files: ${s.count}${formats ? ` (${formats})` : ''}, ${formatBytes(s.totalBytes)}`,
+    `tensors: ${s.tensors}, ${formatBytes(s.tensorBytes)} of values`,
+  ];
+  const dts = Object.entries(s.dtypes);
+  if (dts.length) {
+    out.push('dtypes:');
+    const w = Math.max(...dts.map(([d]) => d.length));
+    for (const [d, st] of dts) out.push(`  ${d.padEnd(w)}  ${String(st.tensors).padStart(7)} tensors  ${formatBytes(st.bytes)}`);
+  }
+  if (s.errors.length) {
+    out.push(`unreadable: ${s.errors.length}`);
+    for (const e of s.errors) out.push(`  ${e.code}: ${e.message}`);
+  }
+  return out;
+}
+
+function isSingleFile(positional: string[]): boolean {
+  if (positional.length !== 1) return false;
+  const p = positional[0]!;
+  // A missing path stays on the single-file path so its E_IO reads as before.
+  return !existsSync(p) ? !/[*?[]/.test(p) : !statSync(p).isDirectory();
+}
+
+async function inspectSummary(paths: string[], json: boolean, weightsOnly: boolean, io: CliIO): Promise<number> {
+  const s = await inspectMany(paths, { weightsOnly });
+  io.stdout(json ? JSON.stringify(s, null, 2) + '\n' : summaryLines(s).join('\n') + '\n');
+  return s.errors.length ? EXIT_ERROR : EXIT_OK;
+}
+
 export const inspectCommand: Command = {
-  summary: 'print what a checkpoint holds (state dict keys and sizes, optimizer state, ...)',
-  usage: 'torchsave inspect FILE [--json] [--sha256] [--weights-only]',
-  run(args: string[], io: CliIO): number {
+  summary: 'print what a checkpoint holds; with a folder, glob or several files, a summary of them all',
+  usage: 'torchsave inspect FILE [--json] [--sha256] [--weights-only] | inspect DIR|GLOB|FILES... [--json]',
+  run(args: string[], io: CliIO): number | Promise<number> {
     const { flags, positional } = parseFlags(args, ['--json', '--sha256', '--weights-only']);
-    if (positional.length !== 1) throw new UsageError('inspect takes exactly one FILE');
+    if (positional.length === 0) throw new UsageError('inspect takes a FILE, or folders, globs or several files');
+    if (!isSingleFile(positional)) {
+      if (flags.has('--sha256')) throw new UsageError('--sha256 goes with a single FILE');
+      return inspectSummary(positional, flags.has('--json'), flags.has('--weights-only'), io);
+    }
     const file = positional[0]!;
     const weightsOnly = flags.has('--weights-only');
     if (flags.has('--json')) {

@@ -6,11 +6,16 @@
 //! * `load(source, options)` / `loadAsync` → `{root, storages, info}` (see [`to_js`]);
 //! * `save(raw, storages, path | null, options)` / `saveAsync` → bytes when `path` is null;
 //! * `inspect(source, options)` → the `inspect --json` document;
+//! * `loadSafetensors(path, options)` → `{root, storages, metadata}`;
+//!   `saveSafetensors(raw, storages, path | null, metadata)` → bytes when `path` is null;
+//! * `convert(inputs, options, onProgress?, signal?)`, `inspectMany`, `diff`,
+//!   `discoverInputs`, `parseSize` (see [`convert`]);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
 //!
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
 #![deny(clippy::unwrap_used)]
 
+mod convert;
 mod error;
 mod from_js;
 mod inspect_glue;
@@ -168,5 +173,72 @@ pub fn graph_round_trip(env: Env, raw: Unknown, storages: Vec<NativeStorage>) ->
         let graph = graph_from_js(&env, raw, storages)?;
         let mut conv = to_js::ToJs::new(Js::new(&env), &graph, Limits::default().max_depth);
         Ok(RawValue(conv.loaded(None, false)?))
+    })
+}
+
+/// Reads a safetensors file: `{root, storages, metadata}` where root is an OrderedDict
+/// name -> tensor and `metadata` the `__metadata__` pairs. With `restoreAliases` (default
+/// true) names a writer dropped as shared (recorded in the metadata) come back as second
+/// keys for the kept tensor.
+#[napi(
+    ts_args_type = "path: string, options?: NativeLoadOptions | undefined | null, restoreAliases?: boolean | undefined | null",
+    ts_return_type = "unknown"
+)]
+pub fn load_safetensors(
+    env: Env,
+    path: String,
+    options: Option<NativeLoadOptions>,
+    restore_aliases: Option<bool>,
+) -> Result<RawValue> {
+    guard(&env, || {
+        let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        let (graph, metadata) = run(|| {
+            convert::load_safetensors_graph(&path, cfg.core.mmap, restore_aliases.unwrap_or(true))
+        })
+        .map_err(|f| f.into_napi(&env))?;
+        let js = Js::new(&env);
+        let mut conv = to_js::ToJs::new(js, &graph, cfg.core.limits.max_depth);
+        let out = conv.loaded(None, cfg.external)?;
+        let md = js.array(metadata.len())?;
+        for (i, (k, v)) in metadata.iter().enumerate() {
+            let pair = js.array(2)?;
+            js.set_index(pair, 0, js.string(k)?)?;
+            js.set_index(pair, 1, js.string(v)?)?;
+            js.set_index(md, i, pair)?;
+        }
+        js.set(out, c"metadata", md)?;
+        Ok(RawValue(out))
+    })
+}
+
+/// Writes a flat state dict (raw tree root: a dict name -> tensor) as safetensors, to `path`
+/// atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
+/// `format: pt`; tensors sharing memory are written once and the alias recorded.
+#[napi(
+    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, metadata?: Array<[string, string]> | undefined | null"
+)]
+pub fn save_safetensors(
+    env: Env,
+    raw: Unknown,
+    storages: Vec<NativeStorage>,
+    path: Option<String>,
+    metadata: Option<Vec<Vec<String>>>,
+) -> Result<Option<Buffer>> {
+    guard(&env, || {
+        let mut md = Vec::new();
+        for pair in metadata.unwrap_or_default() {
+            let [k, v] = pair.as_slice() else {
+                let e = error::core(
+                    torchsave_core::ErrorCode::InvalidArgument,
+                    "metadata entries are [key, value] string pairs",
+                );
+                return Err(to_napi(&env, &e));
+            };
+            md.push((k.clone(), v.clone()));
+        }
+        let graph = graph_from_js(&env, raw, storages)?;
+        let out = run(|| convert::save_safetensors_graph(&graph, &md, path.as_deref()))
+            .map_err(|f| f.into_napi(&env))?;
+        Ok(out.map(Buffer::from))
     })
 }

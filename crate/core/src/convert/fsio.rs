@@ -1,12 +1,14 @@
-//! Atomic output files for the converter: a thin adapter from a streaming writer to
-//! [`crate::writer::atomic::replace_with`], so every output (pt or safetensors) gets the same
-//! crash-safety: the file appears complete or not at all, and an existing one is never damaged.
+//! Atomic output files: see [`crate::writer::atomic`] (one implementation for every output:
+//! an unnamed temporary file on Linux, a hidden named one elsewhere; fsync; then a name).
+//!
+//! A failed, cancelled or killed conversion never leaves a half-written file at the output
+//! path and never damages an existing one (ARCHITECTURE.md, "Errors").
 
 use crate::error::{Error, Result};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-/// Writes `path` through `fill`; returns the number of bytes written.
+/// Writes `path` through `fill`; the file appears complete or not at all. Returns its size.
 pub fn write_atomic(
     path: &Path,
     fill: &mut dyn FnMut(&mut dyn Write) -> Result<()>,

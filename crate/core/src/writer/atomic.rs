@@ -1,13 +1,13 @@
 //! Atomic replacement of a file: write a temporary file in the target's folder (same file
 //! system, so the rename is atomic), fsync it, rename it over the target, fsync the folder.
-//! On any error the temporary file is removed and the old target is untouched.
+//! On any error the temporary file is removed and the old target is untouched; a crash
+//! mid-write never leaves a half-written target.
 //!
-//! On Linux the temporary file is anonymous (`O_TMPFILE`): it has no name while it is being
-//! written, so even a `kill -9` or a power cut mid-save leaves nothing behind. Only once it
-//! is complete and synced is it linked under a temporary name and renamed over the target
-//! (a window of two syscalls). Where `O_TMPFILE` is unsupported (some file systems, other
-//! systems) a named `.<name>.torchsave-<pid>-<n>.tmp` is used instead, which a crash
-//! mid-write can leave behind — never a half-written target either way.
+//! On Linux the temporary file is unnamed (`O_TMPFILE`) while it is written and gets a name
+//! (`linkat` through `/proc/self/fd`) only once complete, so even a SIGKILL mid-write leaves
+//! nothing behind (`torchsave convert` killed with `kill -9`). Where that is unavailable
+//! (other systems, file systems without `O_TMPFILE`, no `/proc`) a crash can leave a
+//! `.<name>.torchsave-<pid>-<n>.tmp` beside the target.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -57,21 +57,16 @@ where
     F: FnOnce(&File) -> Result<()>,
 {
     let in_file = |e: Error| e.in_file(target.display().to_string());
-    let tmp = temp_path(target).map_err(in_file)?;
     #[cfg(target_os = "linux")]
-    if let Some(file) = anonymous_file(target) {
+    if let Some(file) = unnamed::create(target) {
         write(&file).map_err(in_file)?;
         file.sync_all()
             .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
-        link_anonymous(&file, &tmp).map_err(in_file)?;
-        let mut guard = Cleanup(Some(tmp.clone()));
-        drop(file);
-        std::fs::rename(&tmp, target)
-            .map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
-        guard.0 = None;
+        unnamed::publish(&file, target).map_err(in_file)?;
         sync_dir(target);
         return Ok(());
     }
+    let tmp = temp_path(target).map_err(in_file)?;
     let file = OpenOptions::new()
         .write(true)
         .read(true)
@@ -90,51 +85,73 @@ where
     Ok(())
 }
 
-/// An unnamed file in the target's folder, or `None` where `O_TMPFILE` is unsupported.
 #[cfg(target_os = "linux")]
-fn anonymous_file(target: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_TMPFILE)
-        .open(dir)
-        .ok()
-}
-
-/// Gives an anonymous file a name: `linkat` through `/proc/self/fd` (no privileges needed,
-/// unlike `AT_EMPTY_PATH`).
-#[cfg(target_os = "linux")]
-fn link_anonymous(file: &File, name: &Path) -> Result<()> {
+mod unnamed {
+    use super::temp_path;
+    use crate::error::{Error, Result};
     use std::ffi::CString;
+    use std::fs::{File, OpenOptions};
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
-    let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|_| crate::err!(Io, "bad fd path"))?;
-    let dst = CString::new(name.as_os_str().as_bytes())
-        .map_err(|_| crate::err!(InvalidArgument, "the path contains a NUL byte"))?;
-    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            libc::AT_FDCWD,
-            dst.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io(
-            std::io::Error::last_os_error(),
-            "naming the temporary file",
-        ));
+    use std::path::{Path, PathBuf};
+
+    fn dir_of(target: &Path) -> PathBuf {
+        match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
     }
-    Ok(())
+
+    /// An unnamed file in the target's folder, or `None` when the system cannot make one
+    /// (or could not name it later: no `/proc`), so the caller uses a named temporary.
+    pub fn create(target: &Path) -> Option<File> {
+        if !Path::new("/proc/self/fd").is_dir() {
+            return None;
+        }
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir_of(target))
+            .ok()
+    }
+
+    fn link(file: &File, to: &Path) -> std::io::Result<()> {
+        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let to = CString::new(to.as_os_str().as_bytes())?;
+        // SAFETY: both are NUL-terminated paths that outlive the call; the fd is open.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Gives the complete file its name. linkat cannot replace, so an existing target is
+    /// replaced through a hidden name and a rename (no data is written in between).
+    pub fn publish(file: &File, target: &Path) -> Result<()> {
+        match link(file, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(e, "naming the written file")),
+        }
+        let tmp = temp_path(target)?;
+        link(file, &tmp).map_err(|e| Error::io(e, "naming the written file"))?;
+        std::fs::rename(&tmp, target).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(e, "renaming the temporary file over the target")
+        })
+    }
 }
 
 /// Makes the rename durable. Best effort: some file systems refuse fsync on folders, and the
