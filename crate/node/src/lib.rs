@@ -15,7 +15,8 @@
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
 #![deny(clippy::unwrap_used)]
 
-mod convert;
+// Public so its #[napi] exports count as used in test builds too (napi-derive registers them only in the cdylib).
+pub mod convert;
 mod error;
 mod from_js;
 mod inspect_glue;
