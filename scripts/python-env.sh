@@ -75,7 +75,7 @@ ensure_venv() {
 }
 
 legacy_torch_ok() {
-  [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1
+  [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 && command -v unzip >/dev/null
 }
 
 ensure_legacy_torch() {
@@ -93,7 +93,8 @@ ensure_legacy_torch() {
   local t0=$SECONDS
   log "installing Debian python3-torch (torch 1.13, ~150 MB) for /usr/bin/python3"
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >&2
+  # unzip: the writer's tests check that `unzip -t` accepts our archives.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch unzip >&2
   legacy_torch_ok || { log "python3-torch installed but /usr/bin/python3 cannot import torch"; return 1; }
   log "python3-torch took $((SECONDS - t0)) s"
 }
