@@ -319,6 +319,9 @@ fn arr2(b: &[u8]) -> [u8; 2] {
 /// `float64 -> bfloat16` torch writes other NaN bits in a loop tail, 0x7FFFFFFF and 0x7FC0,
 /// so there a NaN's bits depend on its position in the tensor; we always write the former.)
 pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
+    if from == DType::Float32 && to == DType::Float16 && src.len().is_multiple_of(4) {
+        return Ok(f32_to_f16_fast(src));
+    }
     if !is_castable_float(from) || !is_castable_float(to) {
         crate::bail!(
             UnsupportedDtype,
@@ -361,6 +364,32 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// float32 -> float16, the converter's hot path (`--dtype float16`): chunks through
+/// `half`'s slice conversion, which uses the CPU's F16C instructions where present (the same
+/// instructions torch's vectorised kernel uses, so NaN bits match too), and the scalar
+/// round-to-nearest-even elsewhere. Several times faster than the element loop.
+fn f32_to_f16_fast(src: &[u8]) -> Vec<u8> {
+    use half::slice::HalfFloatSliceExt;
+    const CHUNK: usize = 4096;
+    let mut out = vec![0u8; src.len() / 2];
+    let mut wide = [0f32; CHUNK];
+    let mut narrow = [half::f16::ZERO; CHUNK];
+    for (sc, oc) in src.chunks(CHUNK * 4).zip(out.chunks_mut(CHUNK * 2)) {
+        let m = sc.len() / 4;
+        let (Some(w), Some(h)) = (wide.get_mut(..m), narrow.get_mut(..m)) else {
+            break;
+        };
+        for (d, s) in w.iter_mut().zip(sc.chunks_exact(4)) {
+            *d = f32::from_le_bytes(arr4(s));
+        }
+        h.convert_from_f32_slice(w);
+        for (d, s) in oc.chunks_exact_mut(2).zip(h.iter()) {
+            d.copy_from_slice(&s.to_bits().to_le_bytes());
+        }
+    }
+    out
 }
 
 /// A storage converted element by element to `to` (same element count).
