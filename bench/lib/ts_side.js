@@ -33,6 +33,17 @@ function gc() {
   if (typeof global.gc === 'function') global.gc();
 }
 
+/**
+ * A collection plus one turn of the event loop: Node runs the finalizers of external
+ * ArrayBuffers (which free torchsave's storage memory) after the turn, as it does in any
+ * real program between requests. Without it a synchronous loop keeps every run's buffers.
+ */
+async function settle() {
+  gc();
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+}
+
 function isTensor(v) {
   return v !== null && typeof v === 'object' && typeof v.untypedStorage === 'function' && typeof v.dtype === 'string';
 }
@@ -63,12 +74,12 @@ function touch(obj) {
   return { total, count };
 }
 
-function benchLoad(torch, a) {
+async function benchLoad(torch, a) {
   const loadS = [];
   const totalS = [];
   let count = 0;
   for (let r = 0; r <= a.runs; r++) {
-    gc();
+    await settle();
     const t0 = now();
     let sd = torch.load(a.file, { mmap: a.mmap });
     const t1 = now();
@@ -114,12 +125,15 @@ function benchSave(torch, a) {
   return { times_s: times, peak_above_base: peaks, rss_delta: rssDelta, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
 }
 
-function main() {
+async function main() {
   const a = JSON.parse(process.argv[2]);
   const torch = requireDist(['load', 'save']);
   const fn = { load: benchLoad, save: benchSave }[a.cmd];
   if (!fn) throw new Error(`unknown command ${a.cmd}`);
-  process.stdout.write(JSON.stringify(fn(torch, a)) + '\n');
+  process.stdout.write(JSON.stringify(await fn(torch, a)) + '\n');
 }
 
-main();
+main().catch((e) => {
+  process.stderr.write(`${e.stack ?? e}\n`);
+  process.exit(1);
+});
