@@ -69,6 +69,8 @@ export {
   manualSeed,
   type TensorInit,
   type FactoryOptions,
+  type Dims,
+  type Nested,
   type QuantizerInfo,
   type TensorSubclassInfo,
 } from './tensor';
@@ -94,7 +96,7 @@ export {
   type PyReducible,
   type PyObjectKind,
 } from './values';
-export { type DType, DTYPES } from './dtype';
+export { type DType, type TypedArray, DTYPES } from './dtype';
 export { backends, cuda, type BackendAvailability } from './backends';
 export * as nn from './nn';
 export * as optim from './optim';

@@ -610,7 +610,7 @@ export interface FactoryOptions {
   requiresGrad?: boolean;
 }
 
-type Dims = number[] | readonly number[];
+export type Dims = number[] | readonly number[];
 
 function shapeArgs(args: (number | Dims)[]): number[] {
   if (args.length === 1 && Array.isArray(args[0])) return [...(args[0] as number[])];
@@ -658,7 +658,7 @@ export function arange(start: number, end?: number, step = 1, opts: FactoryOptio
   return tensor(vals, { dtype: opts.dtype ?? (integral ? 'int64' : 'float32'), requiresGrad: opts.requiresGrad });
 }
 
-type Nested = number | boolean | bigint | Nested[];
+export type Nested = number | boolean | bigint | Nested[];
 
 /** `torch.tensor(data)`: from nested arrays or a typed array; dtype inferred like PyTorch. */
 export function tensor(data: Nested | TypedArray, opts: FactoryOptions = {}): Tensor {
