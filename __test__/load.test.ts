@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../ts/index';
 import { OrderedDict, PyObject } from '../ts/values';
 import { describeLoaded } from './helpers/describe';
-import { ensureFixtures, fixturePath, pythonPath, readAttacks, readFixtureIndex, readSidecar } from './helpers/python';
+import { ensureFixtures, fixturePath, pythonPath, readAttacks, readFixtureIndex, readSidecar, runOracle } from './helpers/python';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchsave-load-'));
 
@@ -169,14 +169,24 @@ describe('load behaviour', () => {
 describe('devices and mapLocation', () => {
   const file = () => fixturePath('cuda_location.pt');
 
-  it("refuses a cuda file without mapLocation, naming mapLocation: 'cpu'", () => {
-    try {
-      torch.load(file());
-      expect.unreachable();
-    } catch (e) {
-      expect((e as { code: string }).code).toBe('E_DEVICE_UNAVAILABLE');
-      expect((e as Error).message).toContain("mapLocation: 'cpu'");
-    }
+  it('opens a cuda file without mapLocation on the CPU (torch.load raises) and re-saves its location', () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? '');
+    process.on('warning', onWarning);
+    const value = torch.load(file());
+    expect(describeLoaded(value)).toEqual(readSidecar('cuda_location.pt').value);
+    const resaved = join(tmp, 'cuda-resaved.pt');
+    torch.save(value, resaved);
+    // The location travels in data.pkl as a BINUNICODE string.
+    expect(readFileSync(resaved).includes(Buffer.from('cuda:0'))).toBe(true);
+    expect(readFileSync(resaved).includes(Buffer.from('\u0003\u0000\u0000\u0000cpu'))).toBe(false);
+    // torch on a CPU-only machine needs map_location for it, exactly as for the original.
+    const again = runOracle(['describe', resaved, '--map-location', 'cpu']) as { value: unknown };
+    expect(again.value).toEqual(readSidecar('cuda_location.pt').value);
+    return new Promise<void>((res) => setImmediate(res)).then(() => {
+      process.off('warning', onWarning);
+      expect(warnings).toContain('TORCHSAVE_DEVICE_FALLBACK');
+    });
   });
 
   it.each<[string, torch.LoadOptions['mapLocation']]>([

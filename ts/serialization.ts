@@ -65,9 +65,10 @@ export interface LoadOptions {
   /** Map the file instead of reading it (default `true`; paths only). */
   mmap?: boolean;
   /**
-   * Where storages go. Without it, a file whose tensors were saved on a GPU fails with
-   * `E_DEVICE_UNAVAILABLE` (pass `mapLocation: 'cpu'`). Targets other than the CPU need the
-   * libtorch addon.
+   * Where storages go, as PyTorch's `map_location`. Without it, storages go where they were
+   * saved; a file saved on a GPU (`cuda:0`) still opens on a machine without one (where
+   * torch.load raises): its storages load on the CPU, a warning says so once, and a re-save
+   * keeps their recorded location. Targets other than the CPU need the libtorch addon.
    */
   mapLocation?: MapLocation;
   /** Extra globals the weights-only loader may accept: `module.qualname` strings or classes with `pyName`. */
@@ -150,6 +151,9 @@ export interface StorageFacts {
   dtype: DType;
   untyped: boolean;
   key: string;
+  /** The location recorded in the file when the storage was loaded elsewhere by default
+   * (a GPU checkpoint on a CPU-only machine): a re-save writes it back. */
+  recordedLocation?: string;
 }
 const storageFacts = new WeakMap<UntypedStorage, StorageFacts>();
 
@@ -188,7 +192,9 @@ class Reader {
     const raw = this.loaded.storages[i];
     if (!raw) throw err('E_BAD_PICKLE', `storage index ${i} is out of range`);
     const s = this.placeStorage(raw);
-    storageFacts.set(s, { dtype: parseDType(raw.dtype), untyped: raw.untyped, key: raw.key });
+    const facts: StorageFacts = { dtype: parseDType(raw.dtype), untyped: raw.untyped, key: raw.key };
+    if (this.opts.mapLocation === undefined && s.device.toString() !== raw.location) facts.recordedLocation = raw.location;
+    storageFacts.set(s, facts);
     this.storageObjs[i] = s;
     return s;
   }
@@ -213,12 +219,9 @@ class Reader {
     }
     if (isCpu(target)) return new UntypedStorage(bytes, target);
     if (ml === undefined) {
-      throw err(
-        'E_DEVICE_UNAVAILABLE',
-        `${this.source}: storage ${raw.key} was saved on '${loc}', which is not available here ` +
-          `(torchsave runs on the CPU without the libtorch addon). Pass { mapLocation: 'cpu' } ` +
-          `to load it on the CPU.`,
-      );
+      // Better than torch.load, which raises here: the bytes are host memory anyway.
+      warnDeviceFallbackOnce(loc);
+      return new UntypedStorage(bytes, 'cpu');
     }
     throw err(
       'E_DEVICE_UNAVAILABLE',
@@ -402,6 +405,18 @@ function isRawFloat(v: RawValue): boolean {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && v.t === 'float';
 }
 
+let warnedDeviceFallback = false;
+function warnDeviceFallbackOnce(loc: string): void {
+  if (warnedDeviceFallback) return;
+  warnedDeviceFallback = true;
+  process.emitWarning(
+    `tensors saved on '${loc}' were loaded on the CPU: that device is not available here ` +
+      `(torchsave computes on the CPU without the libtorch addon). Pass mapLocation to choose; ` +
+      `a re-save keeps the recorded location.`,
+    { code: 'TORCHSAVE_DEVICE_FALLBACK' },
+  );
+}
+
 /** A recorded location (`cpu`, `cuda:0`, `cuda`, `mps`) as a Device. */
 function parseLocation(loc: string): Device {
   try {
@@ -446,7 +461,8 @@ class Writer {
       i = this.storages.length;
       this.storageIndex.set(s, i);
       const facts = storageFacts.get(s);
-      this.storages.push({ data: s.bytes, dtype: dtype ?? facts?.dtype ?? 'uint8', location: s.device.toString() });
+      const location = facts?.recordedLocation ?? s.device.toString();
+      this.storages.push({ data: s.bytes, dtype: dtype ?? facts?.dtype ?? 'uint8', location });
       this.storageDType.push(dtype);
       return i;
     }
