@@ -290,3 +290,32 @@ describe('errors carry codes', () => {
     }
   });
 });
+
+describe('meta tensors', () => {
+  it('load as data-less tensors and re-save as meta tensors torch rebuilds', () => {
+    const src = join(tmp, 'meta.pt');
+    const make = spawnSync(
+      pythonPath(),
+      ['-c', "import sys, torch; torch.save({'m': torch.empty(2, 3, device='meta', dtype=torch.float16), 'x': torch.arange(3)}, sys.argv[1])", src],
+      { encoding: 'utf8' },
+    );
+    expect(make.status, make.stderr).toBe(0);
+    const sd = torch.load<Map<string, torch.Tensor>>(src);
+    const m = sd.get('m')!;
+    expect(m.device.type).toBe('meta');
+    expect(m.dtype).toBe('float16');
+    expect([...m.size()]).toEqual([2, 3]);
+    expect(m.stride()).toEqual([3, 1]);
+    expect(codeOf(() => m.toArray())).toBe('E_DEVICE_UNAVAILABLE');
+    expect(String(m)).toBe("tensor(..., device='meta', size=(2, 3), dtype=torch.float16)");
+    const out = join(tmp, 'meta-resaved.pt');
+    torch.save(sd, out);
+    const check = spawnSync(
+      pythonPath(),
+      ['-c', "import sys, torch; d = torch.load(sys.argv[1]); m = d['m']; print(m.device.type, str(m.dtype), list(m.shape), d['x'].tolist())", out],
+      { encoding: 'utf8' },
+    );
+    expect(check.status, check.stderr).toBe(0);
+    expect(check.stdout.trim()).toBe('meta torch.float16 [2, 3] [0, 1, 2]');
+  });
+});

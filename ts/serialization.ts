@@ -354,13 +354,8 @@ class Reader {
 
   private tensor(n: RawTensor): Tensor {
     const dtype = parseDType(n.dtype);
-    if (n.storage === null) {
-      throw err(
-        'E_DEVICE_UNAVAILABLE',
-        `${this.source}: a tensor on device '${n.device ?? 'meta'}' has no data; meta tensors cannot be loaded as values`,
-      );
-    }
-    const storage = this.storage(n.storage);
+    // Meta tensors (`_rebuild_meta_tensor_no_storage`) carry dtype, shape and stride only.
+    const storage = n.storage === null ? new UntypedStorage(new Uint8Array(0), n.device ?? 'meta') : this.storage(n.storage);
     const init = { storage, dtype, shape: n.shape, stride: n.stride, storageOffset: n.offset, requiresGrad: n.requiresGrad };
     const t = n.parameter ? new Parameter(init, n.requiresGrad) : new Tensor(init);
     if (n.parameter && n.parameterState !== undefined) (t as Parameter).pyState = this.value(n.parameterState);
@@ -602,7 +597,8 @@ class Writer {
   }
 
   private tensor(t: Tensor, id: number): RawTensor {
-    const storage = this.storage(t.untypedStorage(), t.dtype);
+    const meta = t.device.type === 'meta';
+    const storage = meta ? null : this.storage(t.untypedStorage(), t.dtype);
     const node: RawTensor = {
       t: 'tensor',
       id,
@@ -614,6 +610,7 @@ class Writer {
       requiresGrad: t.requiresGrad,
       parameter: t instanceof Parameter,
     };
+    if (meta) node.device = 'meta';
     if (t instanceof Parameter && t.pyState !== undefined) node.parameterState = this.child(t.pyState, '<parameter state>');
     if (t.quantizer) node.quantizer = { scheme: t.quantizer.scheme, params: this.seq(t.quantizer.params, t.quantizer.params) };
     if (t.metadata) node.metadata = this.child(t.metadata, '<metadata>');

@@ -107,7 +107,8 @@ export class Tensor {
     if (this._shape.length !== this._stride.length) {
       throw tsError('E_STORAGE_BOUNDS', `shape has ${this._shape.length} dims but stride has ${this._stride.length}`);
     }
-    const need = this.requiredStorageBytes();
+    // Meta tensors have a dtype, shape and strides but no data.
+    const need = this._storage.device.type === 'meta' ? 0 : this.requiredStorageBytes();
     if (need > this._storage.nbytes) {
       throw tsError(
         'E_STORAGE_BOUNDS',
@@ -195,6 +196,9 @@ export class Tensor {
 
   /** The elements' bytes in C order (a view when contiguous, else a copy). */
   contiguousBytes(): Uint8Array {
+    if (this._storage.device.type === 'meta') {
+      throw tsError('E_DEVICE_UNAVAILABLE', `a meta tensor of shape [${this._shape.join(', ')}] has no data`);
+    }
     const es = elementSize(this.dtype);
     const n = this.numel();
     const bytes = this._storage.bytes;
@@ -524,6 +528,11 @@ function formatTensor(t: Tensor): string {
   const dev = t.device.type === 'cpu' ? '' : `, device='${t.device}'`;
   const grad = t.requiresGrad && !(t instanceof Parameter) ? ', requires_grad=True' : '';
   let body: string;
+  if (t.device.type === 'meta') {
+    // PyTorch: tensor(..., device='meta', size=(2, 3), dtype=torch.float16)
+    const size = t.size();
+    return `tensor(..., device='meta', size=(${size.join(', ')}${size.length === 1 ? ',' : ''})${dtypeSuffix}${grad})`;
+  }
   if (t.numel() > 1000) {
     body = `[... ${t.numel()} elements, shape [${t.size().join(', ')}] ...]`;
   } else {
