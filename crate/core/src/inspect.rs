@@ -34,7 +34,6 @@ fn allowed_as_written(written: &str) -> bool {
     }
 }
 use crate::value::{Format, Graph, Node, Tensor, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -285,77 +284,7 @@ fn sparse_report(
 /// the view does not fit its storage (validation normally rules that out).
 pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
     let storage = graph.storages.get(t.storage?)?;
-    let data = storage.data.as_slice();
-    let es = t.dtype.element_size();
-    let mut h = Sha256::new();
-    if t.shape.iter().all(|&d| d > 0) {
-        let ndim = t.shape.len();
-        let offset = usize::try_from(t.storage_offset).ok()?;
-        // Fast path: C-contiguous (size-1 dims may carry any stride).
-        let mut expect = 1i64;
-        let mut contiguous = true;
-        for (&d, &s) in t.shape.iter().zip(&t.stride).rev() {
-            if d != 1 && s != expect {
-                contiguous = false;
-            }
-            expect = expect.checked_mul(d)?;
-        }
-        if t.stride.len() != ndim {
-            return None;
-        }
-        if contiguous {
-            let n = usize::try_from(t.numel()).ok()?;
-            let start = offset.checked_mul(es)?;
-            h.update(data.get(start..start.checked_add(n.checked_mul(es)?)?)?);
-        } else {
-            let shape: Vec<usize> = t
-                .shape
-                .iter()
-                .map(|&d| usize::try_from(d).ok())
-                .collect::<Option<_>>()?;
-            let stride: Vec<isize> = t
-                .stride
-                .iter()
-                .map(|&s| isize::try_from(s).ok())
-                .collect::<Option<_>>()?;
-            let (inner_n, inner_s) = (*shape.last()?, *stride.last()?);
-            let mut idx = vec![0usize; ndim.saturating_sub(1)];
-            'outer: loop {
-                let mut base = offset as isize;
-                for (i, &x) in idx.iter().enumerate() {
-                    base = base.checked_add((x as isize).checked_mul(*stride.get(i)?)?)?;
-                }
-                for j in 0..inner_n {
-                    let e = usize::try_from(base.checked_add((j as isize).checked_mul(inner_s)?)?)
-                        .ok()?;
-                    let start = e.checked_mul(es)?;
-                    h.update(data.get(start..start.checked_add(es)?)?);
-                }
-                // Odometer over the outer dimensions.
-                let mut d = idx.len();
-                loop {
-                    if d == 0 {
-                        break 'outer;
-                    }
-                    d -= 1;
-                    let (Some(x), Some(&lim)) = (idx.get_mut(d), shape.get(d)) else {
-                        return None;
-                    };
-                    *x += 1;
-                    if *x < lim {
-                        break;
-                    }
-                    *x = 0;
-                }
-            }
-        }
-    }
-    let digest = h.finalize();
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(s, "{b:02x}");
-    }
-    Some(s)
+    crate::strided::sha256_hex(t, storage).ok()
 }
 
 fn json_string(s: &str) -> String {
@@ -451,6 +380,7 @@ mod tests {
     use crate::container::LoadInfo;
     use crate::dtype::DType;
     use crate::value::Storage;
+    use sha2::{Digest, Sha256};
 
     fn tensor(storage: usize, shape: Vec<i64>, stride: Vec<i64>, offset: i64) -> Node {
         Node::Tensor(Tensor {

@@ -26,6 +26,7 @@ pub mod inspect;
 pub mod options;
 pub mod pickle;
 pub mod safetensors;
+pub mod strided;
 pub mod tensor;
 pub mod value;
 pub mod writer;

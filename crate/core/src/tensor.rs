@@ -236,28 +236,12 @@ fn check_depth(graph: &Graph, max_depth: usize) -> Result<()> {
     Ok(())
 }
 
-/// True when `t` is laid out in C order (dimensions of size 1 may have any stride).
-pub fn is_contiguous(t: &Tensor) -> bool {
-    let mut expected: i64 = 1;
-    for (&size, &stride) in t.shape.iter().zip(&t.stride).rev() {
-        if size != 1 && stride != expected {
-            return false;
-        }
-        expected = match expected.checked_mul(size) {
-            Some(e) => e,
-            None => return false,
-        };
-    }
-    true
-}
+pub use crate::strided::is_contiguous;
 
 /// The tensor's elements as C-order bytes in the storage's (little-endian) byte order:
-/// borrowed from the storage when the view is already contiguous, copied otherwise.
+/// borrowed from the storage when the view is already contiguous, copied otherwise
+/// ([`crate::strided::contiguous_bytes`] on the tensor's storage).
 pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]>> {
-    let extent = byte_extent(t)?;
-    let Some((start, end)) = extent else {
-        return Ok(Cow::Borrowed(&[]));
-    };
     let Some(id) = t.storage else {
         crate::bail!(
             StorageBounds,
@@ -270,57 +254,7 @@ pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]
             "tensor refers to storage #{id}, which does not exist"
         );
     };
-    let data = s.data.as_slice();
-    if end > data.len() as u64 {
-        crate::bail!(
-            StorageBounds,
-            "tensor reaches byte {end} of storage '{}' ({} bytes)",
-            s.key,
-            data.len()
-        );
-    }
-    let es = t.dtype.element_size();
-    let numel =
-        usize::try_from(t.numel()).map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
-    if is_contiguous(t) {
-        let len = numel
-            .checked_mul(es)
-            .ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
-        let from = start as usize;
-        return data
-            .get(from..from + len)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"));
-    }
-    let total = numel
-        .checked_mul(es)
-        .ok_or_else(|| crate::err!(LimitExceeded, "tensor too large"))?;
-    let mut out = Vec::with_capacity(total);
-    let ndim = t.shape.len();
-    let mut index = vec![0i64; ndim];
-    // Bounds were checked above, so every element offset below is < data.len().
-    for _ in 0..numel {
-        let mut elem = t.storage_offset;
-        for (i, st) in index.iter().zip(&t.stride) {
-            elem += i * st;
-        }
-        let b = elem as usize * es;
-        let chunk = data
-            .get(b..b + es)
-            .ok_or_else(|| crate::err!(StorageBounds, "tensor outside its storage"))?;
-        out.extend_from_slice(chunk);
-        for d in (0..ndim).rev() {
-            let (Some(i), Some(&size)) = (index.get_mut(d), t.shape.get(d)) else {
-                break;
-            };
-            *i += 1;
-            if *i < size {
-                break;
-            }
-            *i = 0;
-        }
-    }
-    Ok(Cow::Owned(out))
+    crate::strided::contiguous_bytes(t, s)
 }
 
 /// Reverses the byte order of every `unit`-byte scalar (use `DType::swap_unit`: complex

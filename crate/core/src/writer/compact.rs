@@ -40,43 +40,6 @@ fn is_full_view(shape: &[i64], stride: &[i64], offset: i64, dtype: DType, st: &S
         .all(|((&d, &s), &w)| d == 1 || s == w)
 }
 
-/// Copies the elements of a strided view into a new C-ordered buffer.
-pub fn gather(
-    data: &[u8],
-    elsize: usize,
-    shape: &[i64],
-    stride: &[i64],
-    offset: i64,
-) -> Result<Vec<u8>> {
-    let numel: usize = shape.iter().map(|&d| d.max(0) as usize).product();
-    let mut out = Vec::with_capacity(numel * elsize);
-    if numel == 0 {
-        return Ok(out);
-    }
-    let mut idx = vec![0i64; shape.len()];
-    for _ in 0..numel {
-        let el: i64 = offset + idx.iter().zip(stride).map(|(&i, &s)| i * s).sum::<i64>();
-        let start = usize::try_from(el).ok().and_then(|e| e.checked_mul(elsize));
-        let bytes = start.and_then(|s| data.get(s..s + elsize)).ok_or_else(|| {
-            crate::err!(
-                StorageBounds,
-                "tensor view reaches element {el} outside its storage"
-            )
-        })?;
-        out.extend_from_slice(bytes);
-        for d in (0..shape.len()).rev() {
-            if let (Some(i), Some(&n)) = (idx.get_mut(d), shape.get(d)) {
-                *i += 1;
-                if *i < n {
-                    break;
-                }
-                *i = 0;
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Returns a copy of `graph` whose partial views have their own compact storages, or `None`
 /// when nothing needs compacting.
 pub fn compact_graph(graph: &Graph) -> Result<Option<Graph>> {
@@ -108,13 +71,7 @@ pub fn compact_graph(graph: &Graph) -> Result<Option<Graph>> {
         let new_sid = match clones.get(&key) {
             Some(&s) => s,
             None => {
-                let bytes = gather(
-                    st.data.as_slice(),
-                    t.dtype.element_size(),
-                    &t.shape,
-                    &t.stride,
-                    t.storage_offset,
-                )?;
+                let bytes = crate::strided::contiguous_bytes(t, st)?.into_owned();
                 let numel = (bytes.len() / st.dtype.element_size().max(1)) as u64;
                 let exact = bytes.len() % st.dtype.element_size().max(1) == 0;
                 let (dtype, numel, untyped) = if exact {
@@ -147,6 +104,39 @@ pub fn compact_graph(graph: &Graph) -> Result<Option<Graph>> {
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The compact writer's gather: [`crate::strided::contiguous_bytes`] over raw bytes.
+    fn gather(
+        data: &[u8],
+        _elsize: usize,
+        shape: &[i64],
+        stride: &[i64],
+        offset: i64,
+    ) -> Result<Vec<u8>> {
+        let st = Storage {
+            key: "0".into(),
+            dtype: DType::Int8,
+            untyped: false,
+            numel: data.len() as u64,
+            location: "cpu".into(),
+            data: crate::bytes::ByteView::from_vec(data.to_vec()),
+        };
+        let t = crate::value::Tensor {
+            storage: Some(0),
+            dtype: DType::Int8,
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+            storage_offset: offset,
+            requires_grad: false,
+            is_parameter: false,
+            parameter_state: None,
+            quantizer: None,
+            metadata: None,
+            subclass: None,
+            device: None,
+        };
+        Ok(crate::strided::contiguous_bytes(&t, &st)?.into_owned())
+    }
 
     #[test]
     fn gathers_transposed_view() {

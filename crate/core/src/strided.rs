@@ -1,0 +1,256 @@
+//! Strided views as bytes: C-order traversal of a tensor's elements, its contiguous bytes,
+//! and digests. The one implementation every consumer uses (the zip writer's compact mode,
+//! safetensors output, `--verify`, `diff`, `inspect --sha256`, the binding's tests).
+//!
+//! A tensor in the graph is a strided view onto a storage (`value.rs`): its elements in C
+//! order are exactly the storage bytes when the view is contiguous, and a gather otherwise.
+//! The traversal validates the view against the storage first (checked arithmetic, no
+//! negative strides), so a hostile graph can never make it read outside the storage, and a
+//! copy that cannot be allocated is an error, never an abort.
+
+use crate::error::Result;
+use crate::value::{Storage, Tensor};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+
+/// Chunks smaller than this are gathered into one buffer before reaching the sink, so a
+/// transposed matrix does not cost one sink call per element.
+const GATHER_BYTES: usize = 64 * 1024;
+
+/// Number of elements, checked.
+pub fn numel(t: &Tensor) -> Result<u64> {
+    let mut n: u64 = 1;
+    for &d in &t.shape {
+        let d = u64::try_from(d)
+            .map_err(|_| crate::err!(StorageBounds, "negative size {d} in shape {:?}", t.shape))?;
+        n = n
+            .checked_mul(d)
+            .ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))?;
+    }
+    Ok(n)
+}
+
+/// Bytes the tensor's values take when contiguous.
+pub fn nbytes(t: &Tensor) -> Result<u64> {
+    numel(t)?
+        .checked_mul(t.dtype.element_size() as u64)
+        .ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))
+}
+
+/// True when the view's elements are laid out in C order with no gaps (size-1 dims ignored).
+pub fn is_contiguous(t: &Tensor) -> bool {
+    if t.stride.len() != t.shape.len() {
+        return false;
+    }
+    let mut expected: i64 = 1;
+    for (&size, &stride) in t.shape.iter().zip(&t.stride).rev() {
+        if size == 0 {
+            return true;
+        }
+        if size != 1 && stride != expected {
+            return false;
+        }
+        expected = match expected.checked_mul(size) {
+            Some(e) => e,
+            None => return false,
+        };
+    }
+    true
+}
+
+/// Byte range of the storage the view reaches (`start..end`), after checking every index
+/// stays inside the storage's bytes. Empty tensors reach nothing.
+pub fn reached_range(t: &Tensor, st: &Storage) -> Result<std::ops::Range<u64>> {
+    if t.stride.len() != t.shape.len() {
+        crate::bail!(
+            StorageBounds,
+            "shape {:?} and stride {:?} differ in length",
+            t.shape,
+            t.stride
+        );
+    }
+    if numel(t)? == 0 {
+        return Ok(0..0);
+    }
+    let offset = u64::try_from(t.storage_offset).map_err(|_| {
+        crate::err!(
+            StorageBounds,
+            "negative storage offset {}",
+            t.storage_offset
+        )
+    })?;
+    let mut last = offset;
+    for (&size, &stride) in t.shape.iter().zip(&t.stride) {
+        let stride = u64::try_from(stride)
+            .map_err(|_| crate::err!(StorageBounds, "negative stride in {:?}", t.stride))?;
+        let span = (size as u64 - 1)
+            .checked_mul(stride)
+            .and_then(|s| last.checked_add(s))
+            .ok_or_else(|| {
+                crate::err!(StorageBounds, "view {:?}/{:?} overflows", t.shape, t.stride)
+            })?;
+        last = span;
+    }
+    let el = t.dtype.element_size() as u64;
+    let start = offset
+        .checked_mul(el)
+        .ok_or_else(|| crate::err!(StorageBounds, "offset overflows"))?;
+    let end = last
+        .checked_add(1)
+        .and_then(|x| x.checked_mul(el))
+        .ok_or_else(|| crate::err!(StorageBounds, "view overflows"))?;
+    if end > st.data.len() as u64 {
+        crate::bail!(
+            StorageBounds,
+            "tensor of shape {:?} stride {:?} offset {} reaches byte {end} of a {}-byte storage",
+            t.shape,
+            t.stride,
+            t.storage_offset,
+            st.data.len()
+        );
+    }
+    Ok(start..end)
+}
+
+/// Calls `sink` with the tensor's values in C order, little-endian, as few slices as the
+/// layout allows (one slice for a contiguous view).
+pub fn for_each_chunk(
+    t: &Tensor,
+    st: &Storage,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let range = reached_range(t, st)?;
+    if range.is_empty() {
+        return Ok(());
+    }
+    let data = st.data.as_slice();
+    let el = t.dtype.element_size();
+    if is_contiguous(t) {
+        let total = nbytes(t)? as usize;
+        let start = range.start as usize;
+        let bytes = data
+            .get(start..start + total)
+            .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
+        return sink(bytes);
+    }
+    // Innermost dims that are contiguous among themselves form one run; the outer dims are
+    // walked with an odometer.
+    let mut k = t.shape.len();
+    let mut run: u64 = 1;
+    for (&size, &stride) in t.shape.iter().zip(&t.stride).rev() {
+        if size == 1 || stride as u64 == run {
+            // No overflow: `reached_range` bounded the whole view by the storage length.
+            run *= size as u64;
+            k -= 1;
+        } else {
+            break;
+        }
+    }
+    let run_bytes = run as usize * el;
+    let outer: Vec<(i64, i64)> = t
+        .shape
+        .iter()
+        .copied()
+        .zip(t.stride.iter().copied())
+        .take(k)
+        .collect();
+    let mut idx = vec![0i64; k];
+    let mut buf: Vec<u8> = Vec::new();
+    let gather = run_bytes < GATHER_BYTES;
+    loop {
+        let mut off = t.storage_offset;
+        for (i, (_, s)) in idx.iter().zip(&outer) {
+            off += i * s;
+        }
+        let b = off as usize * el;
+        let chunk = data
+            .get(b..b + run_bytes)
+            .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
+        if gather {
+            buf.extend_from_slice(chunk);
+            if buf.len() >= GATHER_BYTES {
+                sink(&buf)?;
+                buf.clear();
+            }
+        } else {
+            sink(chunk)?;
+        }
+        // Advance the odometer, last outer dim fastest.
+        let mut carried = true;
+        for (i, (size, _)) in idx.iter_mut().zip(&outer).rev() {
+            *i += 1;
+            if *i < *size {
+                carried = false;
+                break;
+            }
+            *i = 0;
+        }
+        if carried {
+            if !buf.is_empty() {
+                sink(&buf)?;
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// The tensor's values as one contiguous buffer (borrowed when the view is contiguous).
+pub fn contiguous_bytes<'a>(t: &Tensor, st: &'a Storage) -> Result<Cow<'a, [u8]>> {
+    if is_contiguous(t) {
+        let range = reached_range(t, st)?;
+        let total = nbytes(t)? as usize;
+        if total == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let start = range.start as usize;
+        return st
+            .data
+            .as_slice()
+            .get(start..start + total)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"));
+    }
+    reached_range(t, st)?;
+    let n = nbytes(t)?;
+    let mut out = Vec::new();
+    // A broadcast view (stride 0) may be far larger than its storage: fail, never abort.
+    out.try_reserve_exact(usize::try_from(n).unwrap_or(usize::MAX))
+        .map_err(|_| {
+            crate::err!(
+                LimitExceeded,
+                "a contiguous copy of {n} bytes cannot be allocated"
+            )
+        })?;
+    for_each_chunk(t, st, &mut |c| {
+        out.extend_from_slice(c);
+        Ok(())
+    })?;
+    Ok(Cow::Owned(out))
+}
+
+/// sha256 of the values as a contiguous C-order little-endian buffer (the `inspect --sha256`
+/// rule in ARCHITECTURE.md), lowercase hex.
+pub fn sha256_hex(t: &Tensor, st: &Storage) -> Result<String> {
+    let mut h = Sha256::new();
+    for_each_chunk(t, st, &mut |c| {
+        h.update(c);
+        Ok(())
+    })?;
+    Ok(hex(&h.finalize()))
+}
+
+/// sha256 of a byte slice, lowercase hex.
+pub fn sha256_bytes_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn hex(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        for nib in [x >> 4, x & 15] {
+            s.push(HEX.get(nib as usize).copied().unwrap_or(b'0') as char);
+        }
+    }
+    s
+}
