@@ -22,7 +22,7 @@ def enc(v):
         red = v.__reduce_ex__(2)
         state = red[2]
         mod = type(v).__module__
-        mod = "__main__" if mod == "models" else mod
+        mod = "__main__" if mod in ("models", "fixture_classes") else mod
         return {"module": f"{mod}.{type(v).__qualname__}", "state": enc(state)}
     if isinstance(v, tuple):
         return {"tuple": [enc(x) for x in v]}

@@ -1,29 +1,15 @@
 """Models shared by the nn interop scripts; __test__/nn-models.ts builds the same ones in TS."""
+import os
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
-class TheModelClass(nn.Module):
-    """The seed's model, verbatim."""
-
-    def __init__(self):
-        super(TheModelClass, self).__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = x.view(-1, 16 * 5 * 5)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        x = self.fc3(x)
-        return x
+# The seed's model is defined once, beside the fixtures that pickle it whole.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fixture_classes import TheModelClass  # noqa: E402,F401
 
 
 class BNNet(nn.Module):
