@@ -10,6 +10,9 @@
  * (convert without `force`), `E_VERIFY_FAILED` (convert's read-back check).
  * Added by the binding/facade: `E_INTERNAL` (a bug: please report), `E_NATIVE_MISSING`
  * (the prebuilt addon could not be loaded).
+ * From the libtorch addon: `E_COMPUTE` (libtorch refused an op: shapes, dtypes; the message is
+ * libtorch's), and `E_DEVICE_UNAVAILABLE` when the addon or a device is missing.
+ * `E_NOT_IMPLEMENTED`: a Module subclass without `forward` (PyTorch's NotImplementedError).
  */
 
 export type TorchsaveErrorCode =
@@ -39,7 +42,9 @@ export type TorchsaveErrorCode =
   | 'E_OUTPUT_EXISTS'
   | 'E_VERIFY_FAILED'
   | 'E_INTERNAL'
-  | 'E_NATIVE_MISSING';
+  | 'E_NATIVE_MISSING'
+  | 'E_COMPUTE'
+  | 'E_NOT_IMPLEMENTED';
 
 /** The shape of every error torchsave throws. */
 export interface TorchsaveError extends Error {

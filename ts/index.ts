@@ -66,7 +66,6 @@ export {
   rand,
   randn,
   arange,
-  manualSeed,
   type TensorInit,
   type FactoryOptions,
   type Dims,
@@ -97,7 +96,9 @@ export {
   type PyObjectKind,
 } from './values';
 export { type DType, type TypedArray, DTYPES } from './dtype';
-export { backends, cuda, type BackendAvailability } from './backends';
+export { backends, cuda, setNumThreads, type BackendAvailability } from './backends';
+export { noGrad, enableGrad, setGradEnabled, isGradEnabled, manualSeed } from './autograd';
+export { cat, stack } from './nn/functional';
 export * as nn from './nn';
 export * as optim from './optim';
 

@@ -21,6 +21,7 @@ import { native, type NativeLoadOptions, type NativeSaveOptions } from './native
 import type { RawLoaded, RawNode, RawObject, RawSaveStorage, RawStorage, RawTensor, RawValue } from './raw';
 import { SparseTensor } from './sparse';
 import { Parameter, Tensor, UntypedStorage } from './tensor';
+import { loadLibtorch, lt, nat, type NativeTensor, withCode } from './libtorch/addon';
 import {
   Device,
   DTypeRef,
@@ -177,6 +178,8 @@ function isCpu(d: Device): boolean {
 class Reader {
   private cache = new Map<object, unknown>();
   private storageObjs: (UntypedStorage | undefined)[];
+  /** Storages bound for a device: filled after the value tree is built (see placeOnDevices). */
+  readonly pendingDevice: PendingDeviceStorage[] = [];
 
   constructor(
     private loaded: RawLoaded,
@@ -218,6 +221,11 @@ class Reader {
       target = m === undefined ? parseLocation(loc) : new Device(m);
     }
     if (isCpu(target)) return new UntypedStorage(bytes, target);
+    if (deviceUsable(target)) {
+      const st = UntypedStorage.pending(bytes.byteLength, target.toString());
+      this.pendingDevice.push({ storage: st, bytes, device: target.toString() });
+      return st;
+    }
     if (ml === undefined) {
       // Better than torch.load, which raises here: the bytes are host memory anyway.
       warnDeviceFallbackOnce(loc);
@@ -226,7 +234,7 @@ class Reader {
     throw err(
       'E_DEVICE_UNAVAILABLE',
       `${this.source}: mapLocation sends storage ${raw.key} (saved on '${loc}') to '${target}', ` +
-        `but only 'cpu' is available without the libtorch addon (torch.backends.libtorch.isAvailable()).`,
+        `but ${loadLibtorch().addon ? `${target} is not available here (torch.cuda.isAvailable() is false or the index is too high)` : "only 'cpu' is available without the libtorch addon (torch.backends.libtorch.isAvailable())"}.`,
     );
   }
 
@@ -421,9 +429,64 @@ function parseLocation(loc: string): Device {
   }
 }
 
+interface PendingDeviceStorage {
+  storage: UntypedStorage;
+  bytes: Uint8Array;
+  device: string;
+}
+
+/** Whether storages can be placed on `d` here (the libtorch addon and, for CUDA, a GPU). */
+function deviceUsable(d: Device): boolean {
+  if (d.type !== 'cuda') return false;
+  const addon = loadLibtorch().addon;
+  if (!addon) return false;
+  const info = addon.buildInfo();
+  return info.cudaAvailable && (d.index ?? 0) < info.cudaDeviceCount;
+}
+
+/** Synchronous placement: one copy per storage. */
+function placeOnDevicesSync(pending: PendingDeviceStorage[]): void {
+  const addon = lt('loading onto a device');
+  for (const p of pending) {
+    const host = nat(() => addon.NativeTensor.fromStorage(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength));
+    p.storage._nt = nat(() => host.to(undefined, p.device, false, true));
+  }
+}
+
+/**
+ * Async placement: every storage of one device in one worker-thread pass, streamed through
+ * pinned buffers (the read of the mmapped file overlaps the transfer). `pending` keeps the
+ * host memory referenced until the copies are done.
+ */
+async function placeOnDevices(pending: PendingDeviceStorage[]): Promise<void> {
+  const addon = lt('loading onto a device');
+  const byDevice = new Map<string, PendingDeviceStorage[]>();
+  for (const p of pending) byDevice.set(p.device, [...(byDevice.get(p.device) ?? []), p]);
+  for (const [device, list] of byDevice) {
+    let out: NativeTensor[];
+    try {
+      out = await addon.copyToDevice(list.map((p) => p.bytes), device);
+    } catch (e) {
+      throw withCode(e);
+    }
+    list.forEach((p, i) => (p.storage._nt = out[i]));
+  }
+}
+
 /** Turns a binding result into TS values. */
 export function fromRaw(loaded: RawLoaded, opts: LoadOptions = {}, source = '<buffer>'): unknown {
-  return new Reader(loaded, opts, source).value(loaded.root);
+  const reader = new Reader(loaded, opts, source);
+  const value = reader.value(loaded.root);
+  if (reader.pendingDevice.length !== 0) placeOnDevicesSync(reader.pendingDevice);
+  return value;
+}
+
+/** {@link fromRaw} with device placement off the event loop. */
+export async function fromRawAsync(loaded: RawLoaded, opts: LoadOptions = {}, source = '<buffer>'): Promise<unknown> {
+  const reader = new Reader(loaded, opts, source);
+  const value = reader.value(loaded.root);
+  if (reader.pendingDevice.length !== 0) await placeOnDevices(reader.pendingDevice);
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -457,7 +520,7 @@ class Writer {
       this.storageIndex.set(s, i);
       const facts = storageFacts.get(s);
       const location = facts?.recordedLocation ?? s.device.toString();
-      this.storages.push({ data: s.bytes, dtype: dtype ?? facts?.dtype ?? 'uint8', location });
+      this.storages.push({ data: s.hostBytes(), dtype: dtype ?? facts?.dtype ?? 'uint8', location });
       this.storageDType.push(dtype);
       return i;
     }
@@ -717,7 +780,7 @@ export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadO
   // safetensors parsing is a header read (the data stays mmapped), so the sync path is cheap.
   if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts).value;
   const raw = await native().loadAsync(f, nativeLoadOptions(opts));
-  return fromRaw(raw, opts, label(f)) as T;
+  return (await fromRawAsync(raw, opts, label(f))) as T;
 }
 
 function nativeSaveOptions(opts: SaveOptions): NativeSaveOptions {

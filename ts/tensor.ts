@@ -21,6 +21,7 @@ import {
   typedArrayCtor,
 } from './dtype';
 import { Device, Size } from './values';
+import { lt, nat, type NativeTensor } from './libtorch/addon';
 
 export type { DType, TypedArray } from './dtype';
 
@@ -28,23 +29,121 @@ function tsError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** Raw bytes of a storage plus the device it belongs to. */
+/**
+ * Raw bytes of a storage plus the device it belongs to. With the libtorch addon a storage may
+ * also be (or only be) a libtorch storage: CUDA storages have no host bytes until `.cpu()`.
+ */
 export class UntypedStorage {
   readonly device: Device;
+  private _bytes: Uint8Array | undefined;
+  private readonly _nbytes: number;
+  /** @internal The libtorch storage (a 1-D uint8 tensor over all of it), once made. */
+  _nt?: NativeTensor;
   constructor(
     /** The storage's bytes, little-endian. */
-    readonly bytes: Uint8Array,
+    bytes: Uint8Array,
     device: Device | string = 'cpu',
   ) {
     this.device = device instanceof Device ? device : new Device(device);
+    this._bytes = bytes;
+    this._nbytes = bytes.byteLength;
+  }
+  /** @internal A storage that libtorch owns (a result, or memory on a device). */
+  static fromNative(storageTensor: NativeTensor, nbytes: number, device: string): UntypedStorage {
+    const s = Object.create(UntypedStorage.prototype) as UntypedStorage;
+    Object.assign(s, { device: new Device(device), _bytes: undefined, _nbytes: nbytes, _nt: storageTensor });
+    return s;
+  }
+  /** @internal A device storage whose memory arrives later (a load's batched copy). */
+  static pending(nbytes: number, device: string): UntypedStorage {
+    const s = Object.create(UntypedStorage.prototype) as UntypedStorage;
+    Object.assign(s, { device: new Device(device), _bytes: undefined, _nbytes: nbytes, _nt: undefined });
+    return s;
+  }
+  /** The bytes (host memory). A libtorch CPU storage is exposed without a copy; a device storage throws: use `.cpu()`. */
+  get bytes(): Uint8Array {
+    if (this._bytes) return this._bytes;
+    if (this._nt && this.device.type === 'cpu') {
+      const nt = this._nt;
+      this._bytes = new Uint8Array(nat(() => nt.storageBuffer()));
+      return this._bytes;
+    }
+    if (this.device.type === 'meta') return new Uint8Array(0);
+    throw tsError('E_DEVICE_UNAVAILABLE', `this storage lives on ${this.device}: copy it to the host with .cpu() to read its bytes`);
+  }
+  /** The bytes on the host: the storage itself on the CPU, a copy from a device (for saving). */
+  hostBytes(): Uint8Array {
+    if (this.device.type === 'cpu' || this.device.type === 'meta' || this._bytes) return this.bytes;
+    const nt = this.native();
+    return new Uint8Array(nat(() => nt.to(undefined, 'cpu', false, true).storageBuffer()));
   }
   get nbytes(): number {
-    return this.bytes.byteLength;
+    return this._bytes ? this._bytes.byteLength : this._nbytes;
   }
   /** A storage of `nbytes` zero bytes. */
   static allocate(nbytes: number, device: Device | string = 'cpu'): UntypedStorage {
     return new UntypedStorage(new Uint8Array(nbytes), device);
   }
+  /**
+   * @internal The libtorch view of this storage (needs the addon): host memory is borrowed,
+   * not copied, and kept alive while libtorch uses it.
+   */
+  native(): NativeTensor {
+    if (this._nt) return this._nt;
+    const addon = lt('computing on tensors');
+    if (this.device.type !== 'cpu') {
+      throw tsError('E_DEVICE_UNAVAILABLE', `a ${this.device} storage with host bytes cannot be computed on; load it with mapLocation`);
+    }
+    const b = this.bytes;
+    const nt = nat(() => addon.NativeTensor.fromStorage(b.buffer, b.byteOffset, b.byteLength));
+    this._nt = nt;
+    registerStorage(nt, this);
+    return nt;
+  }
+}
+
+// One UntypedStorage per libtorch storage, so views of one result share one storage object
+// (torch.save then writes it once) and its host bytes are exposed once.
+const storageRegistry = new Map<string, WeakRef<UntypedStorage>>();
+const storageCleanup = new FinalizationRegistry<string>((key) => {
+  const ref = storageRegistry.get(key);
+  if (ref && ref.deref() === undefined) storageRegistry.delete(key);
+});
+
+function storageKey(info: { id: bigint; device: string }): string {
+  return `${info.device}:${info.id.toString(16)}`;
+}
+
+function registerStorage(nt: NativeTensor, s: UntypedStorage): void {
+  const key = storageKey(nat(() => nt.storageInfo()));
+  storageRegistry.set(key, new WeakRef(s));
+  storageCleanup.register(s, key);
+}
+
+/** A clear E_DEVICE_UNAVAILABLE before libtorch's own "no NVIDIA driver" error. */
+function checkDevice(dev: Device): void {
+  if (dev.type === 'cpu' || dev.type === 'meta') return;
+  const info = lt(`moving a tensor to ${dev}`).buildInfo();
+  if (dev.type === 'cuda' && (!info.cudaAvailable || (dev.index ?? 0) >= info.cudaDeviceCount)) {
+    throw tsError('E_DEVICE_UNAVAILABLE', `${dev} is not available: torch.cuda.isAvailable() is ${info.cudaAvailable}, deviceCount() is ${info.cudaDeviceCount}`);
+  }
+}
+
+function sameView(a: NativeTensor, b: NativeTensor): boolean {
+  const x = nat(() => a.storageInfo());
+  const y = nat(() => b.storageInfo());
+  return x.id === y.id && x.device === y.device && a.storageOffset === b.storageOffset && a.shape.join() === b.shape.join();
+}
+
+function storageOf(nt: NativeTensor): UntypedStorage {
+  const info = nat(() => nt.storageInfo());
+  const key = storageKey(info);
+  const hit = storageRegistry.get(key)?.deref();
+  if (hit && hit.nbytes === info.nbytes) return hit;
+  const s = UntypedStorage.fromNative(nat(() => nt.storageTensor()), info.nbytes, info.device);
+  storageRegistry.set(key, new WeakRef(s));
+  storageCleanup.register(s, key);
+  return s;
 }
 
 export interface QuantizerInfo {
@@ -87,9 +186,11 @@ export class Tensor {
   protected _stride: number[];
   protected _offset: number;
   protected _storage: UntypedStorage;
-  requiresGrad: boolean;
-  /** Gradient, filled by the libtorch addon's autograd. */
-  grad: Tensor | null = null;
+  private _requiresGrad: boolean;
+  private _grad: Tensor | null = null;
+  private _gradWrap: Tensor | undefined;
+  /** @internal The libtorch tensor (autograd history included), once made. */
+  _nt?: NativeTensor;
   /** Quantized tensors: how integers map to reals. */
   quantizer?: QuantizerInfo;
   /** `{conj: true}` / `{neg: true}` lazy-view flags from the file. */
@@ -103,7 +204,7 @@ export class Tensor {
     this._stride = init.stride ? [...init.stride] : contiguousStrides(init.shape);
     this._offset = init.storageOffset ?? 0;
     this._storage = init.storage;
-    this.requiresGrad = init.requiresGrad ?? false;
+    this._requiresGrad = init.requiresGrad ?? false;
     if (this._shape.length !== this._stride.length) {
       throw tsError('E_STORAGE_BOUNDS', `shape has ${this._shape.length} dims but stride has ${this._stride.length}`);
     }
@@ -115,6 +216,70 @@ export class Tensor {
         `tensor of shape [${this._shape.join(', ')}] at offset ${this._offset} needs ${need} bytes but its storage has ${this._storage.nbytes}`,
       );
     }
+  }
+
+  /** Whether autograd records operations on this tensor (`requires_grad`). */
+  get requiresGrad(): boolean {
+    return this._nt ? this._nt.requiresGrad : this._requiresGrad;
+  }
+  set requiresGrad(v: boolean) {
+    this._requiresGrad = v;
+    const nt = this._nt;
+    if (nt && nt.requiresGrad !== v) this._nt = nat(() => nt.setRequiresGrad(v));
+  }
+
+  /** The gradient autograd accumulated (`.grad`), or null. */
+  get grad(): Tensor | null {
+    const nt = this._nt;
+    if (!nt) return this._grad;
+    const g = nat(() => nt.grad());
+    if (!g) return null;
+    const w = this._gradWrap;
+    if (w && w._nt && sameView(w._nt, g)) return w;
+    this._gradWrap = Tensor.fromNative(g);
+    return this._gradWrap;
+  }
+  set grad(v: Tensor | null) {
+    this._grad = v;
+    this._gradWrap = v ?? undefined;
+    const nt = this._nt;
+    if (nt) nat(() => nt.setGrad(v ? v.native() : null));
+  }
+
+  /**
+   * The libtorch tensor behind this one (needs the libtorch addon). Host memory is shared,
+   * not copied: writes through either side are seen by the other.
+   */
+  native(): NativeTensor {
+    if (this._nt) return this._nt;
+    if (this.quantizer) throw tsError('E_UNSUPPORTED_DTYPE', 'computing on a quantized tensor is not supported');
+    const base = this._storage.native();
+    let nt = nat(() => base.viewAs(this.dtype, this._shape, this._stride, this._offset));
+    if (this._requiresGrad) nt = nat(() => nt.setRequiresGrad(true));
+    if (this._grad) {
+      const g = this._grad.native();
+      nat(() => nt.setGrad(g));
+    }
+    this._nt = nt;
+    return nt;
+  }
+
+  /** @internal Wraps a libtorch result; views of one storage share one UntypedStorage. */
+  static fromNative(nt: NativeTensor): Tensor {
+    const t = new Tensor({
+      storage: storageOf(nt),
+      dtype: nt.dtype as DType,
+      shape: nt.shape,
+      stride: nt.strides,
+      storageOffset: nt.storageOffset,
+    });
+    t._nt = nt;
+    return t;
+  }
+
+  /** True when the value is a libtorch tensor already (a result, or on a device). */
+  protected get onNative(): boolean {
+    return this._nt !== undefined || (this._storage.device.type !== 'cpu' && this._storage.device.type !== 'meta');
   }
 
   /** Bytes of storage this view reaches (0 for an empty tensor). */
@@ -199,6 +364,7 @@ export class Tensor {
     if (this._storage.device.type === 'meta') {
       throw tsError('E_DEVICE_UNAVAILABLE', `a meta tensor of shape [${this._shape.join(', ')}] has no data`);
     }
+    if (this.onNative && this.device.type !== 'cpu') return this.cpu().contiguousBytes();
     const es = elementSize(this.dtype);
     const n = this.numel();
     const bytes = this._storage.bytes;
@@ -291,6 +457,7 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   item(): number | bigint | boolean | [number, number] {
+    if (this.onNative && this.device.type !== 'cpu') return this.cpu().item();
     if (this.numel() !== 1) {
       throw tsError('E_INVALID_ARGUMENT', `a Tensor with ${this.numel()} elements cannot be converted to Scalar`);
     }
@@ -304,6 +471,7 @@ export class Tensor {
 
   /** A contiguous copy with its own storage (quantizer and subclass kept). */
   clone(): Tensor {
+    if (this.onNative) return Tensor.fromNative(nat(() => this.native().clone()));
     const bytes = this.contiguousBytes().slice();
     const t = new Tensor({ storage: new UntypedStorage(bytes, this.device), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
     t.quantizer = this.quantizer;
@@ -313,6 +481,7 @@ export class Tensor {
 
   /** A tensor sharing this one's storage, without autograd history. */
   detach(): Tensor {
+    if (this.onNative) return Tensor.fromNative(nat(() => this.native().detach()));
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
   }
 
@@ -320,10 +489,15 @@ export class Tensor {
     this.requiresGrad = requiresGrad;
     return this;
   }
+  /** Whether this tensor was made by the user rather than by an op that autograd recorded. */
+  get isLeaf(): boolean {
+    return this._nt ? this._nt.isLeaf : true;
+  }
 
   /** A view with a new shape (contiguous tensors only; one dim may be -1). */
   view(...shape: number[] | [number[]]): Tensor {
     const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
+    if (this.onNative) return Tensor.fromNative(nat(() => this.native().view(dims)));
     const n = this.numel();
     const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const resolved = dims.map((d) => (d === -1 ? n / known : d));
@@ -334,6 +508,10 @@ export class Tensor {
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: resolved, storageOffset: this._offset });
   }
   reshape(...shape: number[] | [number[]]): Tensor {
+    if (this.onNative) {
+      const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
+      return Tensor.fromNative(nat(() => this.native().reshape(dims)));
+    }
     return this.contiguous().view(...shape);
   }
 
@@ -345,6 +523,10 @@ export class Tensor {
     if (target instanceof Device || /^(cpu|cuda|mps|meta|xpu)(:\d+)?$/.test(target)) {
       const dev = new Device(target);
       if (dev.equals(this.device)) return this;
+      if (this.onNative || (dev.type !== 'cpu' && dev.type !== 'meta')) {
+        checkDevice(dev);
+        return Tensor.fromNative(nat(() => this.native().to(undefined, dev.toString(), false, false)));
+      }
       if (dev.type === 'cpu') {
         return new Tensor({ storage: new UntypedStorage(this.contiguousBytes().slice(), dev), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
       }
@@ -352,6 +534,7 @@ export class Tensor {
     }
     const dtype = parseDType(target);
     if (dtype === this.dtype) return this;
+    if (this.onNative) return Tensor.fromNative(nat(() => this.native().to(dtype, undefined, false, false)));
     return castTensor(this, dtype);
   }
   float(): Tensor {
@@ -377,13 +560,26 @@ export class Tensor {
   protected writeNumbers(values: ArrayLike<number>): this {
     const n = this.numel();
     const tmp = fromNumbers(values, this.dtype, n);
+    if (this.onNative && this.device.type !== 'cpu') {
+      // Values made on the host, then one copy to the device.
+      const host = new Tensor({ storage: new UntypedStorage(tmp), dtype: this.dtype, shape: this._shape });
+      return this.copy_(host);
+    }
     writeStrided(this, tmp);
     return this;
   }
   fill_(value: number): this {
+    if (this.onNative) {
+      nat(() => this.native().fill_(value));
+      return this;
+    }
     return this.writeNumbers(new Float64Array(this.numel()).fill(value));
   }
   zero_(): this {
+    if (this.onNative) {
+      nat(() => this.native().zero_());
+      return this;
+    }
     return this.fill_(0);
   }
   /** Fills with samples from U(a, b) (`torch.nn.init.uniform_`). */
@@ -402,6 +598,11 @@ export class Tensor {
   }
   /** Copies `src`'s values (same number of elements; dtype converted) into this tensor. */
   copy_(src: Tensor): this {
+    if (this.onNative || src.onNative) {
+      const s = src.native();
+      nat(() => this.native().copy_(s));
+      return this;
+    }
     if (src.numel() !== this.numel()) {
       throw tsError('E_INVALID_ARGUMENT', `copy_: source has ${src.numel()} elements, destination ${this.numel()}`);
     }
@@ -419,6 +620,220 @@ export class Tensor {
     if (a.length !== b.length) return false;
     for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
     return true;
+  }
+
+
+  // ---- compute: libtorch's ops (needs the libtorch addon), autograd recorded ----
+
+  private un(f: (x: NativeTensor) => NativeTensor): Tensor {
+    const x = this.native();
+    return Tensor.fromNative(nat(() => f(x)));
+  }
+  private bin(other: Tensor | number, t: (x: NativeTensor, y: NativeTensor) => NativeTensor, sc: (x: NativeTensor, v: number) => NativeTensor): Tensor {
+    const x = this.native();
+    if (typeof other === 'number') return Tensor.fromNative(nat(() => sc(x, other)));
+    const y = other.native();
+    return Tensor.fromNative(nat(() => t(x, y)));
+  }
+
+  /** `self + alpha * other`. */
+  add(other: Tensor | number, alpha?: number): Tensor {
+    if (typeof other === 'number') return this.un((x) => x.addScalar(other * (alpha ?? 1)));
+    const y = other.native();
+    return this.un((x) => x.add(y, alpha));
+  }
+  /** `self - alpha * other`. */
+  sub(other: Tensor | number, alpha?: number): Tensor {
+    if (typeof other === 'number') return this.un((x) => x.subScalar(other * (alpha ?? 1)));
+    const y = other.native();
+    return alpha === undefined ? this.un((x) => x.sub(y)) : this.un((x) => x.add(y, -alpha));
+  }
+  mul(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.mul(y), (x, v) => x.mulScalar(v));
+  }
+  div(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.div(y), (x, v) => x.divScalar(v));
+  }
+  pow(exponent: Tensor | number): Tensor {
+    return this.bin(exponent, (x, y) => x.pow(y), (x, v) => x.powScalar(v));
+  }
+  matmul(other: Tensor): Tensor {
+    return this.bin(other, (x, y) => x.matmul(y), () => {
+      throw tsError('E_INVALID_ARGUMENT', 'matmul needs a tensor');
+    });
+  }
+  maximum(other: Tensor): Tensor {
+    const y = other.native();
+    return this.un((x) => x.maximum(y));
+  }
+  minimum(other: Tensor): Tensor {
+    const y = other.native();
+    return this.un((x) => x.minimum(y));
+  }
+  eq(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.eq(y), (x, v) => x.eqScalar(v));
+  }
+  ne(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.ne(y), (x, v) => x.eqScalar(v).logicalNot());
+  }
+  lt(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.lt(y), (x, v) => x.ltScalar(v));
+  }
+  le(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.le(y), (x, v) => x.leScalar(v));
+  }
+  gt(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.gt(y), (x, v) => x.gtScalar(v));
+  }
+  ge(other: Tensor | number): Tensor {
+    return this.bin(other, (x, y) => x.ge(y), (x, v) => x.geScalar(v));
+  }
+  neg(): Tensor {
+    return this.un((x) => x.neg());
+  }
+  abs(): Tensor {
+    return this.un((x) => x.abs());
+  }
+  exp(): Tensor {
+    return this.un((x) => x.exp());
+  }
+  log(): Tensor {
+    return this.un((x) => x.log());
+  }
+  sqrt(): Tensor {
+    return this.un((x) => x.sqrt());
+  }
+  rsqrt(): Tensor {
+    return this.un((x) => x.rsqrt());
+  }
+  sin(): Tensor {
+    return this.un((x) => x.sin());
+  }
+  cos(): Tensor {
+    return this.un((x) => x.cos());
+  }
+  sign(): Tensor {
+    return this.un((x) => x.sign());
+  }
+  square(): Tensor {
+    return this.un((x) => x.square());
+  }
+  relu(): Tensor {
+    return this.un((x) => x.relu());
+  }
+  sigmoid(): Tensor {
+    return this.un((x) => x.sigmoid());
+  }
+  tanh(): Tensor {
+    return this.un((x) => x.tanh());
+  }
+  clamp(min: number | null, max: number | null = null): Tensor {
+    if (min !== null && max !== null) return this.un((x) => x.clamp(min, max));
+    if (min !== null) return this.un((x) => x.clampMin(min));
+    if (max !== null) return this.un((x) => x.clampMax(max));
+    return this.clone();
+  }
+  /** Sum of all elements, or over `dim` (a number or a list). */
+  sum(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    const dims = dim === undefined || dim === null ? undefined : typeof dim === 'number' ? [dim] : dim;
+    return this.un((x) => x.sum(dims, keepdim, opts.dtype));
+  }
+  mean(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    const dims = dim === undefined || dim === null ? undefined : typeof dim === 'number' ? [dim] : dim;
+    return this.un((x) => x.mean(dims, keepdim, opts.dtype));
+  }
+  /** `max()`: the largest element; `max(dim)`: `{values, indices}` like PyTorch's named tuple. */
+  max(): Tensor;
+  max(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
+  max(dim?: number, keepdim = false): Tensor | { values: Tensor; indices: Tensor } {
+    const x = this.native();
+    if (dim === undefined) return Tensor.fromNative(nat(() => x.maxAll()));
+    const [v, i] = nat(() => x.maxDim(dim, keepdim));
+    return { values: Tensor.fromNative(v!), indices: Tensor.fromNative(i!) };
+  }
+  min(): Tensor {
+    return this.un((x) => x.minAll());
+  }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return this.un((x) => x.argmax(dim, keepdim));
+  }
+  softmax(dim: number): Tensor {
+    return this.un((x) => x.softmax(dim));
+  }
+  logSoftmax(dim: number): Tensor {
+    return this.un((x) => x.logSoftmax(dim));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return this.un((x) => x.flatten(startDim, endDim));
+  }
+  permute(...dims: number[] | [number[]]): Tensor {
+    const d = (Array.isArray(dims[0]) ? dims[0] : dims) as number[];
+    return this.un((x) => x.permute(d));
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return this.un((x) => x.transpose(dim0, dim1));
+  }
+  t(): Tensor {
+    return this.un((x) => x.t());
+  }
+  unsqueeze(dim: number): Tensor {
+    return this.un((x) => x.unsqueeze(dim));
+  }
+  squeeze(dim?: number): Tensor {
+    return this.un((x) => x.squeeze(dim));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return this.un((x) => x.narrow(dim, start, length));
+  }
+  select(dim: number, index: number): Tensor {
+    return this.un((x) => x.select(dim, index));
+  }
+  expand(...shape: number[] | [number[]]): Tensor {
+    const d = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
+    return this.un((x) => x.expand(d));
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    const x = this.native();
+    return nat(() => x.chunk(chunks, dim)).map((c) => Tensor.fromNative(c));
+  }
+  /** `tensor.cuda(device)`: `to('cuda:N')`. */
+  cuda(device: number | string = 0): Tensor {
+    return this.to(typeof device === 'number' ? `cuda:${device}` : device);
+  }
+
+  /** `loss.backward()`: accumulates gradients into the leaves' `.grad`. */
+  backward(gradient?: Tensor | null, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    const x = this.native();
+    const g = gradient ? gradient.native() : undefined;
+    nat(() => x.backward(g, opts.retainGraph, opts.createGraph));
+  }
+
+  /** In place `self += alpha * other`. */
+  add_(other: Tensor | number, alpha?: number): this {
+    const x = this.native();
+    if (typeof other === 'number') {
+      const host = new Tensor({ storage: new UntypedStorage(fromNumbers([other * (alpha ?? 1)], this.dtype, 1)), dtype: this.dtype, shape: [] });
+      const y = host.to(this.device).native();
+      nat(() => x.add_(y));
+    } else {
+      const y = other.native();
+      nat(() => x.add_(y, alpha));
+    }
+    return this;
+  }
+  sub_(other: Tensor | number, alpha = 1): this {
+    return this.add_(other, -alpha);
+  }
+  mul_(other: Tensor | number): this {
+    if (typeof other === 'number') {
+      const x = this.native();
+      nat(() => x.mulScalar_(other));
+      return this;
+    }
+    return this.copy_(this.mul(other));
+  }
+  div_(other: Tensor | number): this {
+    return typeof other === 'number' ? this.mul_(1 / other) : this.copy_(this.div(other));
   }
 
   toString(): string {
@@ -633,7 +1048,14 @@ export function empty(shape: number | Dims, ...rest: (number | FactoryOptions)[]
   const dtype = opts.dtype ?? 'float32';
   const n = dims.reduce((a, b) => a * b, 1);
   const dev = opts.device ?? 'cpu';
-  if (new Device(dev).type !== 'cpu') throw tsError('E_DEVICE_UNAVAILABLE', `creating a tensor on ${dev} needs the libtorch addon`);
+  const device = new Device(dev);
+  if (device.type !== 'cpu' && device.type !== 'meta') {
+    const addon = lt(`creating a tensor on ${device}`);
+    checkDevice(device);
+    const t = Tensor.fromNative(nat(() => addon.NativeTensor.zeros(dims, dtype, device.toString())));
+    if (opts.requiresGrad) t.requiresGrad = true;
+    return t;
+  }
   return new Tensor({ storage: UntypedStorage.allocate(n * elementSize(dtype), dev), dtype, shape: dims, requiresGrad: opts.requiresGrad ?? false });
 }
 

@@ -35,6 +35,12 @@ export class Sequential extends Module implements Iterable<Module> {
   *[Symbol.iterator](): Iterator<Module> {
     for (const m of modulesOf(this).values()) if (m) yield m;
   }
+  /** Runs each module on the previous one's output. */
+  override forward(input: unknown): unknown {
+    let x = input;
+    for (const m of this) x = m.forward(x);
+    return x;
+  }
 }
 
 export class ModuleList extends Module implements Iterable<Module> {

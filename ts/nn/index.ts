@@ -33,6 +33,7 @@ export * from './rnn';
 export { DataParallel, DistributedDataParallel, type DataParallelOptions, type DistributedDataParallelOptions } from './parallel';
 export { Parameter };
 export * as init from './init';
+export * as functional from './functional';
 export { pyRepr, pyFloatRepr, pyPrintLine } from './pyrepr';
 
 /** `torch.nn.parallel`. */
@@ -69,6 +70,9 @@ const BUILTINS: (typeof Module & { pyModule?: string; pyName?: string })[] = [
   layers.Tanh,
   layers.Softmax,
   layers.Flatten,
+  layers.CrossEntropyLoss,
+  layers.NLLLoss,
+  layers.MSELoss,
   containers.Sequential,
   containers.ModuleList,
   containers.ModuleDict,

@@ -5,6 +5,7 @@
  */
 import type { DType } from '../dtype';
 import { Parameter, type Tensor, empty, ones, zeros } from '../tensor';
+import * as F from './functional';
 import * as init from './init';
 import { Module, type PyAttrSpec, nnError, zeroLong } from './module';
 import { PyTuple } from '../values';
@@ -32,6 +33,9 @@ export class Identity extends Module {
   static override pyName = 'Identity';
   constructor(..._args: unknown[]) {
     super();
+  }
+  override forward(input: Tensor): Tensor {
+    return input;
   }
 }
 
@@ -66,6 +70,9 @@ export class Linear extends Module {
   override extraRepr(): string {
     return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
   }
+  override forward(input: Tensor): Tensor {
+    return F.linear(input, this.weight, this.bias);
+  }
 }
 
 export class Bilinear extends Module {
@@ -92,6 +99,9 @@ export class Bilinear extends Module {
     const bound = 1 / Math.sqrt(in1Features);
     init.uniform_(this.weight, -bound, bound);
     if (this.bias) init.uniform_(this.bias, -bound, bound);
+  }
+  override forward(input1: Tensor, input2: Tensor): Tensor {
+    return F.bilinear(input1, input2, this.weight, this.bias);
   }
 }
 
@@ -224,6 +234,24 @@ export abstract class ConvNd extends Module {
     if (this.paddingMode !== 'zeros') s += `, padding_mode=${this.paddingMode}`;
     return s;
   }
+  override forward(input: Tensor): Tensor {
+    if (this.paddingMode !== 'zeros') {
+      throw nnError('E_INVALID_ARGUMENT', `padding_mode '${this.paddingMode}' is not supported by forward yet (only 'zeros')`);
+    }
+    const n = this.kernelSize.length;
+    if (this.transposed) {
+      if (n !== 2) throw nnError('E_INVALID_ARGUMENT', `ConvTranspose${n}d forward is not supported`);
+      return F.convTranspose2d(input, this.weight, this.bias, {
+        stride: this.stride,
+        padding: this.padding as number[],
+        outputPadding: this.outputPadding,
+        groups: this.groups,
+        dilation: this.dilation,
+      });
+    }
+    const args = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
+    return n === 1 ? F.conv1d(input, this.weight, this.bias, args) : n === 2 ? F.conv2d(input, this.weight, this.bias, args) : F.conv3d(input, this.weight, this.bias, args);
+  }
 }
 
 export class Conv1d extends ConvNd {
@@ -295,6 +323,10 @@ export class MaxPool2d extends Module {
     const f = (v: number | number[]): string => (Array.isArray(v) ? tupleStr(v) : String(v));
     return `kernel_size=${f(this.kernelSize)}, stride=${f(this.stride)}, padding=${f(this.padding)}, dilation=${f(this.dilation)}, ceil_mode=${this.ceilMode ? 'True' : 'False'}`;
   }
+  override forward(input: Tensor): Tensor {
+    if (this.returnIndices) throw nnError('E_INVALID_ARGUMENT', 'MaxPool2d(return_indices=True) forward is not supported');
+    return F.maxPool2d(input, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation, ceilMode: this.ceilMode });
+  }
 }
 
 export class AvgPool2d extends Module {
@@ -327,6 +359,15 @@ export class AvgPool2d extends Module {
     this.countIncludePad = opts.countIncludePad ?? true;
     this.divisorOverride = opts.divisorOverride ?? null;
   }
+  override forward(input: Tensor): Tensor {
+    return F.avgPool2d(input, this.kernelSize, {
+      stride: this.stride,
+      padding: this.padding,
+      ceilMode: this.ceilMode,
+      countIncludePad: this.countIncludePad,
+      divisorOverride: this.divisorOverride,
+    });
+  }
 }
 
 export class AdaptiveAvgPool2d extends Module {
@@ -337,6 +378,9 @@ export class AdaptiveAvgPool2d extends Module {
   constructor(outputSize: number | (number | null)[]) {
     super();
     this.outputSize = outputSize;
+  }
+  override forward(input: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(input, this.outputSize);
   }
 }
 
@@ -417,6 +461,23 @@ export abstract class BatchNormBase extends Module {
   override extraRepr(): string {
     return `${this.numFeatures}, eps=${this.eps}, momentum=${this.momentum ?? 'None'}, affine=${this.affine ? 'True' : 'False'}, track_running_stats=${this.trackRunningStats ? 'True' : 'False'}`;
   }
+  /** `_BatchNorm.forward` (torch 2.11): running stats update in training, used in eval. */
+  override forward(input: Tensor): Tensor {
+    let factor = this.momentum ?? 0;
+    if (this.training && this.trackRunningStats && this.num_batches_tracked) {
+      this.num_batches_tracked.add_(1);
+      factor = this.momentum === null ? 1 / Number(this.num_batches_tracked.item()) : this.momentum;
+    }
+    const bnTraining = this.training ? true : this.running_mean === null && this.running_var === null;
+    const useStats = !this.training || this.trackRunningStats;
+    return F.batchNorm(input, useStats ? this.running_mean : null, useStats ? this.running_var : null, {
+      weight: this.weight,
+      bias: this.bias,
+      training: bnTraining,
+      momentum: factor,
+      eps: this.eps,
+    });
+  }
 }
 
 export class BatchNorm1d extends BatchNormBase {
@@ -460,6 +521,9 @@ export class LayerNorm extends Module {
       this.registerParameter('bias', null);
     }
   }
+  override forward(input: Tensor): Tensor {
+    return F.layerNorm(input, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
 }
 
 export class GroupNorm extends Module {
@@ -492,6 +556,9 @@ export class GroupNorm extends Module {
       this.registerParameter('weight', null);
       this.registerParameter('bias', null);
     }
+  }
+  override forward(input: Tensor): Tensor {
+    return F.groupNorm(input, this.numGroups, this.weight, this.bias, this.eps);
   }
 }
 
@@ -544,6 +611,10 @@ export class Embedding extends Module {
       }
     }
   }
+  override forward(input: Tensor): Tensor {
+    if (this.maxNorm !== null) throw nnError('E_INVALID_ARGUMENT', 'Embedding(max_norm=...) forward is not supported');
+    return F.embedding(input, this.weight, { paddingIdx: this.paddingIdx, scaleGradByFreq: this.scaleGradByFreq, sparse: this.sparse });
+  }
 }
 
 // ---------------------------------------------------------------- dropout, activations, shape
@@ -566,6 +637,9 @@ export class Dropout extends Module {
   override extraRepr(): string {
     return `p=${Number.isInteger(this.p) ? this.p.toFixed(1) : this.p}, inplace=${this.inplace ? 'True' : 'False'}`;
   }
+  override forward(input: Tensor): Tensor {
+    return F.dropout(input, this.p, this.training);
+  }
 }
 
 export class ReLU extends Module {
@@ -576,6 +650,9 @@ export class ReLU extends Module {
   constructor(inplace = false) {
     super();
     this.inplace = inplace;
+  }
+  override forward(input: Tensor): Tensor {
+    return F.relu(input);
   }
 }
 
@@ -588,16 +665,25 @@ export class GELU extends Module {
     super();
     this.approximate = approximate;
   }
+  override forward(input: Tensor): Tensor {
+    return F.gelu(input, this.approximate);
+  }
 }
 
 export class Sigmoid extends Module {
   static override pyModule = 'torch.nn.modules.activation';
   static override pyName = 'Sigmoid';
+  override forward(input: Tensor): Tensor {
+    return F.sigmoid(input);
+  }
 }
 
 export class Tanh extends Module {
   static override pyModule = 'torch.nn.modules.activation';
   static override pyName = 'Tanh';
+  override forward(input: Tensor): Tensor {
+    return F.tanh(input);
+  }
 }
 
 export class Softmax extends Module {
@@ -608,6 +694,11 @@ export class Softmax extends Module {
   constructor(dim: number | null = null) {
     super();
     this.dim = dim;
+  }
+  override forward(input: Tensor): Tensor {
+    // torch's _get_softmax_dim for the legacy dim=None
+    const dim = this.dim ?? (input.dim() === 0 || input.dim() === 1 || input.dim() === 3 ? 0 : 1);
+    return F.softmax(input, dim);
   }
 }
 
@@ -624,5 +715,74 @@ export class Flatten extends Module {
     super();
     this.startDim = startDim;
     this.endDim = endDim;
+  }
+  override forward(input: Tensor): Tensor {
+    return F.flatten(input, this.startDim, this.endDim);
+  }
+}
+
+// ---------------------------------------------------------------- losses
+
+type Reduction = 'mean' | 'sum' | 'none';
+
+/** `nn.CrossEntropyLoss`. */
+export class CrossEntropyLoss extends Module {
+  static override pyModule = 'torch.nn.modules.loss';
+  static override pyName = 'CrossEntropyLoss';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'reduction', js: 'reduction', kind: 'str' },
+    { py: 'ignore_index', js: 'ignoreIndex', kind: 'int' },
+    { py: 'label_smoothing', js: 'labelSmoothing', kind: 'float' },
+  ];
+  declare reduction: Reduction;
+  declare ignoreIndex: number;
+  declare labelSmoothing: number;
+  declare weight: Tensor | null;
+  constructor(opts: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}) {
+    super();
+    this.registerBuffer('weight', opts.weight ?? null);
+    this.reduction = opts.reduction ?? 'mean';
+    this.ignoreIndex = opts.ignoreIndex ?? -100;
+    this.labelSmoothing = opts.labelSmoothing ?? 0;
+  }
+  override forward(input: Tensor, target: Tensor): Tensor {
+    return F.crossEntropy(input, target, { weight: this.weight, ignoreIndex: this.ignoreIndex, reduction: this.reduction, labelSmoothing: this.labelSmoothing });
+  }
+}
+
+/** `nn.NLLLoss`. */
+export class NLLLoss extends Module {
+  static override pyModule = 'torch.nn.modules.loss';
+  static override pyName = 'NLLLoss';
+  static override pyAttrs: readonly PyAttrSpec[] = [
+    { py: 'reduction', js: 'reduction', kind: 'str' },
+    { py: 'ignore_index', js: 'ignoreIndex', kind: 'int' },
+  ];
+  declare reduction: Reduction;
+  declare ignoreIndex: number;
+  declare weight: Tensor | null;
+  constructor(opts: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction } = {}) {
+    super();
+    this.registerBuffer('weight', opts.weight ?? null);
+    this.reduction = opts.reduction ?? 'mean';
+    this.ignoreIndex = opts.ignoreIndex ?? -100;
+  }
+  override forward(input: Tensor, target: Tensor): Tensor {
+    return F.nllLoss(input, target, { weight: this.weight, ignoreIndex: this.ignoreIndex, reduction: this.reduction });
+  }
+}
+
+/** `nn.MSELoss`. */
+export class MSELoss extends Module {
+  static override pyModule = 'torch.nn.modules.loss';
+  static override pyName = 'MSELoss';
+  static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'reduction', js: 'reduction', kind: 'str' }];
+  declare reduction: Reduction;
+  constructor(opts: { reduction?: Reduction } = {}) {
+    super();
+    this.reduction = opts.reduction ?? 'mean';
+  }
+  override forward(input: Tensor, target: Tensor): Tensor {
+    return F.mseLoss(input, target, { reduction: this.reduction });
   }
 }

@@ -485,25 +485,30 @@ export class Module implements PyReducible {
   }
 
   /**
-   * `module.to(dtype)` casts floating-point parameters and buffers (new Parameter objects:
-   * build optimizers after this); `to('cpu')` is a no-op; other devices need libtorch.
+   * `module.to(dtype)` casts floating-point parameters and buffers; `module.to(device)` moves
+   * them (devices other than the CPU need the libtorch addon). Both make new Parameter objects
+   * (build optimizers after this, as PyTorch's docs advise).
    */
   to(target: DType | Device | string): this {
-    if (target instanceof Device || /^(cpu|cuda|mps|meta|xpu)(:\d+)?$/.test(target)) {
-      const dev = new Device(target);
-      if (dev.type === 'cpu') return this;
-      throw nnError('E_DEVICE_UNAVAILABLE', `moving a module to ${dev} needs the libtorch addon: ${LIBTORCH_HINT}`);
-    }
-    const dtype = target as DType;
+    const isDevice = target instanceof Device || /^(cpu|cuda|mps|meta|xpu)(:\d+)?$/.test(target);
+    const dev = isDevice ? new Device(target) : undefined;
+    const dtype = isDevice ? undefined : (target as DType);
+    const move = (t: Tensor): Tensor => (dev ? t.to(dev) : t.isFloatingPoint() && t.dtype !== dtype ? t.to(dtype!) : t);
     for (const m of this.modules()) {
       for (const [k, p] of m._i._parameters) {
-        if (p && p.isFloatingPoint() && p.dtype !== dtype) m._i._parameters.set(k, new Parameter(p.to(dtype), p.requiresGrad));
+        if (!p) continue;
+        const moved = move(p);
+        if (moved !== p) m._i._parameters.set(k, new Parameter(moved.detach(), p.requiresGrad));
       }
       for (const [k, b] of m._i._buffers) {
-        if (b && b.isFloatingPoint() && b.dtype !== dtype) m._i._buffers.set(k, b.to(dtype));
+        if (b) m._i._buffers.set(k, move(b));
       }
     }
     return this;
+  }
+  /** `module.cuda(device)`. */
+  cuda(device: number | string = 0): this {
+    return this.to(typeof device === 'number' ? `cuda:${device}` : device);
   }
   float(): this {
     return this.to('float32');
@@ -515,17 +520,17 @@ export class Module implements PyReducible {
     return this.to('float16');
   }
   cpu(): this {
-    return this;
+    return this.to('cpu');
   }
 
   // --- compute (wired to the libtorch addon later) ---
 
-  /** The forward pass. Without the libtorch addon every forward throws E_DEVICE_UNAVAILABLE. */
+  /**
+   * The forward pass: layers run libtorch's kernels (the libtorch addon; without it they
+   * throw E_DEVICE_UNAVAILABLE); a subclass of your own overrides this.
+   */
   forward(..._args: unknown[]): unknown {
-    throw nnError(
-      'E_DEVICE_UNAVAILABLE',
-      `${this.pyGlobal()[1]}.forward needs the libtorch addon: torchsave reads and writes models without it, but running them needs libtorch; ${LIBTORCH_HINT}`,
-    );
+    throw nnError('E_NOT_IMPLEMENTED', `Module [${this.pyGlobal()[1]}] is missing the required "forward" function`);
   }
   /** `model(x)`: runs `forward`. */
   call(...args: unknown[]): unknown {

@@ -4,7 +4,9 @@
  * pickled attributes `RNNBase.__setstate__` relies on (`_flat_weights_names`, `_all_weights`,
  * `_flat_weights`; `__getstate__` drops `_flat_weight_refs`, so we never write it).
  */
-import { Parameter, empty } from '../tensor';
+import { Parameter, type Tensor, empty, zeros } from '../tensor';
+import { nat } from '../libtorch/addon';
+import { Tensor as TensorClass } from '../tensor';
 import * as init from './init';
 import { Module, type PyAttrSpec, nnError } from './module';
 import type { FactoryOpts } from './layers';
@@ -106,6 +108,44 @@ export abstract class RNNBase extends Module {
     const self = this as unknown as Record<string, unknown>;
     // Files from torch < 1.8 have no proj_size; RNNBase.__setstate__ sets it to 0.
     if (self.projSize === undefined) this.projSize = 0;
+  }
+
+  /**
+   * `rnn(input, hx)`: libtorch's fused LSTM/GRU (what nn.LSTM calls), so outputs match.
+   * Returns `[output, h_n]`, for LSTM `[output, [h_n, c_n]]`; `hx` defaults to zeros.
+   * An unbatched (2-d) input gives unbatched outputs, as in PyTorch.
+   */
+  override forward(input: Tensor, hx?: Tensor | [Tensor, Tensor] | null): [Tensor, Tensor | [Tensor, Tensor]] {
+    const batched = input.dim() === 3;
+    if (!batched && input.dim() !== 2) throw nnError('E_INVALID_ARGUMENT', `${this.mode}: Expected input to be 2D or 3D, got ${input.dim()}D instead`);
+    const batchDim = this.batchFirst ? 0 : 1;
+    const x = batched ? input : input.unsqueeze(batchDim);
+    const dirs = this.bidirectional ? 2 : 1;
+    const batch = x.size(batchDim);
+    const realHidden = this.projSize > 0 ? this.projSize : this.hiddenSize;
+    const opts = { dtype: input.dtype, device: input.device };
+    let hs: Tensor[];
+    if (hx === undefined || hx === null) {
+      hs = [zeros([this.numLayers * dirs, batch, realHidden], opts)];
+      if (this.mode === 'LSTM') hs.push(zeros([this.numLayers * dirs, batch, this.hiddenSize], opts));
+    } else {
+      hs = Array.isArray(hx) ? [...hx] : [hx];
+      if (!batched) hs = hs.map((h) => h.unsqueeze(1));
+    }
+    const params = this.flatWeights().filter((p): p is Parameter => p !== null).map((p) => p.native());
+    const xn = x.native();
+    const hn = hs.map((h) => h.native());
+    const mode = this.mode === 'LSTM' || this.mode === 'GRU' ? this.mode : this.mode;
+    const outs = nat(() => xn.rnn(mode, hn, params, this.bias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst)).map((o) =>
+      TensorClass.fromNative(o),
+    );
+    let out = outs[0]!;
+    let states = outs.slice(1);
+    if (!batched) {
+      out = out.squeeze(batchDim);
+      states = states.map((h) => h.squeeze(1));
+    }
+    return [out, this.mode === 'LSTM' ? [states[0]!, states[1]!] : states[0]!];
   }
 
   override extraRepr(): string {

@@ -13,6 +13,8 @@
  */
 import { Tensor, tensor } from '../tensor';
 import { PyFloat, PyTuple } from '../values';
+import { lt } from '../libtorch/addon';
+import { enableGrad } from '../autograd';
 
 export function optimError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -194,12 +196,35 @@ export abstract class Optimizer {
     }
   }
 
-  /** An optimisation step needs tensor compute: the libtorch addon. */
-  step(_closure?: () => unknown): never {
-    throw optimError(
-      'E_DEVICE_UNAVAILABLE',
-      `${this.constructor.name}.step needs the libtorch addon: install @torchsave/libtorch (needs a libtorch or pip-installed torch); torchsave saves and loads optimizer state without it`,
-    );
+  /**
+   * `optimizer.step(closure)`: one update of every parameter that has a gradient, with
+   * PyTorch's exact rule (the libtorch addon runs torch/optim's single-tensor code op for op).
+   * The closure, if given, runs with gradients enabled and its loss is returned.
+   */
+  step(closure?: () => unknown): unknown {
+    lt(`${this.constructor.name}.step`);
+    const loss = closure ? enableGrad(closure) : undefined;
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        const grad = p.grad;
+        if (grad === null) continue;
+        this.updateParam(p, grad, g);
+      }
+    }
+    return loss;
+  }
+
+  /** One parameter's update (each optimizer's `_single_tensor_*`). */
+  protected abstract updateParam(param: Tensor, grad: Tensor, group: ParamGroup): void;
+
+  /** `self.state[p]`, created empty on first use (Python's defaultdict). */
+  protected stateOf(p: Tensor): Map<string, unknown> {
+    let st = this.state.get(p);
+    if (!st) {
+      st = new Map();
+      this.state.set(p, st);
+    }
+    return st;
   }
 
   /** Converts a non-tensor `step` (torch < 1.12) to a 0-d float32 tensor. */
@@ -235,7 +260,9 @@ function castValue(param: Tensor, value: unknown, key: string | undefined, group
       const capt = group.capturable === true || (group.fused !== null && group.fused !== undefined && group.fused !== false);
       return capt ? value.to('float32') : value;
     }
-    return param.isFloatingPoint() ? value.to(param.dtype) : value;
+    // torch moves state to the parameter's device and floating dtype (not `step`).
+    const moved = value.device.equals(param.device) ? value : value.to(param.device);
+    return param.isFloatingPoint() ? moved.to(param.dtype) : moved;
   }
   if (value instanceof Map) {
     const m = new Map<unknown, unknown>();

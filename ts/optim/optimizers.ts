@@ -4,6 +4,7 @@
  * Options may be camelCase (`weightDecay`) or PyTorch's names (`weight_decay`).
  */
 import { Tensor, full, tensor } from '../tensor';
+import { lt, nat } from '../libtorch/addon';
 import { PyTuple } from '../values';
 import { Optimizer, type ParamGroup, type ParamsInput, num, optimError, toPyKey } from './optimizer';
 
@@ -31,6 +32,18 @@ function fmt(v: unknown): string {
 
 function setdefault(g: ParamGroup, k: string, v: unknown): void {
   if (!(k in g)) g[k] = v;
+}
+
+const b = (v: unknown): boolean => v === true;
+
+/** `torch.zeros_like(p, memory_format=torch.preserve_format)`: same device and dtype. */
+function zerosLike(p: Tensor): Tensor {
+  return Tensor.fromNative(nat(() => p.native().zerosLike()));
+}
+
+/** A state `step`: `torch.tensor(0.0, dtype=float32)` on the CPU (capturable=False). */
+function stepTensor(): Tensor {
+  return tensor(0.0, { dtype: 'float32' });
 }
 
 export interface SGDOptions {
@@ -74,6 +87,16 @@ export class SGD extends Optimizer {
     setdefault(g, 'foreach', null);
     setdefault(g, 'differentiable', false);
     setdefault(g, 'fused', false);
+  }
+  protected override updateParam(p: Tensor, grad: Tensor, g: ParamGroup): void {
+    const momentum = num(g.momentum);
+    const st = momentum !== 0 ? this.stateOf(p) : undefined;
+    const buf = st?.get('momentum_buffer') as Tensor | null | undefined;
+    const addon = lt('SGD.step');
+    const out = nat(() =>
+      addon.sgdStep(p.native(), grad.native(), buf ? buf.native() : undefined, num(g.lr), momentum, num(g.dampening), num(g.weight_decay), b(g.nesterov), b(g.maximize)),
+    );
+    if (st && !buf && out) st.set('momentum_buffer', Tensor.fromNative(out));
   }
 }
 
@@ -132,6 +155,37 @@ export class Adam extends Optimizer {
     setdefault(g, 'decoupled_weight_decay', false);
     setdefault(g, 'fused', null);
     this.stepToTensor(g);
+  }
+  protected override updateParam(p: Tensor, grad: Tensor, g: ParamGroup): void {
+    const st = this.stateOf(p);
+    const amsgrad = b(g.amsgrad);
+    if (st.size === 0) {
+      st.set('step', stepTensor());
+      st.set('exp_avg', zerosLike(p));
+      st.set('exp_avg_sq', zerosLike(p));
+      if (amsgrad) st.set('max_exp_avg_sq', zerosLike(p));
+    }
+    const [beta1, beta2] = Array.from(g.betas as Iterable<unknown>, num);
+    const t = (k: string) => (st.get(k) as Tensor).native();
+    const addon = lt('Adam.step');
+    nat(() =>
+      addon.adamStep(
+        p.native(),
+        grad.native(),
+        t('exp_avg'),
+        t('exp_avg_sq'),
+        amsgrad ? t('max_exp_avg_sq') : undefined,
+        t('step'),
+        num(g.lr),
+        beta1!,
+        beta2!,
+        num(g.weight_decay),
+        num(g.eps),
+        amsgrad,
+        b(g.maximize),
+        b(g.decoupled_weight_decay),
+      ),
+    );
   }
 }
 
@@ -196,6 +250,36 @@ export class RMSprop extends Optimizer {
     setdefault(g, 'capturable', false);
     this.stepToTensor(g);
   }
+  protected override updateParam(p: Tensor, grad: Tensor, g: ParamGroup): void {
+    const st = this.stateOf(p);
+    const momentum = num(g.momentum);
+    const centered = b(g.centered);
+    if (st.size === 0) {
+      st.set('step', stepTensor());
+      st.set('square_avg', zerosLike(p));
+      if (momentum > 0) st.set('momentum_buffer', zerosLike(p));
+      if (centered) st.set('grad_avg', zerosLike(p));
+    }
+    const t = (k: string) => (st.get(k) as Tensor).native();
+    const addon = lt('RMSprop.step');
+    nat(() =>
+      addon.rmspropStep(
+        p.native(),
+        grad.native(),
+        t('square_avg'),
+        centered ? t('grad_avg') : undefined,
+        momentum > 0 ? t('momentum_buffer') : undefined,
+        t('step'),
+        num(g.lr),
+        num(g.alpha),
+        num(g.eps),
+        num(g.weight_decay),
+        momentum,
+        centered,
+        b(g.maximize),
+      ),
+    );
+  }
 }
 
 export interface AdagradOptions {
@@ -241,7 +325,7 @@ export class Adagrad extends Optimizer {
           p,
           new Map<string, unknown>([
             ['step', tensor(0.0, { dtype: 'float32' })],
-            ['sum', full([...p.size()], initValue, { dtype: p.dtype })],
+            ['sum', full([...p.size()], initValue, { dtype: p.dtype, device: p.device })],
           ]),
         );
       }
@@ -253,6 +337,16 @@ export class Adagrad extends Optimizer {
     setdefault(g, 'differentiable', false);
     setdefault(g, 'fused', null);
     this.stepToTensor(g);
+  }
+  protected override updateParam(p: Tensor, grad: Tensor, g: ParamGroup): void {
+    const st = this.stateOf(p);
+    if (!st.has('sum')) {
+      st.set('step', stepTensor());
+      st.set('sum', full([...p.size()], num(g.initial_accumulator_value), { dtype: p.dtype, device: p.device }));
+    }
+    const t = (k: string) => (st.get(k) as Tensor).native();
+    const addon = lt('Adagrad.step');
+    nat(() => addon.adagradStep(p.native(), grad.native(), t('sum'), t('step'), num(g.lr), num(g.lr_decay), num(g.weight_decay), num(g.eps), b(g.maximize)));
   }
 }
 

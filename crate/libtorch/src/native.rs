@@ -1,0 +1,324 @@
+//! `NativeTensor`: a libtorch tensor held by JS, and the zero-copy crossings of its memory.
+use crate::dtype;
+use crate::errors::{self, OrCompute};
+use crate::keepalive;
+use crate::shim;
+use napi::bindgen_prelude::{BigInt, ClassInstance};
+use napi::{sys, Env, JsValue, Unknown};
+use napi_derive::napi;
+use std::ffi::c_void;
+use std::ptr;
+use tch::Tensor;
+
+#[napi]
+pub struct NativeTensor {
+    pub(crate) t: Tensor,
+}
+
+impl NativeTensor {
+    fn meta(&self) -> napi::Result<(i64, bool)> {
+        let (mut off, mut leaf) = (0i64, 0i32);
+        shim_call(|err| unsafe { shim::ts_tensor_meta(self.raw(), &mut off, &mut leaf, err) })?;
+        Ok((off, leaf != 0))
+    }
+    pub fn wrap(t: Tensor) -> Self {
+        Self { t }
+    }
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.t.as_ptr() as *mut c_void
+    }
+}
+
+/// Wraps a `*mut at::Tensor` the shim allocated (null -> None).
+pub(crate) fn from_shim(p: *mut c_void) -> Option<Tensor> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: the shim returns `new at::Tensor(...)`, which is exactly tch's C_tensor.
+        Some(unsafe { Tensor::from_ptr(p.cast()) })
+    }
+}
+
+pub(crate) fn shim_call(f: impl FnOnce(*mut *mut std::ffi::c_char) -> i32) -> napi::Result<()> {
+    let mut err = ptr::null_mut();
+    let rc = f(&mut err);
+    match shim::take_err(err) {
+        Some(msg) => Err(errors::compute(msg)),
+        None if rc != 0 => Err(errors::compute("libtorch call failed")),
+        None => Ok(()),
+    }
+}
+
+/// Facts about a tensor's storage, for the facade's storage identity and views.
+#[napi(object)]
+pub struct StorageInfo {
+    /// The storage's base address: equal for tensors that share a storage.
+    pub id: BigInt,
+    pub nbytes: f64,
+    pub device: String,
+}
+
+#[napi]
+impl NativeTensor {
+    /// A 1-D uint8 tensor over `nbytes` bytes of `buffer` (an ArrayBuffer) from `byteOffset`,
+    /// borrowing them: writes on either side are seen by the other, and the ArrayBuffer stays
+    /// alive while any libtorch tensor uses the memory.
+    #[napi(factory)]
+    pub fn from_storage(
+        env: Env,
+        buffer: Unknown,
+        byte_offset: f64,
+        nbytes: f64,
+    ) -> napi::Result<NativeTensor> {
+        keepalive::drain(env.raw());
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: `buffer` is a live handle; napi checks that it is an ArrayBuffer.
+        let status =
+            unsafe { sys::napi_get_arraybuffer_info(env.raw(), buffer.raw(), &mut data, &mut len) };
+        if status != sys::Status::napi_ok {
+            return Err(errors::invalid("fromStorage expects an ArrayBuffer"));
+        }
+        let (off, n) = (byte_offset as usize, nbytes as usize);
+        if byte_offset < 0.0 || nbytes < 0.0 || off.checked_add(n).is_none_or(|end| end > len) {
+            return Err(errors::invalid(format!(
+                "storage range {off}+{n} outside an ArrayBuffer of {len} bytes"
+            )));
+        }
+        // An empty storage may have no memory at all; libtorch still wants a pointer.
+        static EMPTY: u64 = 0;
+        let base = if n == 0 || data.is_null() {
+            (&EMPTY as *const u64).cast::<u8>().cast_mut()
+        } else {
+            // SAFETY: off + n <= len, checked above.
+            unsafe { data.cast::<u8>().add(off) }
+        };
+        let ctx = keepalive::hold(env.raw(), buffer.raw())?;
+        let sizes = [n as i64];
+        let strides = [1i64];
+        let mut err = ptr::null_mut();
+        // SAFETY: `base` points to `n` bytes that stay alive until `release(ctx)` runs.
+        let p = unsafe {
+            shim::ts_from_blob(
+                base.cast(),
+                sizes.as_ptr(),
+                1,
+                strides.as_ptr(),
+                0,
+                keepalive::release,
+                ctx,
+                &mut err,
+            )
+        };
+        if let Some(msg) = shim::take_err(err) {
+            // SAFETY: from_blob failed, so libtorch will never call the deleter.
+            unsafe { keepalive::release(ctx) };
+            keepalive::drain(env.raw());
+            return Err(errors::compute(msg));
+        }
+        from_shim(p)
+            .map(NativeTensor::wrap)
+            .ok_or_else(|| errors::compute("from_blob returned nothing"))
+    }
+
+    /// Releases references to JS memory that libtorch no longer uses (see keepalive.rs).
+    #[napi]
+    pub fn drain_released(env: Env) -> u32 {
+        keepalive::drain(env.raw())
+    }
+
+    /// A strided view of this (uint8 storage) tensor as `dtype` elements:
+    /// `storage.view(dtype).as_strided(shape, stride, offset)`.
+    #[napi]
+    pub fn view_as(
+        &self,
+        dtype_name: String,
+        shape: Vec<i64>,
+        stride: Vec<i64>,
+        offset: i64,
+    ) -> napi::Result<NativeTensor> {
+        let kind = dtype::kind(&dtype_name)?;
+        let es = dtype::element_size(kind) as i64;
+        let nbytes = self.t.numel() as i64;
+        let flat = if es == 1 {
+            self.t.f_view_dtype(kind).or_compute()?
+        } else {
+            // view_dtype needs a byte count divisible by the element size: trim the tail.
+            self.t
+                .f_narrow(0, 0, nbytes - nbytes % es)
+                .or_compute()?
+                .f_view_dtype(kind)
+                .or_compute()?
+        };
+        flat.f_as_strided(shape.as_slice(), stride.as_slice(), offset)
+            .or_compute()
+            .map(NativeTensor::wrap)
+    }
+
+    #[napi(getter)]
+    pub fn dtype(&self) -> &'static str {
+        dtype::name(self.t.kind())
+    }
+    #[napi(getter)]
+    pub fn shape(&self) -> Vec<i64> {
+        self.t.size()
+    }
+    #[napi(getter)]
+    pub fn strides(&self) -> Vec<i64> {
+        self.t.stride()
+    }
+    #[napi(getter)]
+    pub fn storage_offset(&self) -> napi::Result<i64> {
+        Ok(self.meta()?.0)
+    }
+    #[napi(getter)]
+    pub fn device(&self) -> String {
+        dtype::device_name(self.t.device())
+    }
+    #[napi(getter)]
+    pub fn requires_grad(&self) -> bool {
+        self.t.requires_grad()
+    }
+    #[napi(getter)]
+    pub fn is_leaf(&self) -> napi::Result<bool> {
+        Ok(self.meta()?.1)
+    }
+
+    #[napi]
+    pub fn storage_info(&self) -> napi::Result<StorageInfo> {
+        let (mut base, mut nbytes) = (0u64, 0u64);
+        shim_call(|err| unsafe { shim::ts_storage_info(self.raw(), &mut base, &mut nbytes, err) })?;
+        Ok(StorageInfo {
+            id: BigInt::from(base),
+            nbytes: nbytes as f64,
+            device: self.device(),
+        })
+    }
+
+    /// A 1-D uint8 tensor over this tensor's whole storage (same memory, same device).
+    #[napi]
+    pub fn storage_tensor(&self) -> napi::Result<NativeTensor> {
+        let mut out = ptr::null_mut();
+        shim_call(|err| {
+            // SAFETY: a live tensor; the shim returns a new at::Tensor or sets err.
+            out = unsafe { shim::ts_storage_tensor(self.raw(), err) };
+            0
+        })?;
+        from_shim(out)
+            .map(NativeTensor::wrap)
+            .ok_or_else(|| errors::compute("no storage"))
+    }
+
+    /// The whole storage as an ArrayBuffer without a copy (CPU only): an external ArrayBuffer
+    /// whose finalizer keeps the libtorch storage alive. Where the runtime refuses external
+    /// memory (Electron's V8 sandbox) or `copy` is set, a JS-owned copy instead.
+    #[napi(ts_return_type = "ArrayBuffer")]
+    pub fn storage_buffer(&self, env: Env, copy: Option<bool>) -> napi::Result<Unknown<'_>> {
+        if self.t.device() != tch::Device::Cpu {
+            return Err(errors::device("a CUDA tensor's bytes need .cpu() first"));
+        }
+        let (mut base, mut nbytes) = (0u64, 0u64);
+        shim_call(|err| unsafe { shim::ts_storage_info(self.raw(), &mut base, &mut nbytes, err) })?;
+        let len = nbytes as usize;
+        let mut out = ptr::null_mut();
+        if len > 0 && copy != Some(true) {
+            let keep = Box::into_raw(Box::new(self.t.shallow_clone()));
+            // SAFETY: `base` is the storage's memory, `len` bytes, kept alive by `keep` until
+            // the finalizer drops it.
+            let status = unsafe {
+                sys::napi_create_external_arraybuffer(
+                    env.raw(),
+                    base as *mut c_void,
+                    len,
+                    Some(finalize_tensor),
+                    keep.cast(),
+                    &mut out,
+                )
+            };
+            if status == sys::Status::napi_ok {
+                // SAFETY: `out` is a fresh handle in this scope.
+                return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), out) });
+            }
+            // SAFETY: the call failed, so V8 did not take `keep`.
+            drop(unsafe { Box::from_raw(keep) });
+        }
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: V8 allocates `len` bytes for us.
+        let status = unsafe { sys::napi_create_arraybuffer(env.raw(), len, &mut data, &mut out) };
+        if status != sys::Status::napi_ok {
+            return Err(errors::compute("napi_create_arraybuffer failed"));
+        }
+        if len > 0 && !data.is_null() {
+            // SAFETY: both ranges are `len` bytes; the storage is alive (self holds it).
+            unsafe { ptr::copy_nonoverlapping(base as *const u8, data.cast::<u8>(), len) };
+        }
+        // SAFETY: as above.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), out) })
+    }
+
+    // ---- autograd ----
+
+    #[napi]
+    pub fn set_requires_grad(&self, requires_grad: bool) -> napi::Result<NativeTensor> {
+        // requires_grad_ works in place; the returned handle shares the tensor.
+        self.t
+            .f_set_requires_grad(requires_grad)
+            .or_compute()
+            .map(NativeTensor::wrap)
+    }
+
+    /// `.grad`, or null.
+    #[napi]
+    pub fn grad(&self) -> Option<NativeTensor> {
+        let g = self.t.grad();
+        g.defined().then(|| NativeTensor::wrap(g))
+    }
+
+    /// `t.grad = g` / `t.grad = None`.
+    #[napi]
+    pub fn set_grad(&self, grad: Option<&NativeTensor>) -> napi::Result<()> {
+        let g = grad.map_or(ptr::null_mut(), |g| g.raw());
+        shim_call(|err| unsafe { shim::ts_set_grad(self.raw(), g, err) })
+    }
+
+    /// `t.backward(gradient, retain_graph, create_graph)`.
+    #[napi]
+    pub fn backward(
+        &self,
+        gradient: Option<&NativeTensor>,
+        retain_graph: Option<bool>,
+        create_graph: Option<bool>,
+    ) -> napi::Result<()> {
+        let g = gradient.map_or(ptr::null_mut(), |g| g.raw());
+        let (keep, create) = (retain_graph.unwrap_or(false), create_graph.unwrap_or(false));
+        shim_call(|err| unsafe {
+            shim::ts_backward(self.raw(), g, i32::from(keep), i32::from(create), err)
+        })
+    }
+
+    /// `torch.autograd.grad(outputs=[self], inputs, grad_outputs=None)`.
+    #[napi]
+    pub fn autograd_grad(
+        &self,
+        inputs: Vec<ClassInstance<NativeTensor>>,
+        retain_graph: Option<bool>,
+        create_graph: Option<bool>,
+    ) -> napi::Result<Vec<NativeTensor>> {
+        let ins: Vec<&Tensor> = inputs.iter().map(|i| &i.t).collect();
+        let out = Tensor::f_run_backward(
+            &[&self.t],
+            &ins,
+            retain_graph.unwrap_or(false),
+            create_graph.unwrap_or(false),
+        )
+        .or_compute()?;
+        Ok(out.into_iter().map(NativeTensor::wrap).collect())
+    }
+}
+
+unsafe extern "C" fn finalize_tensor(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    if !hint.is_null() {
+        // SAFETY: `hint` is the Box<Tensor> leaked by `storage_buffer`; V8 finalizes once.
+        drop(unsafe { Box::from_raw(hint.cast::<Tensor>()) });
+    }
+}
