@@ -85,7 +85,7 @@ describe('the seed demo', () => {
   it('runs every step against an in-memory torch.save/torch.load with the same value contract', () => {
     const io = memoryIO();
     const lines = runSeed('/mem', io);
-    expect(lines.slice(15)).toEqual([
+    expect(lines.slice(15, 25)).toEqual([
       'saved and reloaded the state dict for inference: /mem/state_dict.pt',
       'saved and reloaded the whole model (__main__.TheModelClass): /mem/model.pt',
       'saved and reloaded a checkpoint (epoch 5, loss 0.4242): /mem/checkpoint.tar',
@@ -97,6 +97,11 @@ describe('the seed demo', () => {
       'nn.utils.stripModulePrefix strips every level at once (keys and _metadata)',
       "nn.utils.consumePrefixInStateDictIfPresent(sd, 'module.') does the same as PyTorch's helper",
     ]);
+    // With the libtorch addon (test.sh builds it) the models run: eval inference, then resumed training.
+    expect(lines[25]).toMatch(/^inference \(model\.eval\(\), torch\.noGrad\): outputs torch\.Size\(\[4, 10\]\) identical/);
+    const losses = /loss ([\d.]+) -> ([\d.]+) -> ([\d.]+)$/.exec(lines[26]!)!.slice(1).map(Number);
+    expect(losses[2]!).toBeLessThan(losses[0]!);
+    expect(lines.length).toBe(27);
     const whole = io.files.get('/mem/model.pt') as PyObject;
     expect(whole.fullName).toBe('__main__.TheModelClass');
     expect(() => io.load('/mem/model.pt')).toThrow(expect.objectContaining({ code: 'E_UNSAFE_GLOBAL' }));

@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import * as nn from '../nn';
 import * as optim from '../optim';
 import { pyPrintLine, pyRepr } from '../nn/pyrepr';
-import type { Tensor } from '../tensor';
+import { type Tensor, randn, tensor } from '../tensor';
+import { backends } from '../backends';
+import { noGrad } from '../autograd';
+import * as F from '../nn/functional';
 import { OrderedDict } from '../values';
 
 /** The part of ts/serialization the demo uses (`torch.save` / `torch.load`). */
@@ -32,8 +35,17 @@ export class TheModelClass extends nn.Module {
   fc1 = new nn.Linear(16 * 5 * 5, 120);
   fc2 = new nn.Linear(120, 84);
   fc3 = new nn.Linear(84, 10);
-  // forward(x): pool(relu(conv1(x))) -> pool(relu(conv2(x))) -> view(-1, 400) -> fc1..fc3;
-  // running it needs the libtorch addon, so the inherited forward explains how to get it.
+
+  // def forward(self, x): ... (runs on libtorch's kernels through the libtorch addon)
+  override forward(x: Tensor): Tensor {
+    x = this.pool.forward(F.relu(this.conv1.forward(x)));
+    x = this.pool.forward(F.relu(this.conv2.forward(x)));
+    x = x.view(-1, 16 * 5 * 5);
+    x = F.relu(this.fc1.forward(x));
+    x = F.relu(this.fc2.forward(x));
+    x = this.fc3.forward(x);
+    return x;
+  }
 }
 
 export const CLASSES = { '__main__.TheModelClass': TheModelClass };
@@ -151,6 +163,40 @@ export function dataParallel(io: TorchIO, dir: string): string[] {
   return log;
 }
 
+/**
+ * The seed's `model.eval()` is for inference and `model.train()` for resuming: with the
+ * libtorch addon, run both. The reloaded models must give the original's outputs, and one
+ * SGD step from the checkpoint must lower the loss on its batch.
+ */
+export function runTheModels(original: TheModelClass, fromStateDict: TheModelClass, whole: TheModelClass, checkpointPath: string, io: TorchIO): string[] {
+  const avail = backends.libtorch.isAvailable();
+  if (!avail.available) return [`forward passes skipped: ${avail.reason}`];
+  const x = randn([4, 3, 32, 32]);
+  original.eval();
+  const [y0, y1, y2] = noGrad(() => [original.forward(x), fromStateDict.forward(x), whole.forward(x)]);
+  if (!y0.equal(y1) || !y0.equal(y2)) throw new Error('a reloaded model computes different outputs');
+  const lines = [`inference (model.eval(), torch.noGrad): outputs ${y0.size()} identical for the original, state-dict and whole-model copies`];
+  // The checkpoint's resume path: model.train(), then keep training.
+  const ck = io.load(checkpointPath) as Map<string, unknown>;
+  const model = new TheModelClass();
+  model.loadStateDict(ck.get('model_state_dict') as Map<string, Tensor>);
+  const optimizer = new optim.SGD(model.parameters(), { lr: 0.001, momentum: 0.9 });
+  optimizer.loadStateDict(ck.get('optimizer_state_dict') as Map<string, unknown>);
+  model.train();
+  const labels = tensor([3, 7, 1, 0]);
+  const criterion = new nn.CrossEntropyLoss();
+  const losses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    optimizer.zeroGrad();
+    const loss = criterion.forward(model.forward(x), labels);
+    loss.backward();
+    optimizer.step();
+    losses.push(Number(loss.item()));
+  }
+  lines.push(`resumed training (model.train(), SGD momentum 0.9): loss ${losses.map((l) => l.toFixed(4)).join(' -> ')}`);
+  return lines;
+}
+
 /** Runs the whole seed; returns the printed lines. */
 export function runSeed(outDir?: string, io: TorchIO = defaultIO()): string[] {
   const dir = outDir ?? mkdtempSync(join(tmpdir(), 'torchsave-seed-'));
@@ -168,6 +214,7 @@ export function runSeed(outDir?: string, io: TorchIO = defaultIO()): string[] {
   const c = checkpoint(io, dir, model, optimizer);
   out.push(`saved and reloaded a checkpoint (epoch ${c.epoch}, loss ${c.loss}): ${c.path}`);
   out.push(...dataParallel(io, dir));
+  out.push(...runTheModels(model, a.model, b.model, c.path, io));
   return out;
 }
 
