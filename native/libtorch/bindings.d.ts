@@ -44,7 +44,12 @@ export declare class NativeTensor {
   bilinear(input2: NativeTensor, weight: NativeTensor, bias?: NativeTensor | undefined | null): NativeTensor
   /** conv1d/2d/3d by the weight's rank; `padding` as numbers (string modes are resolved in JS). */
   conv(weight: NativeTensor, bias: NativeTensor | undefined | null, stride: Array<number>, padding: Array<number>, dilation: Array<number>, groups: number): NativeTensor
-  convTranspose2d(weight: NativeTensor, bias: NativeTensor | undefined | null, stride: Array<number>, padding: Array<number>, outputPadding: Array<number>, groups: number, dilation: Array<number>): NativeTensor
+  /** conv_transpose1d/2d/3d by the weight's rank. */
+  convTranspose(weight: NativeTensor, bias: NativeTensor | undefined | null, stride: Array<number>, padding: Array<number>, outputPadding: Array<number>, groups: number, dilation: Array<number>): NativeTensor
+  /** `F.pad(input, pad, mode, value)`: constant, reflect, replicate or circular. */
+  pad(pad: Array<number>, mode: string, value?: number | undefined | null): NativeTensor
+  /** `F.max_pool2d(..., return_indices=True)`: `[values, indices]`. */
+  maxPool2dWithIndices(kernel: Array<number>, stride: Array<number>, padding: Array<number>, dilation: Array<number>, ceilMode: boolean): Array<NativeTensor>
   /** max_pool1d/2d/3d by the kernel's length. */
   maxPool(kernel: Array<number>, stride: Array<number>, padding: Array<number>, dilation: Array<number>, ceilMode: boolean): NativeTensor
   avgPool(kernel: Array<number>, stride: Array<number>, padding: Array<number>, ceilMode: boolean, countIncludePad: boolean, divisorOverride?: number | undefined | null): NativeTensor

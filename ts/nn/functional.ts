@@ -72,37 +72,34 @@ export function conv3d(input: Tensor, weight: Tensor, bias?: Tensor | null, args
   return convNd(3, input, weight, bias, args);
 }
 
-export function convTranspose2d(
-  input: Tensor,
-  weight: Tensor,
-  bias?: Tensor | null,
-  a: { stride?: IntOrList; padding?: IntOrList; outputPadding?: IntOrList; groups?: number; dilation?: IntOrList } = {},
-): Tensor {
-  const [x, w, b] = [nt(input), nt(weight), opt(bias)];
-  return wrap(() => x.convTranspose2d(w, b, expand(a.stride ?? 1, 2), expand(a.padding ?? 0, 2), expand(a.outputPadding ?? 0, 2), a.groups ?? 1, expand(a.dilation ?? 1, 2)));
+export interface ConvTransposeArgs {
+  stride?: IntOrList;
+  padding?: IntOrList;
+  outputPadding?: IntOrList;
+  groups?: number;
+  dilation?: IntOrList;
 }
 
-/** `F.pad(input, pad, mode='constant', value=0)` (constant mode). */
-export function pad(input: Tensor, pads: readonly number[], value = 0): Tensor {
-  // constant_pad_nd is not exposed by name; build it from narrow + cat on each padded dim.
-  let x = input;
-  for (let i = 0; i < pads.length / 2; i++) {
-    const dim = input.dim() - 1 - i;
-    const [left, right] = [pads[2 * i]!, pads[2 * i + 1]!];
-    if (left === 0 && right === 0) continue;
-    const shape = [...x.size()];
-    const parts: Tensor[] = [];
-    const addon = lt('F.pad');
-    const block = (w: number): Tensor => {
-      shape[dim] = w;
-      return wrap(() => addon.NativeTensor.full(shape, value, x.dtype, x.device.toString()));
-    };
-    if (left > 0) parts.push(block(left));
-    parts.push(x);
-    if (right > 0) parts.push(block(right));
-    x = cat(parts, dim);
-  }
-  return x;
+function convTransposeNd(n: number, input: Tensor, weight: Tensor, bias: Tensor | null | undefined, a: ConvTransposeArgs): Tensor {
+  const [x, w, b] = [nt(input), nt(weight), opt(bias)];
+  return wrap(() => x.convTranspose(w, b, expand(a.stride ?? 1, n), expand(a.padding ?? 0, n), expand(a.outputPadding ?? 0, n), a.groups ?? 1, expand(a.dilation ?? 1, n)));
+}
+export function convTranspose1d(input: Tensor, weight: Tensor, bias?: Tensor | null, args: ConvTransposeArgs = {}): Tensor {
+  return convTransposeNd(1, input, weight, bias, args);
+}
+export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | null, args: ConvTransposeArgs = {}): Tensor {
+  return convTransposeNd(2, input, weight, bias, args);
+}
+export function convTranspose3d(input: Tensor, weight: Tensor, bias?: Tensor | null, args: ConvTransposeArgs = {}): Tensor {
+  return convTransposeNd(3, input, weight, bias, args);
+}
+
+export type PadMode = 'constant' | 'reflect' | 'replicate' | 'circular';
+
+/** `F.pad(input, pad, mode='constant', value=0)`: pads the last dims, (left, right) pairs from the last. */
+export function pad(input: Tensor, pads: readonly number[], mode: PadMode = 'constant', value = 0): Tensor {
+  const x = nt(input);
+  return wrap(() => x.pad([...pads], mode, mode === 'constant' ? value : undefined));
 }
 
 export interface PoolArgs {
@@ -110,6 +107,15 @@ export interface PoolArgs {
   padding?: IntOrList;
   dilation?: IntOrList;
   ceilMode?: boolean;
+}
+
+/** `F.max_pool2d(..., return_indices=True)`: `[output, indices]`. */
+export function maxPool2dWithIndices(input: Tensor, kernelSize: IntOrList, a: PoolArgs = {}): [Tensor, Tensor] {
+  const k = expand(kernelSize, 2);
+  const stride = a.stride === undefined || a.stride === null ? k : expand(a.stride, 2);
+  const x = nt(input);
+  const [v, i] = nat(() => x.maxPool2dWithIndices(k, stride, expand(a.padding ?? 0, 2), expand(a.dilation ?? 1, 2), a.ceilMode ?? false));
+  return [Tensor.fromNative(v!), Tensor.fromNative(i!)];
 }
 
 function maxPoolNd(n: number, input: Tensor, kernelSize: IntOrList, a: PoolArgs): Tensor {

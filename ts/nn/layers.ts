@@ -235,19 +235,22 @@ export abstract class ConvNd extends Module {
     return s;
   }
   override forward(input: Tensor): Tensor {
-    if (this.paddingMode !== 'zeros') {
-      throw nnError('E_INVALID_ARGUMENT', `padding_mode '${this.paddingMode}' is not supported by forward yet (only 'zeros')`);
-    }
     const n = this.kernelSize.length;
     if (this.transposed) {
-      if (n !== 2) throw nnError('E_INVALID_ARGUMENT', `ConvTranspose${n}d forward is not supported`);
-      return F.convTranspose2d(input, this.weight, this.bias, {
-        stride: this.stride,
-        padding: this.padding as number[],
-        outputPadding: this.outputPadding,
-        groups: this.groups,
-        dilation: this.dilation,
-      });
+      if (this.paddingMode !== 'zeros') throw nnError('E_INVALID_ARGUMENT', `Only "zeros" padding mode is supported for ConvTranspose${n}d`);
+      const args = { stride: this.stride, padding: this.padding as number[], outputPadding: this.outputPadding, groups: this.groups, dilation: this.dilation };
+      return n === 1
+        ? F.convTranspose1d(input, this.weight, this.bias, args)
+        : n === 2
+          ? F.convTranspose2d(input, this.weight, this.bias, args)
+          : F.convTranspose3d(input, this.weight, this.bias, args);
+    }
+    if (this.paddingMode !== 'zeros') {
+      // _ConvNd._conv_forward: pad with the mode first, then convolve without padding.
+      const pads = [...(this.reversedPaddingRepeatedTwice() as Iterable<number>)];
+      const padded = F.pad(input, pads, this.paddingMode as F.PadMode);
+      const a0 = { stride: this.stride, padding: 0, dilation: this.dilation, groups: this.groups };
+      return n === 1 ? F.conv1d(padded, this.weight, this.bias, a0) : n === 2 ? F.conv2d(padded, this.weight, this.bias, a0) : F.conv3d(padded, this.weight, this.bias, a0);
     }
     const args = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
     return n === 1 ? F.conv1d(input, this.weight, this.bias, args) : n === 2 ? F.conv2d(input, this.weight, this.bias, args) : F.conv3d(input, this.weight, this.bias, args);
@@ -324,8 +327,15 @@ export class MaxPool2d extends Module {
     return `kernel_size=${f(this.kernelSize)}, stride=${f(this.stride)}, padding=${f(this.padding)}, dilation=${f(this.dilation)}, ceil_mode=${this.ceilMode ? 'True' : 'False'}`;
   }
   override forward(input: Tensor): Tensor {
-    if (this.returnIndices) throw nnError('E_INVALID_ARGUMENT', 'MaxPool2d(return_indices=True) forward is not supported');
+    if (this.returnIndices) {
+      // Typed JS cannot return Python's tuple from the same method: it has its own.
+      throw nnError('E_INVALID_ARGUMENT', 'MaxPool2d(returnIndices: true): call forwardWithIndices(input) for [output, indices]');
+    }
     return F.maxPool2d(input, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation, ceilMode: this.ceilMode });
+  }
+  /** PyTorch's `return_indices=True` result: `[output, indices]`. */
+  forwardWithIndices(input: Tensor): [Tensor, Tensor] {
+    return F.maxPool2dWithIndices(input, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation, ceilMode: this.ceilMode });
   }
 }
 

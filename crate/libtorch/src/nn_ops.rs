@@ -89,8 +89,9 @@ impl NativeTensor {
             ))),
         }
     }
-    #[napi(js_name = "convTranspose2d")]
-    pub fn conv_transpose2d(
+    /// conv_transpose1d/2d/3d by the weight's rank.
+    #[napi]
+    pub fn conv_transpose(
         &self,
         weight: &NativeTensor,
         bias: Option<&NativeTensor>,
@@ -100,15 +101,53 @@ impl NativeTensor {
         groups: i64,
         dilation: Vec<i64>,
     ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_conv_transpose2d(
-            &weight.t,
-            opt(bias),
+        let b = opt(bias);
+        let (s, p, o, d) = (
             stride.as_slice(),
             padding.as_slice(),
             output_padding.as_slice(),
-            groups,
             dilation.as_slice(),
-        ))
+        );
+        match weight.t.dim() {
+            3 => ok(self.t.f_conv_transpose1d(&weight.t, b, s, p, o, groups, d)),
+            4 => ok(self.t.f_conv_transpose2d(&weight.t, b, s, p, o, groups, d)),
+            5 => ok(self.t.f_conv_transpose3d(&weight.t, b, s, p, o, groups, d)),
+            n => Err(errors::invalid(format!(
+                "conv_transpose weight must have 3, 4 or 5 dims, got {n}"
+            ))),
+        }
+    }
+    /// `F.pad(input, pad, mode, value)`: constant, reflect, replicate or circular.
+    #[napi]
+    pub fn pad(
+        &self,
+        pad: Vec<i64>,
+        mode: String,
+        value: Option<f64>,
+    ) -> napi::Result<NativeTensor> {
+        ok(self.t.f_pad(pad.as_slice(), &mode, value))
+    }
+    /// `F.max_pool2d(..., return_indices=True)`: `[values, indices]`.
+    #[napi(js_name = "maxPool2dWithIndices")]
+    pub fn max_pool2d_with_indices(
+        &self,
+        kernel: Vec<i64>,
+        stride: Vec<i64>,
+        padding: Vec<i64>,
+        dilation: Vec<i64>,
+        ceil_mode: bool,
+    ) -> napi::Result<Vec<NativeTensor>> {
+        let (v, i) = self
+            .t
+            .f_max_pool2d_with_indices(
+                kernel.as_slice(),
+                stride.as_slice(),
+                padding.as_slice(),
+                dilation.as_slice(),
+                ceil_mode,
+            )
+            .or_compute()?;
+        Ok(vec![NativeTensor::wrap(v), NativeTensor::wrap(i)])
     }
     /// max_pool1d/2d/3d by the kernel's length.
     #[napi]
