@@ -65,8 +65,10 @@ export class UntypedStorage {
     if (this._bytes) return this._bytes;
     if (this._nt && this.device.type === 'cpu') {
       const nt = this._nt;
-      this._bytes = new Uint8Array(nat(() => nt.storageBuffer()));
-      return this._bytes;
+      const bytes = new Uint8Array(nat(() => nt.storageBuffer()));
+      // Under Electron's sandbox this is a copy: never cache it, libtorch may write the storage.
+      if (!lt().NativeTensor.externalRefused()) this._bytes = bytes;
+      return bytes;
     }
     if (this.device.type === 'meta') return new Uint8Array(0);
     throw tsError('E_DEVICE_UNAVAILABLE', `this storage lives on ${this.device}: copy it to the host with .cpu() to read its bytes`);

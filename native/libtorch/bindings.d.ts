@@ -8,6 +8,11 @@ export declare class NativeTensor {
    * alive while any libtorch tensor uses the memory.
    */
   static fromStorage(buffer: unknown, byteOffset: number, nbytes: number): NativeTensor
+  /**
+   * True once the runtime refused an external ArrayBuffer (Electron's V8 sandbox): from
+   * then on `storageBuffer` returns copies, which the facade must not keep as the storage.
+   */
+  static externalRefused(): boolean
   /** Releases references to JS memory that libtorch no longer uses (see keepalive.rs). */
   static drainReleased(): number
   /**

@@ -25,6 +25,7 @@
 import { inspect } from 'node:util';
 import type { DType } from '../dtype';
 import { Parameter, Tensor, tensor } from '../tensor';
+import { LIBTORCH_HOW_TO } from '../libtorch/addon';
 import { Device, OrderedDict, PyFloat, PyObject, PyTuple, lookupPyClass, pyReduce, type PyReducible } from '../values';
 
 /** An `Error` with a stable `.code` (and optional extra fields). */
@@ -32,9 +33,8 @@ export function nnError(code: string, message: string, extra: Record<string, unk
   return Object.assign(new Error(message), { code }, extra);
 }
 
-/** How libtorch-backed compute will be reached; every compute entry point says this. */
-export const LIBTORCH_HINT =
-  'install the optional libtorch addon (@torchsave/libtorch, needs a libtorch or pip-installed torch; see torch.backends.libtorch.isAvailable())';
+/** How libtorch-backed compute is reached (the same text every compute error carries). */
+export const LIBTORCH_HINT = LIBTORCH_HOW_TO;
 
 export type StateDict = OrderedDict<string, Tensor> | Map<string, unknown>;
 

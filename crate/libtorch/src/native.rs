@@ -8,7 +8,10 @@ use napi::{sys, Env, JsValue, Unknown};
 use napi_derive::napi;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Tensor;
+
+static EXTERNAL_REFUSED: AtomicBool = AtomicBool::new(false);
 
 #[napi]
 pub struct NativeTensor {
@@ -119,6 +122,13 @@ impl NativeTensor {
         from_shim(p)
             .map(NativeTensor::wrap)
             .ok_or_else(|| errors::compute("from_blob returned nothing"))
+    }
+
+    /// True once the runtime refused an external ArrayBuffer (Electron's V8 sandbox): from
+    /// then on `storageBuffer` returns copies, which the facade must not keep as the storage.
+    #[napi]
+    pub fn external_refused() -> bool {
+        EXTERNAL_REFUSED.load(Ordering::Relaxed)
     }
 
     /// Releases references to JS memory that libtorch no longer uses (see keepalive.rs).
@@ -241,6 +251,9 @@ impl NativeTensor {
             }
             // SAFETY: the call failed, so V8 did not take `keep`.
             drop(unsafe { Box::from_raw(keep) });
+            if status == sys::Status::napi_no_external_buffers_allowed {
+                EXTERNAL_REFUSED.store(true, Ordering::Relaxed);
+            }
         }
         let mut data: *mut c_void = ptr::null_mut();
         // SAFETY: V8 allocates `len` bytes for us.
