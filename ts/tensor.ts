@@ -187,7 +187,9 @@ export class Tensor {
   protected _shape: number[];
   protected _stride: number[];
   protected _offset: number;
-  protected _storage: UntypedStorage;
+  /** The storage; for a libtorch result it is made on first use (most results never need it). */
+  private _st: UntypedStorage | undefined;
+  private _dev: Device | undefined;
   private _requiresGrad: boolean;
   private _grad: Tensor | null = null;
   private _gradWrap: Tensor | undefined;
@@ -205,7 +207,7 @@ export class Tensor {
     this._shape = [...init.shape];
     this._stride = init.stride ? [...init.stride] : contiguousStrides(init.shape);
     this._offset = init.storageOffset ?? 0;
-    this._storage = init.storage;
+    this._st = init.storage;
     this._requiresGrad = init.requiresGrad ?? false;
     if (this._shape.length !== this._stride.length) {
       throw tsError('E_STORAGE_BOUNDS', `shape has ${this._shape.length} dims but stride has ${this._stride.length}`);
@@ -266,22 +268,37 @@ export class Tensor {
     return nt;
   }
 
-  /** @internal Wraps a libtorch result; views of one storage share one UntypedStorage. */
+  /**
+   * @internal Wraps a libtorch result. Cheap: the storage object (shared by every view of one
+   * libtorch storage) is looked up only when something needs it.
+   */
   static fromNative(nt: NativeTensor): Tensor {
-    const t = new Tensor({
-      storage: storageOf(nt),
+    const t = Object.create(Tensor.prototype) as Tensor;
+    Object.assign(t, {
       dtype: nt.dtype as DType,
-      shape: nt.shape,
-      stride: nt.strides,
-      storageOffset: nt.storageOffset,
+      _shape: nt.shape,
+      _stride: nt.strides,
+      _offset: nt.storageOffset,
+      _st: undefined,
+      _dev: undefined,
+      _requiresGrad: false,
+      _grad: null,
+      _gradWrap: undefined,
+      _nt: nt,
     });
-    t._nt = nt;
     return t;
+  }
+
+  protected get _storage(): UntypedStorage {
+    if (!this._st) this._st = storageOf(this._nt!);
+    return this._st;
   }
 
   /** True when the value is a libtorch tensor already (a result, or on a device). */
   protected get onNative(): boolean {
-    return this._nt !== undefined || (this._storage.device.type !== 'cpu' && this._storage.device.type !== 'meta');
+    if (this._nt !== undefined) return true;
+    const t = this._storage.device.type;
+    return t !== 'cpu' && t !== 'meta';
   }
 
   /** Bytes of storage this view reaches (0 for an empty tensor). */
@@ -324,10 +341,12 @@ export class Tensor {
     return elementSize(this.dtype);
   }
   get device(): Device {
-    return this._storage.device;
+    if (this._st) return this._st.device;
+    if (!this._dev) this._dev = new Device(this._nt!.device);
+    return this._dev;
   }
   get isCuda(): boolean {
-    return this._storage.device.type === 'cuda';
+    return this.device.type === 'cuda';
   }
   get isQuantized(): boolean {
     return this.quantizer !== undefined;
