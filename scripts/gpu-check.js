@@ -37,9 +37,10 @@ const USAGE = `usage: node scripts/gpu-check.js [--device cuda:0|cpu] [--small] 
   --work DIR   scratch folder for the generated files (default: a temp dir, removed at the end)
   --out FILE   also write the full JSON result there
   --runs N     timed runs per perf case (default 3)
-  --no-perf    correctness checks only`;
+  --no-perf    correctness checks only
+  --inject-mismatch  corrupt one digest of our side on purpose (proves the check can fail)`;
 
-const DEFAULTS = { device: 'cuda:0', small: false, work: '', out: '', runs: 3, noPerf: false };
+const DEFAULTS = { device: 'cuda:0', small: false, work: '', out: '', runs: 3, noPerf: false, injectMismatch: false };
 
 function tol(device) {
   const cuda = device.startsWith('cuda');
@@ -169,6 +170,7 @@ async function main() {
       { cmd: 'data-parallel', dir: work, device },
     ]);
     const [oDevNone, oDevMap, oDevMapAsync, oHostMap, oHostMapAsync, oBig, oBigAsync, , , trSgd, trAdam, dp] = ts;
+    if (opts.injectMismatch) oHostMapAsync.tensors.f16.sha256 = '0'.repeat(64);
     compareDescribe('load: file saved on the device, no mapLocation', oDevNone, dDevNone);
     compareDescribe(`load: file saved on the device, mapLocation '${device}'`, oDevMap, dDevMap);
     compareDescribe(`loadAsync: file saved on the device, mapLocation '${device}'`, oDevMapAsync, dDevMap);

@@ -185,7 +185,9 @@ def load_time(a):
         if any(t.device != torch.device(dev) for t in sd.values()):
             raise SystemExit(f"torch.load put a tensor elsewhere than {dev}")
         del sd
-        free(dev)
+        # Back to torch's caching allocator (no empty_cache): our side's freed tensors go
+        # back to the same allocator, so both reuse the blocks of the previous run.
+        gc.collect()
         if i > 0:
             times.append(dt)
         log(f"torch.load(map_location={dev!r}) {'warm-up' if i == 0 else f'run {i}'}: {dt:.3f} s")
@@ -281,12 +283,8 @@ def train(a):
     torch.save(rec, a["out"])
     del m, opt
     free(dev)
-    return {"losses": losses, "foreach": bool(opt_foreach(a, dev))}
-
-
-def opt_foreach(a, dev):
-    # torch picks the foreach implementation on CUDA by default, the single-tensor one on CPU.
-    return str(dev).startswith("cuda")
+    # torch picks its foreach implementation on CUDA by default, the single-tensor one on CPU.
+    return {"losses": losses, "foreach": str(dev).startswith("cuda")}
 
 
 def check_resaved(a):
