@@ -196,4 +196,18 @@ describe('DataParallel pickling and device options without compute', () => {
     expect(back.deviceIds).toEqual(expectedIds);
     expect(Object.keys(back)).toEqual([]);
   });
+
+  it('pickles device fields in __init__ order when it has devices, then user attributes', () => {
+    const dp = new nn.DataParallel(new MLP());
+    (dp as unknown as { note: string }).note = 'x';
+    const keysOf = (m: nn.Module) => [...(m as unknown as { pyStateDict(): Map<string, unknown> }).pyStateDict().keys()].slice(17);
+    expect(keysOf(dp)).toEqual(['device_ids', 'note']);
+    // As if built on a one-GPU machine (DataParallel.__init__: dim, module, device_ids, output_device, src_device_obj).
+    Object.defineProperty(dp, '_deviceIds', { value: [0], enumerable: false });
+    Object.defineProperty(dp, 'outputDevice', { value: 0, enumerable: false });
+    expect(keysOf(dp)).toEqual(['dim', 'device_ids', 'output_device', 'src_device_obj', 'note']);
+    const st = (dp as unknown as { pyStateDict(): Map<string, unknown> }).pyStateDict();
+    expect(st.get('device_ids')).toEqual([0]);
+    expect(String(st.get('src_device_obj'))).toBe('cuda:0');
+  });
 });

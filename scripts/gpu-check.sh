@@ -135,7 +135,7 @@ run() {
   local out_args=()
   if [[ -n "${OUT:-}" ]]; then out_args=(--out "$OUT/gpu-check.json"); fi
   local rc=0
-  timeout "${GPU_CHECK_TIMEOUT:-480}" "$node" "$PACK/pkg/scripts/gpu-check.js" --device cuda:0 --work "$work/data" "${out_args[@]}" "$@" || rc=$?
+  timeout "${GPU_CHECK_TIMEOUT:-480}" "$node" "$PACK/pkg/scripts/gpu-check.js" --device cuda:0 --work "$work/data" ${out_args[@]+"${out_args[@]}"} "$@" || rc=$?
   rm -rf "$work/data" "$PACK/pkg/bench/out"
   if ((rc == 124)); then echo "gpu-check: timed out after ${GPU_CHECK_TIMEOUT:-480} s" >&2; fi
   return $rc

@@ -298,12 +298,15 @@ export class DataParallel<M extends Module = Module> extends Module {
     return this._deviceIds.length === 0 ? null : new Device('cuda', this._deviceIds[0]!);
   }
   protected override pyAttributes(): [string, unknown][] {
-    if (this._deviceIds.length === 0) return [['device_ids', []]];
+    // Then any attribute the user set, as Module's own pickling would add it.
+    const rest = super.pyAttributes();
+    if (this._deviceIds.length === 0) return [['device_ids', []], ...rest];
     return [
       ['dim', this.dim],
       ['device_ids', [...this._deviceIds]],
       ['output_device', this.outputDevice],
       ['src_device_obj', this.srcDevice],
+      ...rest,
     ];
   }
   protected override _afterPyLoad(): void {
