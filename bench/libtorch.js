@@ -77,13 +77,18 @@ async function main(opts) {
   worker('py', { cmd: 'gen-models', dir, batch: sz.batch });
 
   const raw = { device, torch: {}, ours: {} };
+  // On a shared CPU the load drifts within seconds, so the sides alternate in rounds of one
+  // run each; on a GPU each side does all its runs in one process (CUDA start-up is slow).
+  const rounds = cuda ? 1 : opts.runs;
+  const perRound = cuda ? opts.runs : 1;
   for (const model of ['seed', 'resnet18']) {
-    const cmd = { cmd: 'forward', model, dir, device, runs: opts.runs, iters: sz.iters[model] };
-    c.log(`forward ${model} on ${device}: torch`);
-    raw.torch[model] = worker('py', cmd);
-    if (!opts.referenceOnly) {
-      c.log(`forward ${model} on ${device}: torchsave`);
-      raw.ours[model] = worker('ts', cmd);
+    const cmd = { cmd: 'forward', model, dir, device, runs: perRound, iters: sz.iters[model] };
+    raw.torch[model] = { forward_s: [] };
+    raw.ours[model] = opts.referenceOnly ? null : { forward_s: [] };
+    for (let r = 0; r < rounds; r++) {
+      c.log(`forward ${model} on ${device}${rounds > 1 ? `, round ${r + 1} of ${rounds}` : ''}`);
+      raw.torch[model].forward_s.push(...worker('py', cmd).forward_s);
+      if (!opts.referenceOnly) raw.ours[model].forward_s.push(...worker('ts', cmd).forward_s);
     }
   }
 
@@ -117,6 +122,7 @@ async function main(opts) {
   ];
   const notes = [
     'Forward: eval mode under no_grad / torch.noGrad, the same weights and input on both sides (made by torch), time per forward over a loop of iterations, synchronized on CUDA; median of the runs.',
+    `Our loop yields to the event loop after each forward (as an application does between batches): libtorch memory of dropped results is freed by finalizers, which a synchronous loop never lets run${cuda ? '' : '; on the CPU the sides alternate in rounds of one run, so load drift on a shared machine hits both'}.`,
   ];
   if (big) {
     const B = c.fmtBytes(big.bytes);

@@ -108,20 +108,32 @@ function loadModel(name, dir, device) {
   return m;
 }
 
+/**
+ * Forward timing. Between iterations the loop yields to the event loop, as an application
+ * does between requests or batches: libtorch's memory for dropped results is freed by
+ * finalizers, which never run inside one synchronous loop (PyTorch frees by refcount at once).
+ */
 async function forward(a) {
   const dev = a.device;
   const m = loadModel(a.model, a.dir, dev);
   const x = torch.load(path.join(a.dir, `${a.model}_x.pt`)).to(dev);
-  const per = torch.noGrad(() => {
+  const tick = () => new Promise((r) => setImmediate(r));
+  const per = await torch.noGrad(async () => {
     const y = m.call(x);
     if (a.out) torch.save(y.cpu(), a.out);
-    for (let i = 0; i < (a.warmup ?? 3); i++) m.call(x);
+    for (let i = 0; i < (a.warmup ?? 3); i++) {
+      m.call(x);
+      await tick();
+    }
     sync(dev);
     const res = [];
     for (let r = 0; r < a.runs; r++) {
       sync(dev);
       const t0 = now();
-      for (let i = 0; i < a.iters; i++) m.call(x);
+      for (let i = 0; i < a.iters; i++) {
+        m.call(x);
+        await tick();
+      }
       sync(dev);
       res.push((now() - t0) / a.iters);
     }
