@@ -30,14 +30,22 @@ export {
 export * from './layers';
 export * from './containers';
 export * from './rnn';
-export { DataParallel, DistributedDataParallel, type DataParallelOptions, type DistributedDataParallelOptions } from './parallel';
+export { DataParallel, DistributedDataParallel, type DataParallelOptions, type DistributedDataParallelOptions, type DeviceLike } from './parallel';
 export { Parameter };
 export * as init from './init';
 export * as functional from './functional';
 export { pyRepr, pyFloatRepr, pyPrintLine } from './pyrepr';
 
 /** `torch.nn.parallel`. */
-export const parallel = { DataParallel: parallelMod.DataParallel, DistributedDataParallel: parallelMod.DistributedDataParallel };
+export const parallel = {
+  DataParallel: parallelMod.DataParallel,
+  DistributedDataParallel: parallelMod.DistributedDataParallel,
+  dataParallel: parallelMod.dataParallel,
+  scatter: parallelMod.scatter,
+  gather: parallelMod.gather,
+  replicate: parallelMod.replicate,
+  parallelApply: parallelMod.parallelApply,
+};
 
 /** `torch.nn.utils` / `torch.nn.modules.utils` state-dict helpers. */
 export const utils = {
