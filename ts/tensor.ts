@@ -286,7 +286,20 @@ export class Tensor {
       _gradWrap: undefined,
       _nt: nt,
     });
+    nt.track();
     return t;
+  }
+
+  /**
+   * Frees this tensor's libtorch memory now instead of when the garbage collector gets to it
+   * (Node runs finalizers between event-loop turns, so a long synchronous loop of ops keeps
+   * every result until it yields). Storage still used elsewhere (views, JS typed arrays, an
+   * optimizer) stays alive; the tensor itself must not be used afterwards.
+   */
+  dispose(): void {
+    const nt = this._nt;
+    if (!nt) return;
+    nt.dispose();
   }
 
   protected get _storage(): UntypedStorage {

@@ -13,6 +13,18 @@ export declare class NativeTensor {
    * then on `storageBuffer` returns copies, which the facade must not keep as the storage.
    */
   static externalRefused(): boolean
+  /**
+   * Tells V8 this handle holds libtorch memory (its elements' bytes), so garbage collection
+   * runs as memory grows and drops results JS no longer references; settles what dropped
+   * handles reported before.
+   */
+  track(): void
+  /**
+   * Drops this handle's reference to libtorch's memory now, without waiting for the
+   * garbage collector (memory still used by other tensors or JS views stays alive). Any
+   * later op on this handle fails with E_COMPUTE.
+   */
+  dispose(): void
   /** Releases references to JS memory that libtorch no longer uses (see keepalive.rs). */
   static drainReleased(): number
   /**

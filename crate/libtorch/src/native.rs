@@ -8,7 +8,7 @@ use napi::{sys, Env, JsValue, Unknown};
 use napi_derive::napi;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use tch::Tensor;
 
 static EXTERNAL_REFUSED: AtomicBool = AtomicBool::new(false);
@@ -16,6 +16,20 @@ static EXTERNAL_REFUSED: AtomicBool = AtomicBool::new(false);
 #[napi]
 pub struct NativeTensor {
     pub(crate) t: Tensor,
+    /// Bytes reported to V8 as external memory for this handle (see `track`).
+    reported: i64,
+}
+
+/// Bytes of dropped handles not yet taken back from V8's external-memory count (a drop has no
+/// env; the next `track` settles it).
+static OWED: AtomicI64 = AtomicI64::new(0);
+
+impl Drop for NativeTensor {
+    fn drop(&mut self) {
+        if self.reported != 0 {
+            OWED.fetch_add(self.reported, Ordering::Relaxed);
+        }
+    }
 }
 
 impl NativeTensor {
@@ -25,7 +39,7 @@ impl NativeTensor {
         Ok((off, leaf != 0))
     }
     pub fn wrap(t: Tensor) -> Self {
-        Self { t }
+        Self { t, reported: 0 }
     }
     pub(crate) fn raw(&self) -> *mut c_void {
         self.t.as_ptr() as *mut c_void
@@ -129,6 +143,31 @@ impl NativeTensor {
     #[napi]
     pub fn external_refused() -> bool {
         EXTERNAL_REFUSED.load(Ordering::Relaxed)
+    }
+
+    /// Tells V8 this handle holds libtorch memory (its elements' bytes), so garbage collection
+    /// runs as memory grows and drops results JS no longer references; settles what dropped
+    /// handles reported before.
+    #[napi]
+    pub fn track(&mut self, env: Env) {
+        let bytes = (self.t.numel() * self.t.kind().elt_size_in_bytes()) as i64;
+        let delta = bytes - self.reported - OWED.swap(0, Ordering::Relaxed);
+        self.reported = bytes;
+        let mut total = 0i64;
+        // SAFETY: a plain counter update on the JS thread.
+        unsafe { sys::napi_adjust_external_memory(env.raw(), delta, &mut total) };
+    }
+
+    /// Drops this handle's reference to libtorch's memory now, without waiting for the
+    /// garbage collector (memory still used by other tensors or JS views stays alive). Any
+    /// later op on this handle fails with E_COMPUTE.
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.t = Tensor::new();
+        if self.reported != 0 {
+            OWED.fetch_add(self.reported, Ordering::Relaxed);
+            self.reported = 0;
+        }
     }
 
     /// Releases references to JS memory that libtorch no longer uses (see keepalive.rs).
