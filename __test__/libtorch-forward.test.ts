@@ -14,7 +14,7 @@ import * as F from '../ts/nn/functional';
 import { load } from '../ts/serialization';
 import { Tensor } from '../ts/tensor';
 import { OrderedDict } from '../ts/values';
-import { TheModelClass, expectClose, runLtPy } from './libtorch-helpers';
+import { TheModelClass, expectClose, runLtPy, singleThreaded } from './libtorch-helpers';
 
 type SD = Map<string, Tensor>;
 type Arg = Tensor | Tensor[];
@@ -135,6 +135,7 @@ let dir: string;
 let oracle: Oracle;
 
 beforeAll(() => {
+  singleThreaded();
   dir = mkdtempSync(join(tmpdir(), 'lt-forward-'));
   const path = join(dir, 'forward.pt');
   runLtPy('forward.py', [path]);

@@ -5,10 +5,19 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { setNumThreads } from '../ts/backends';
 import * as nn from '../ts/nn';
 import * as F from '../ts/nn/functional';
 import type { Tensor } from '../ts/tensor';
 import { pythonPath } from './helpers/python';
+
+/**
+ * One intra-op thread for libtorch in this test process, as the Python oracle uses: on small
+ * shared CI machines OpenMP workers spinning against other processes make a step 100x slower.
+ */
+export function singleThreaded(): void {
+  setNumThreads(1);
+}
 
 export const LT_PY_DIR = join(__dirname, 'python', 'libtorch');
 

@@ -18,6 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# One intra-op thread, like the Node side: the test machines are small and shared, where
+# spinning OpenMP workers cost far more than they give (and both sides then reduce alike).
+torch.set_num_threads(1)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fixture_classes import TheModelClass  # noqa: E402
 
