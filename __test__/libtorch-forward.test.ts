@@ -282,7 +282,7 @@ describe('autograd equals PyTorch 2.11', () => {
       }
       if (name === 'rnn') {
         // padding_idx 0: its row gets no gradient
-        const g = (model.get('emb') as nn.Embedding).weight.grad!;
+        const g = ((model as nn.ModuleDict).get('emb') as nn.Embedding).weight.grad!;
         expect(Array.from(g.select(0, 0).toFloat64Array())).toEqual([0, 0, 0, 0]);
       }
     });
@@ -334,6 +334,24 @@ describe('autograd equals PyTorch 2.11', () => {
     l2.backward();
     m2.zeroGrad();
     for (const p of m2.parameters()) expect(p.grad).toBeNull();
+  });
+
+  it('loadStateDict and nn.init write parameters that are already on libtorch (under no_grad, like PyTorch)', () => {
+    const c = oracle.autograd.seed!;
+    const model = new TheModelClass();
+    F.crossEntropy(model.forward(c.x), c.y).backward(); // every parameter is a libtorch leaf now
+    loadInto(model, c.sd);
+    for (const [k, want] of c.sd) expect(model.stateDict().get(k)!.detach().equal(want), k).toBe(true);
+    model.zeroGrad();
+    const loss = F.crossEntropy(model.forward(c.x), c.y);
+    expectClose(loss.detach(), c.loss, 'loss after reloading');
+    loss.backward();
+    for (const [k, p] of model.namedParameters()) expectClose(p.grad!, c.grads.get(k)!, `grad ${k} after reloading`);
+    nn.init.zeros_(model.fc3.bias!);
+    expect(Array.from(model.fc3.bias!.detach().toFloat64Array())).toEqual(new Array(10).fill(0));
+    nn.init.uniform_(model.fc3.weight, 2, 3);
+    expect(Number(model.fc3.weight.min().item())).toBeGreaterThanOrEqual(2);
+    expect(torch.isGradEnabled()).toBe(true);
   });
 
   it('requiresGrad=false parameters get no .grad', () => {
