@@ -187,6 +187,27 @@ describe('errors from libtorch carry codes', () => {
     expect(codeOf(() => torch.ones([2, 3]).mul(1).view(4, 2))).toBe('E_COMPUTE');
   });
 
+  it('a failing op with a scalar argument is E_COMPUTE with libtorch\'s message, not a process abort', () => {
+    // tch drops the op's Scalar before reading libtorch's error and that drop panicked.
+    expect(codeOf(() => torch.zeros([2], { dtype: 'complex64' }).lt(0))).toBe('E_COMPUTE');
+    const lin = new nn.Linear(2, 2);
+    lin.forward(torch.ones([1, 2])); // the weight is on libtorch now: a leaf that requires grad
+    for (const f of [() => lin.weight.mul_(2), () => lin.weight.fill_(0), () => lin.weight.add_(1)]) {
+      let err: { code?: string; message: string } | undefined;
+      try {
+        f();
+      } catch (e) {
+        err = e as { code?: string; message: string };
+      }
+      expect(err?.code).toBe('E_COMPUTE');
+      expect(err?.message).toMatch(/leaf Variable that requires grad/);
+    }
+    // the process and libtorch are fine afterwards, and under noGrad the same writes work
+    const before = Number(lin.weight.sum().item());
+    torch.noGrad(() => lin.weight.mul_(2));
+    expect(Number(lin.weight.sum().item())).toBeCloseTo(2 * before, 5);
+  });
+
   it('a failed op leaves the grad mode and the inputs usable', () => {
     const x = loaded();
     expect(codeOf(() => x.matmul(torch.ones([5, 5])))).toBe('E_COMPUTE');
