@@ -3,7 +3,7 @@
  * that run a callback (JS has no `with`). They flip libtorch's grad mode for the duration,
  * also when the callback throws; an async callback keeps the mode until its promise settles.
  */
-import { loadLibtorch, lt } from './libtorch/addon';
+import { libtorchLoaded, loadLibtorch, lt } from './libtorch/addon';
 import { manualSeed as jsManualSeed, type Generator } from './tensor';
 
 function withGradMode<T>(enabled: boolean, fn: () => T): T {
@@ -27,6 +27,15 @@ function withGradMode<T>(enabled: boolean, fn: () => T): T {
 /** `with torch.no_grad(): ...` -> `torch.noGrad(() => ...)`. */
 export function noGrad<T>(fn: () => T): T {
   return withGradMode(false, fn);
+}
+
+/**
+ * @internal `noGrad` for torchsave's own in-place writes (initialisers, loadStateDict), as
+ * PyTorch does them, without loading libtorch just for that: while it is not loaded no tensor
+ * lives on libtorch, and the writes are plain memory writes.
+ */
+export function noGradIfLoaded<T>(fn: () => T): T {
+  return libtorchLoaded() ? withGradMode(false, fn) : fn();
 }
 
 /** `with torch.enable_grad(): ...`. */

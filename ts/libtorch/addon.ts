@@ -79,6 +79,11 @@ export function loadLibtorch(): LoadState {
   return state;
 }
 
+/** Whether the addon is loaded already (never loads it). */
+export function libtorchLoaded(): boolean {
+  return state?.addon !== undefined;
+}
+
 /** The addon, or an E_DEVICE_UNAVAILABLE error that says how to get it. */
 export function lt(what = 'this operation'): LibtorchAddon {
   const s = loadLibtorch();

@@ -1,7 +1,10 @@
 /**
  * `torch.nn.init`: the initialisers PyTorch's layers use, with the same distributions
  * (the numbers differ: PyTorch's generator is not reproduced, see `Generator` in ts/tensor).
+ * Like PyTorch's, they write under `no_grad`: a parameter already on libtorch requires grad,
+ * and libtorch refuses in-place writes to such a leaf while autograd records.
  */
+import { noGradIfLoaded } from '../autograd';
 import { type Generator, Tensor, defaultGenerator } from '../tensor';
 import { nnError } from './module';
 
@@ -43,19 +46,19 @@ export function calculateGain(nonlinearity: string, param?: number): number {
 }
 
 export function uniform_(t: Tensor, a = 0, b = 1, generator: Generator = defaultGenerator): Tensor {
-  return t.uniform_(a, b, generator);
+  return noGradIfLoaded(() => t.uniform_(a, b, generator));
 }
 export function normal_(t: Tensor, mean = 0, std = 1, generator: Generator = defaultGenerator): Tensor {
-  return t.normal_(mean, std, generator);
+  return noGradIfLoaded(() => t.normal_(mean, std, generator));
 }
 export function zeros_(t: Tensor): Tensor {
-  return t.fill_(0);
+  return noGradIfLoaded(() => t.fill_(0));
 }
 export function ones_(t: Tensor): Tensor {
-  return t.fill_(1);
+  return noGradIfLoaded(() => t.fill_(1));
 }
 export function constant_(t: Tensor, v: number): Tensor {
-  return t.fill_(v);
+  return noGradIfLoaded(() => t.fill_(v));
 }
 
 export interface KaimingOptions {
@@ -72,7 +75,7 @@ export function kaimingUniform_(t: Tensor, opts: KaimingOptions = {}): Tensor {
   if (t.numel() === 0) return t;
   const gain = calculateGain(opts.nonlinearity ?? 'leaky_relu', opts.a ?? 0);
   const bound = Math.sqrt(3) * (gain / Math.sqrt(fan));
-  return t.uniform_(-bound, bound, opts.generator);
+  return noGradIfLoaded(() => t.uniform_(-bound, bound, opts.generator));
 }
 
 export function kaimingNormal_(t: Tensor, opts: KaimingOptions = {}): Tensor {
@@ -80,16 +83,16 @@ export function kaimingNormal_(t: Tensor, opts: KaimingOptions = {}): Tensor {
   const fan = (opts.mode ?? 'fan_in') === 'fan_in' ? fanIn : fanOut;
   if (t.numel() === 0) return t;
   const gain = calculateGain(opts.nonlinearity ?? 'leaky_relu', opts.a ?? 0);
-  return t.normal_(0, gain / Math.sqrt(fan), opts.generator);
+  return noGradIfLoaded(() => t.normal_(0, gain / Math.sqrt(fan), opts.generator));
 }
 
 export function xavierUniform_(t: Tensor, gain = 1, generator?: Generator): Tensor {
   const [fanIn, fanOut] = calculateFanInAndFanOut(t);
   const a = gain * Math.sqrt(6 / (fanIn + fanOut));
-  return t.uniform_(-a, a, generator);
+  return noGradIfLoaded(() => t.uniform_(-a, a, generator));
 }
 
 export function xavierNormal_(t: Tensor, gain = 1, generator?: Generator): Tensor {
   const [fanIn, fanOut] = calculateFanInAndFanOut(t);
-  return t.normal_(0, gain * Math.sqrt(2 / (fanIn + fanOut)), generator);
+  return noGradIfLoaded(() => t.normal_(0, gain * Math.sqrt(2 / (fanIn + fanOut)), generator));
 }

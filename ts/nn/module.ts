@@ -24,6 +24,7 @@
  */
 import { inspect } from 'node:util';
 import type { DType } from '../dtype';
+import { noGradIfLoaded } from '../autograd';
 import { Parameter, Tensor, tensor } from '../tensor';
 import { LIBTORCH_HOW_TO } from '../libtorch/addon';
 import { Device, OrderedDict, PyFloat, PyObject, PyTuple, lookupPyClass, pyReduce, type PyReducible } from '../values';
@@ -655,7 +656,9 @@ export class Module implements PyReducible {
             }
             setAttr(this as Module, name, v);
           } else {
-            param.copy_(input);
+            // PyTorch copies under no_grad: a parameter that requires grad is a leaf
+            // libtorch will not write in place while autograd records.
+            noGradIfLoaded(() => param.copy_(input));
           }
         } catch (e) {
           errorMsgs.push(

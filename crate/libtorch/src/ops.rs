@@ -85,7 +85,9 @@ macro_rules! scalar {
         impl NativeTensor {
             $(
                 #[napi(js_name = $js)]
-                pub fn $name(&self, s: f64) -> napi::Result<NativeTensor> { ok(self.t.$f(s)) }
+                pub fn $name(&self, s: f64) -> napi::Result<NativeTensor> {
+                    errors::scalar_op(|| self.t.$f(s)).map(NativeTensor::wrap)
+                }
             )*
         }
     };
@@ -113,7 +115,9 @@ impl NativeTensor {
     pub fn add(&self, other: &NativeTensor, alpha: Option<f64>) -> napi::Result<NativeTensor> {
         match alpha {
             None => ok(self.t.f_add(&other.t)),
-            Some(a) => ok(self.t.f_add(&other.t.f_mul_scalar(a).or_compute()?)),
+            Some(a) => ok(self
+                .t
+                .f_add(&errors::scalar_op(|| other.t.f_mul_scalar(a))?)),
         }
     }
     #[napi]
@@ -123,7 +127,8 @@ impl NativeTensor {
     /// `torch.rsub(self, s)`: `s - self`.
     #[napi]
     pub fn rsub_scalar(&self, s: f64) -> napi::Result<NativeTensor> {
-        ok(self.t.f_neg().or_compute()?.f_add_scalar(s))
+        let neg = self.t.f_neg().or_compute()?;
+        errors::scalar_op(|| neg.f_add_scalar(s)).map(NativeTensor::wrap)
     }
     /// A differentiable copy with its own memory.
     #[napi(js_name = "clone")]
@@ -132,13 +137,13 @@ impl NativeTensor {
     }
     #[napi]
     pub fn leaky_relu(&self, negative_slope: f64) -> napi::Result<NativeTensor> {
-        let neg = self.t.f_mul_scalar(negative_slope).or_compute()?;
-        let pos = self.t.f_gt(0.0).or_compute()?;
+        let neg = errors::scalar_op(|| self.t.f_mul_scalar(negative_slope))?;
+        let pos = errors::scalar_op(|| self.t.f_gt(0.0))?;
         ok(self.t.f_where_self(&pos, &neg))
     }
     #[napi]
     pub fn clamp(&self, min: f64, max: f64) -> napi::Result<NativeTensor> {
-        ok(self.t.f_clamp(min, max))
+        errors::scalar_op(|| self.t.f_clamp(min, max)).map(NativeTensor::wrap)
     }
     #[napi]
     pub fn gelu(&self, approximate: Option<String>) -> napi::Result<NativeTensor> {
@@ -223,9 +228,11 @@ impl NativeTensor {
         keepdim: Option<bool>,
     ) -> napi::Result<NativeTensor> {
         let c = correction.unwrap_or(1.0);
-        ok(self
-            .t
-            .f_var_correction(dims.as_deref(), c, keepdim.unwrap_or(false)))
+        errors::scalar_op(|| {
+            self.t
+                .f_var_correction(dims.as_deref(), c, keepdim.unwrap_or(false))
+        })
+        .map(NativeTensor::wrap)
     }
 
     // ---- shape ----
@@ -346,7 +353,7 @@ impl NativeTensor {
     }
     #[napi(js_name = "fill_")]
     pub fn fill_(&mut self, value: f64) -> napi::Result<()> {
-        self.t.f_fill_(value).or_compute().map(drop)
+        errors::scalar_op(|| self.t.f_fill_(value)).map(drop)
     }
     #[napi(js_name = "zero_")]
     pub fn zero_(&mut self) -> napi::Result<()> {
@@ -357,14 +364,14 @@ impl NativeTensor {
         match alpha {
             None => self.t.f_add_(&other.t).or_compute().map(drop),
             Some(a) => {
-                let scaled = other.t.f_mul_scalar(a).or_compute()?;
+                let scaled = errors::scalar_op(|| other.t.f_mul_scalar(a))?;
                 self.t.f_add_(&scaled).or_compute().map(drop)
             }
         }
     }
     #[napi(js_name = "mulScalar_")]
     pub fn mul_scalar_(&mut self, s: f64) -> napi::Result<()> {
-        self.t.f_mul_scalar_(s).or_compute().map(drop)
+        errors::scalar_op(|| self.t.f_mul_scalar_(s)).map(drop)
     }
     #[napi(js_name = "uniform_")]
     pub fn uniform_(&mut self, from: f64, to: f64) -> napi::Result<()> {
@@ -423,11 +430,8 @@ impl NativeTensor {
         dtype_name: String,
         device: String,
     ) -> napi::Result<NativeTensor> {
-        ok(Tensor::f_full(
-            shape.as_slice(),
-            value,
-            (dtype::kind(&dtype_name)?, dtype::device(&device)?),
-        ))
+        let kind = (dtype::kind(&dtype_name)?, dtype::device(&device)?);
+        errors::scalar_op(|| Tensor::f_full(shape.as_slice(), value, kind)).map(NativeTensor::wrap)
     }
     #[napi]
     pub fn randn(
