@@ -75,9 +75,14 @@ fn arr2(b: &[u8]) -> [u8; 2] {
 /// `float64 -> bfloat16` torch writes other NaN bits in a loop tail, 0x7FFFFFFF and 0x7FC0,
 /// so there a NaN's bits depend on its position in the tensor; we always write the former.)
 pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
-    if from == DType::Float32 && to == DType::Float16 && src.len().is_multiple_of(4) {
-        return Ok(f32_to_f16_fast(src));
-    }
+    let mut out = Vec::new();
+    cast_into(src, from, to, &mut out)?;
+    Ok(out)
+}
+
+/// [`cast_buffer`] appending to `out` (the streamed conversion reuses one buffer per worker,
+/// so casting touches no fresh memory).
+pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Result<()> {
     if !is_castable_float(from) || !is_castable_float(to) {
         crate::bail!(
             UnsupportedDtype,
@@ -92,13 +97,27 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
             src.len()
         );
     }
+    let n = src.len() / fs;
+    let at = out.len();
+    out.try_reserve(n * to.element_size()).map_err(|_| {
+        crate::err!(
+            LimitExceeded,
+            "a {}-byte cast cannot be allocated",
+            n * to.element_size()
+        )
+    })?;
+    if from == DType::Float32 && to == DType::Float16 {
+        out.resize(at + n * 2, 0);
+        if let Some(dst) = out.get_mut(at..) {
+            f32_to_f16_fast(src, dst);
+        }
+        return Ok(());
+    }
     let bf16_nan = if from == DType::Float16 {
         0x7FC0
     } else {
         0xFFFF
     };
-    let n = src.len() / fs;
-    let mut out = Vec::with_capacity(n * to.element_size());
     for e in src.chunks_exact(fs) {
         match to {
             DType::Float64 => {
@@ -119,20 +138,20 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// float32 -> float16, the converter's hot path (`--dtype float16`): chunks through
 /// `half`'s slice conversion, which uses the CPU's F16C instructions where present (the same
 /// instructions torch's vectorised kernel uses, so NaN bits match too), and the scalar
-/// round-to-nearest-even elsewhere. Several times faster than the element loop.
-fn f32_to_f16_fast(src: &[u8]) -> Vec<u8> {
+/// round-to-nearest-even elsewhere. Several times faster than the element loop. `dst` holds
+/// exactly half as many bytes as `src`.
+fn f32_to_f16_fast(src: &[u8], dst: &mut [u8]) {
     use half::slice::HalfFloatSliceExt;
     const CHUNK: usize = 4096;
-    let mut out = vec![0u8; src.len() / 2];
     let mut wide = [0f32; CHUNK];
     let mut narrow = [half::f16::ZERO; CHUNK];
-    for (sc, oc) in src.chunks(CHUNK * 4).zip(out.chunks_mut(CHUNK * 2)) {
+    for (sc, oc) in src.chunks(CHUNK * 4).zip(dst.chunks_mut(CHUNK * 2)) {
         let m = sc.len() / 4;
         let (Some(w), Some(h)) = (wide.get_mut(..m), narrow.get_mut(..m)) else {
             break;
@@ -145,7 +164,6 @@ fn f32_to_f16_fast(src: &[u8]) -> Vec<u8> {
             d.copy_from_slice(&s.to_bits().to_le_bytes());
         }
     }
-    out
 }
 
 /// A storage converted element by element to `to` (same element count).
