@@ -3,11 +3,13 @@
 //! One file goes through: load (torch file through the reader, safetensors through
 //! [`crate::safetensors`], a sharded checkpoint through [`crate::hf_index`]; all mmapped) ->
 //! select a sub-object -> drop optimizer state -> edit keys -> cast floats -> write (pt through
-//! the writer's `save_to_path`, safetensors streamed; both atomic) -> optionally re-read and
-//! compare per-tensor sha256. [`convert_many`] runs files on a dedicated rayon pool of `jobs`
+//! the writer's `save_to_path`; one safetensors file through [`stream`], which casts while
+//! writing instead of materialising casts; both atomic) -> optionally re-read and compare
+//! per-tensor sha256. [`convert_many`] runs files on a dedicated rayon pool of `jobs`
 //! threads, so at most `jobs` files are in flight and memory stays at about `jobs` mapped
-//! inputs plus the casts' new storages; a failing file becomes a report with an error code
-//! and never stops the others; outputs are never overwritten without `force`.
+//! inputs plus the casts' new storages (none when streamed); streamed outputs are committed
+//! (fsync, name) on [`COMMITTERS`] background threads; a failing file becomes a report with
+//! an error code and never stops the others; outputs are never overwritten without `force`.
 //!
 //! Output naming: `a/model.pth` -> `OUT/model.safetensors` (`OUT` = `out_dir`, or the input's
 //! folder); with `keep_tree` the input's folder relative to the inputs' common root is

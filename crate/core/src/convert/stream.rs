@@ -106,7 +106,12 @@ impl MappedInput {
     }
 }
 
-/// The two buffers a worker reuses for every tensor of every file.
+/// Size of the output buffer: a flush's worth plus the largest step's output (a step of
+/// float16 widened to float64 grows 4x), so a step always fits after a flush.
+const OUT_CAP: usize = FLUSH + 4 * STEP;
+
+/// The two buffers a worker reuses for every tensor of every file. Both keep their length
+/// (zeroed once per thread), so no step pays for clearing or growing memory.
 #[derive(Default)]
 struct Buffers {
     input: Vec<u8>,
@@ -117,67 +122,69 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
-/// Output side: gathers bytes, writes them in big writes, hashes each tensor when asked.
+/// Output side: gathers bytes in `buf[..fill]`, writes them in big writes, hashes each
+/// tensor when asked.
 struct Sink<'a> {
     file: &'a File,
-    out: &'a mut Vec<u8>,
+    buf: &'a mut [u8],
+    fill: usize,
     written: u64,
     hasher: Option<Sha256>,
 }
 
 impl Sink<'_> {
     fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
+        if let Some(data) = self.buf.get(..self.fill).filter(|d| !d.is_empty()) {
             let mut f = self.file;
-            f.write_all(self.out).map_err(|e| Error::io(e, "write"))?;
-            self.written += self.out.len() as u64;
-            self.out.clear();
+            f.write_all(data).map_err(|e| Error::io(e, "write"))?;
+            self.written += data.len() as u64;
         }
+        self.fill = 0;
         Ok(())
     }
 
-    /// Makes room for `n` more bytes (flushing first when the buffer is full).
-    fn reserve(&mut self, n: usize) -> Result<()> {
-        if self.out.len() >= FLUSH {
+    /// The next `n` bytes of the buffer (flushing first when they do not fit, or when a
+    /// flush's worth is gathered). `n` is at most `4 * STEP`.
+    fn room(&mut self, n: usize) -> Result<(usize, &mut [u8])> {
+        if self.fill >= FLUSH || self.fill + n > self.buf.len() {
             self.flush()?;
         }
-        self.out.try_reserve(n).map_err(|_| {
-            crate::err!(
-                LimitExceeded,
-                "an output buffer of {n} bytes cannot be allocated"
-            )
-        })
+        let at = self.fill;
+        let dst = self
+            .buf
+            .get_mut(at..at + n)
+            .ok_or_else(|| crate::err!(LimitExceeded, "a {n}-byte step exceeds the buffer"))?;
+        Ok((at, dst))
     }
 
-    fn hash_from(&mut self, at: usize) {
-        if let (Some(h), Some(new)) = (self.hasher.as_mut(), self.out.get(at..)) {
+    /// Marks `n` bytes from `at` as filled and hashes them.
+    fn commit(&mut self, at: usize, n: usize) {
+        if let (Some(h), Some(new)) = (self.hasher.as_mut(), self.buf.get(at..at + n)) {
             h.update(new);
         }
+        self.fill = at + n;
     }
 
-    /// Appends `src` (elements of `from`), cast to `cast` when set.
+    /// Appends `src` (at most one step of elements of `from`), cast to `cast` when set.
     fn append(&mut self, src: &[u8], from: DType, cast: Option<DType>) -> Result<()> {
-        self.reserve(src.len())?;
-        let at = self.out.len();
+        let n = match cast {
+            Some(to) => values::cast_len(src.len(), from, to)?,
+            None => src.len(),
+        };
+        let (at, dst) = self.room(n)?;
         match cast {
-            Some(to) => values::cast_into(src, from, to, self.out)?,
-            None => self.out.extend_from_slice(src),
+            Some(to) => values::cast_slice(src, from, to, dst)?,
+            None => dst.copy_from_slice(src),
         }
-        self.hash_from(at);
+        self.commit(at, n);
         Ok(())
     }
 
-    /// Appends `n` bytes read from `input` at `offset`, uncast.
+    /// Appends `n` (at most one step) bytes read from `input` at `offset`, uncast.
     fn append_read(&mut self, input: &MappedInput, offset: u64, n: usize) -> Result<()> {
-        self.reserve(n)?;
-        let at = self.out.len();
-        self.out.resize(at + n, 0);
-        let dst = self
-            .out
-            .get_mut(at..)
-            .ok_or_else(|| crate::err!(StorageBounds, "output buffer"))?;
+        let (at, dst) = self.room(n)?;
         input.read_at(dst, offset)?;
-        self.hash_from(at);
+        self.commit(at, n);
         Ok(())
     }
 }
@@ -226,9 +233,6 @@ fn stream_tensor(
         match cast {
             None => sink.append_read(input, at, n)?,
             Some(_) => {
-                if inbuf.len() < n {
-                    inbuf.resize(n, 0);
-                }
                 let buf = inbuf
                     .get_mut(..n)
                     .ok_or_else(|| crate::err!(StorageBounds, "input buffer"))?;
@@ -258,14 +262,22 @@ pub(crate) fn write_streamed(
             .try_borrow_mut()
             .map_err(|_| crate::err!(InvalidArgument, "re-entrant streamed write"))?;
         let Buffers { input: inbuf, out } = &mut *guard;
-        out.clear();
+        if out.len() != OUT_CAP {
+            *out = vec![0; OUT_CAP];
+        }
+        if inbuf.len() != STEP {
+            *inbuf = vec![0; STEP];
+        }
         let mut sink = Sink {
             file,
-            out,
+            buf: out,
+            fill: 0,
             written: 0,
             hasher: None,
         };
-        sink.append(&plan.header, DType::UInt8, None)?;
+        for part in plan.header.chunks(STEP) {
+            sink.append(part, DType::UInt8, None)?;
+        }
         let mut want: Digests = Vec::new();
         for (name, id, _) in &plan.tensors {
             let (t, st) = st::tensor_and_storage(graph, name, *id)?;
@@ -284,10 +296,6 @@ pub(crate) fn write_streamed(
             }
         }
         sink.flush()?;
-        // Big buffers are not kept between files: one huge tensor should not pin its size.
-        if sink.out.capacity() > 4 * FLUSH {
-            *sink.out = Vec::new();
-        }
         let written = sink.written;
         if written != plan.file_len {
             crate::bail!(

@@ -80,9 +80,22 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// [`cast_buffer`] appending to `out` (the streamed conversion reuses one buffer per worker,
-/// so casting touches no fresh memory).
+/// [`cast_buffer`] appending to `out`.
 pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Result<()> {
+    let n = cast_len(src.len(), from, to)?;
+    let at = out.len();
+    out.try_reserve(n)
+        .map_err(|_| crate::err!(LimitExceeded, "a {n}-byte cast cannot be allocated"))?;
+    out.resize(at + n, 0);
+    match out.get_mut(at..) {
+        Some(dst) => cast_slice(src, from, to, dst),
+        None => Ok(()),
+    }
+}
+
+/// Bytes `src` (elements of `from`) takes once cast to `to`; checks both dtypes and that
+/// `src` is whole elements.
+pub fn cast_len(src_len: usize, from: DType, to: DType) -> Result<usize> {
     if !is_castable_float(from) || !is_castable_float(to) {
         crate::bail!(
             UnsupportedDtype,
@@ -90,27 +103,30 @@ pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Resul
         );
     }
     let fs = from.element_size();
-    if !src.len().is_multiple_of(fs) {
+    if !src_len.is_multiple_of(fs) {
         crate::bail!(
             StorageSize,
-            "a {}-byte buffer is not a whole number of {from} elements",
-            src.len()
+            "a {src_len}-byte buffer is not a whole number of {from} elements"
         );
     }
-    let n = src.len() / fs;
-    let at = out.len();
-    out.try_reserve(n * to.element_size()).map_err(|_| {
-        crate::err!(
-            LimitExceeded,
-            "a {}-byte cast cannot be allocated",
-            n * to.element_size()
-        )
-    })?;
+    (src_len / fs)
+        .checked_mul(to.element_size())
+        .ok_or_else(|| crate::err!(LimitExceeded, "cast size overflows"))
+}
+
+/// [`cast_buffer`] into `dst`, which must hold exactly [`cast_len`] bytes (the streamed
+/// conversion casts into a buffer each worker reuses, so casting touches no fresh memory).
+pub fn cast_slice(src: &[u8], from: DType, to: DType, dst: &mut [u8]) -> Result<()> {
+    if cast_len(src.len(), from, to)? != dst.len() {
+        crate::bail!(
+            StorageSize,
+            "cast of {} bytes of {from} into {} bytes of {to}",
+            src.len(),
+            dst.len()
+        );
+    }
     if from == DType::Float32 && to == DType::Float16 {
-        out.resize(at + n * 2, 0);
-        if let Some(dst) = out.get_mut(at..) {
-            f32_to_f16_fast(src, dst);
-        }
+        f32_to_f16_fast(src, dst);
         return Ok(());
     }
     let bf16_nan = if from == DType::Float16 {
@@ -118,7 +134,8 @@ pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Resul
     } else {
         0xFFFF
     };
-    for e in src.chunks_exact(fs) {
+    let (fs, ts) = (from.element_size(), to.element_size());
+    for (e, d) in src.chunks_exact(fs).zip(dst.chunks_exact_mut(ts)) {
         match to {
             DType::Float64 => {
                 // Widening is exact; NaNs are quieted like the CPU's cvtss2sd.
@@ -127,15 +144,11 @@ pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Resul
                 } else {
                     read_f32(from, e) as f64
                 };
-                out.extend_from_slice(&v.to_le_bytes());
+                d.copy_from_slice(&v.to_le_bytes());
             }
-            DType::Float32 => out.extend_from_slice(&read_f32(from, e).to_le_bytes()),
-            DType::Float16 => {
-                out.extend_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes())
-            }
-            _ => {
-                out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes())
-            }
+            DType::Float32 => d.copy_from_slice(&read_f32(from, e).to_le_bytes()),
+            DType::Float16 => d.copy_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes()),
+            _ => d.copy_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes()),
         }
     }
     Ok(())
