@@ -195,7 +195,7 @@ fn stream_tensor(
     st: &Storage,
     cast: Option<DType>,
     input: Option<&MappedInput>,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut [u8],
     sink: &mut Sink,
 ) -> Result<()> {
     let range = values::reached_range(t, st)?;
