@@ -265,6 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn pending_appears_only_on_commit_and_vanishes_when_dropped() {
+        let d = scratch("pending");
+        let target = d.join("out.safetensors");
+        std::fs::write(&target, b"old").ok();
+        let p = Pending::create(&target).unwrap();
+        let mut f = p.file();
+        f.write_all(b"new bytes").unwrap();
+        // Written but not committed: the old file is untouched, no other name exists.
+        assert_eq!(std::fs::read(&target).ok(), Some(b"old".to_vec()));
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+        p.commit().unwrap();
+        assert_eq!(std::fs::read(&target).ok(), Some(b"new bytes".to_vec()));
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+
+        let other = d.join("never.safetensors");
+        let p = Pending::create(&other).unwrap();
+        p.file().write_all(b"lost").unwrap();
+        drop(p);
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+    }
+
+    #[test]
     fn success_replaces() {
         let d = scratch("ok");
         let target = d.join("model.pt");
