@@ -130,9 +130,9 @@ function median(xs) {
 }
 
 /** Runs argv, stdout to /dev/null, and returns wall seconds (spawn cost included, ~1-3 ms). */
-function timeCommand(argv) {
+function timeCommand(argv, env) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], ...(env ? { env } : {}) });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) die(`${argv.join(' ')} exited ${r.status ?? r.signal}`);
   return s;

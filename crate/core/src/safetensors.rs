@@ -442,7 +442,7 @@ pub fn state_dict_entries(graph: &Graph, root: &Value) -> Result<Vec<(String, No
     Ok(out)
 }
 
-fn tensor_and_storage<'g>(
+pub(crate) fn tensor_and_storage<'g>(
     graph: &'g Graph,
     name: &str,
     id: NodeId,
@@ -596,6 +596,18 @@ pub fn plan(
     entries: &[(String, NodeId)],
     metadata: &[(String, String)],
 ) -> Result<Plan> {
+    plan_with(graph, entries, metadata, &|_, t| t.dtype)
+}
+
+/// [`plan`] for a file whose tensors are written as `out_dtype(id, tensor)` (the converter's
+/// streamed casts): the views are checked against their storages with their own dtype, while
+/// the header's dtypes, sizes and order use the written one.
+pub fn plan_with(
+    graph: &Graph,
+    entries: &[(String, NodeId)],
+    metadata: &[(String, String)],
+    out_dtype: &dyn Fn(NodeId, &Tensor) -> DType,
+) -> Result<Plan> {
     let mut rows = Vec::with_capacity(entries.len());
     let mut names = HashSet::new();
     for (name, id) in entries {
@@ -603,17 +615,19 @@ pub fn plan(
             crate::bail!(Unserializable, "name '{name}' appears twice");
         }
         let (t, st) = tensor_and_storage(graph, name, *id)?;
-        let (stname, rank) = st_dtype(t.dtype).ok_or_else(|| {
+        let dtype = out_dtype(*id, t);
+        let (stname, rank) = st_dtype(dtype).ok_or_else(|| {
             crate::err!(
                 UnsupportedDtype,
-                "'{name}': safetensors cannot hold dtype {}",
-                t.dtype
+                "'{name}': safetensors cannot hold dtype {dtype}"
             )
         })?;
         values::reached_range(t, st)?;
-        let nbytes = values::nbytes(t)?;
+        let nbytes = values::numel(t)?
+            .checked_mul(dtype.element_size() as u64)
+            .ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))?;
         let mut shape = t.shape.clone();
-        if t.dtype == DType::Float4E2M1FnX2 {
+        if dtype == DType::Float4E2M1FnX2 {
             match shape.last_mut() {
                 Some(last) => {
                     *last = last

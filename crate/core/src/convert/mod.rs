@@ -3,11 +3,13 @@
 //! One file goes through: load (torch file through the reader, safetensors through
 //! [`crate::safetensors`], a sharded checkpoint through [`crate::hf_index`]; all mmapped) ->
 //! select a sub-object -> drop optimizer state -> edit keys -> cast floats -> write (pt through
-//! the writer's `save_to_path`, safetensors streamed; both atomic) -> optionally re-read and
-//! compare per-tensor sha256. [`convert_many`] runs files on a dedicated rayon pool of `jobs`
+//! the writer's `save_to_path`; one safetensors file through [`stream`], which casts while
+//! writing instead of materialising casts; both atomic) -> optionally re-read and compare
+//! per-tensor sha256. [`convert_many`] runs files on a dedicated rayon pool of `jobs`
 //! threads, so at most `jobs` files are in flight and memory stays at about `jobs` mapped
-//! inputs plus the casts' new storages; a failing file becomes a report with an error code
-//! and never stops the others; outputs are never overwritten without `force`.
+//! inputs plus the casts' new storages (none when streamed); streamed outputs are committed
+//! (fsync, name) on [`COMMITTERS`] background threads; a failing file becomes a report with
+//! an error code and never stops the others; outputs are never overwritten without `force`.
 //!
 //! Output naming: `a/model.pth` -> `OUT/model.safetensors` (`OUT` = `out_dir`, or the input's
 //! folder); with `keep_tree` the input's folder relative to the inputs' common root is
@@ -22,6 +24,7 @@
 pub mod diff;
 pub mod fsio;
 pub mod graph_ops;
+pub mod stream;
 pub mod transform;
 pub mod values;
 
@@ -30,7 +33,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::hf_index;
 use crate::options::{LoadOptions, SaveFormat, SaveOptions};
 use crate::safetensors as st;
-use crate::value::{Format, Graph, Node, NodeId, Value};
+use crate::value::{Format, Graph, Node, NodeId, Tensor, Value};
+use crate::writer::atomic::Pending;
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -224,6 +228,8 @@ pub struct Source {
     pub bytes_in: u64,
     /// safetensors `__metadata__` (single files only).
     pub metadata: Vec<(String, String)>,
+    /// The mapped file storages point into (single mapped files), for streamed reads.
+    pub mapped: Option<stream::MappedInput>,
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -245,6 +251,7 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
             files,
             bytes_in,
             metadata: Vec::new(),
+            mapped: None,
         });
     }
     let in_file = |e: Error| e.in_file(path.display().to_string());
@@ -254,6 +261,11 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
     let named_st = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let mapped = if opts.mmap {
+        stream::MappedInput::open(path, &bytes)
+    } else {
+        None
+    };
     if named_st || st::looks_like_safetensors(bytes.as_slice()) {
         let mut loaded = st::read_bytes(bytes).map_err(in_file)?;
         if restore_aliases {
@@ -265,16 +277,23 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
             files: vec![path.to_path_buf()],
             bytes_in,
             metadata: loaded.metadata,
+            mapped,
         });
     }
-    drop(bytes);
-    let loaded = crate::container::load_file(path, opts)?;
+    // A mapped load parses the map already open (what `load_file` does with `mmap`).
+    let loaded = if opts.mmap {
+        crate::container::detect::load(bytes, opts, true).map_err(in_file)?
+    } else {
+        drop(bytes);
+        crate::container::load_file(path, opts)?
+    };
     Ok(Source {
         graph: loaded.graph,
         format: SourceFormat::Torch(loaded.info.format),
         files: vec![path.to_path_buf()],
         bytes_in,
         metadata: Vec::new(),
+        mapped,
     })
 }
 
@@ -441,18 +460,58 @@ pub fn common_root(inputs: &[PathBuf]) -> Option<PathBuf> {
 
 /// Converts one input; never panics, errors land in the report.
 pub fn convert_file(input: &Path, opts: &ConvertOptions) -> FileReport {
+    let w = write_file(input, opts);
+    w.commit()
+}
+
+/// One input converted and written, its outputs not yet committed (fsync + name): a streamed
+/// output leaves its [`Pending`] here so [`convert_many`] can commit it on another thread
+/// while the worker goes on with the next file.
+struct Written {
+    report: FileReport,
+    pending: Vec<Pending>,
+    start: Instant,
+}
+
+impl Written {
+    /// Commits the outputs in order; a failure lands in the report (and, like any failure,
+    /// leaves no output of this file behind that was not committed already).
+    fn commit(mut self) -> FileReport {
+        let input = self.report.input.clone();
+        for p in self.pending {
+            if self.report.error.is_some() {
+                break; // Dropping the rest removes them.
+            }
+            if let Err(e) = p.commit() {
+                let e = e.in_file(input.display().to_string());
+                self.report.error = Some((e.code, e.to_string()));
+                self.report.verified = false;
+            }
+        }
+        self.report.millis = self.start.elapsed().as_millis() as u64;
+        self.report
+    }
+}
+
+fn write_file(input: &Path, opts: &ConvertOptions) -> Written {
     let start = Instant::now();
     let mut report = FileReport {
         input: input.to_path_buf(),
         ..FileReport::default()
     };
-    if let Err(e) = convert_inner(input, opts, &mut report) {
+    let mut pending = Vec::new();
+    if let Err(e) = convert_inner(input, opts, &mut report, &mut pending) {
         let e = e.in_file(input.display().to_string());
         report.error = Some((e.code, e.to_string()));
         report.verified = false;
+        pending.clear();
     }
     report.millis = start.elapsed().as_millis() as u64;
-    report
+    Written {
+        report,
+        pending,
+        start,
+    }
 }
 
 fn check_output(path: &Path, input: &Path, opts: &ConvertOptions) -> Result<()> {
@@ -478,7 +537,7 @@ fn check_output(path: &Path, input: &Path, opts: &ConvertOptions) -> Result<()> 
 }
 
 /// `(name, dtype, shape, sha256)` of tensors, by name.
-type Digests = Vec<(String, DType, Vec<i64>, String)>;
+pub(crate) type Digests = Vec<(String, DType, Vec<i64>, String)>;
 
 fn digests_of(graph: &Graph, named: &[(String, NodeId)]) -> Result<Digests> {
     let mut out = Vec::with_capacity(named.len());
@@ -535,7 +594,17 @@ fn compare_digests(want: &Digests, got: &Digests, output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn convert_inner(input: &Path, opts: &ConvertOptions, report: &mut FileReport) -> Result<()> {
+/// Whether `opts` take the streamed path ([`stream`]): one safetensors output.
+fn streams(opts: &ConvertOptions) -> bool {
+    opts.to == Target::Safetensors && opts.shard_size.is_none()
+}
+
+fn convert_inner(
+    input: &Path,
+    opts: &ConvertOptions,
+    report: &mut FileReport,
+    pending: &mut Vec<Pending>,
+) -> Result<()> {
     let (stem, ext) = output_stem(input, opts.to);
     let dir = output_dir(input, opts);
     let single = dir.join(format!("{stem}.{ext}"));
@@ -563,8 +632,17 @@ fn convert_inner(input: &Path, opts: &ConvertOptions, report: &mut FileReport) -
         }
     }
     transform::edit_keys(&mut src.graph, &root, &opts.key_edits())?;
+    let mut cast_plan = None;
     if let Some(d) = opts.dtype {
-        let r = transform::cast_floats(&mut src.graph, &root, d)?;
+        let r = if streams(opts) {
+            // Cast while writing (stream.rs); decide now what the cast would do.
+            let p = transform::plan_cast(&src.graph, &root, d)?;
+            let r = p.report.clone();
+            cast_plan = Some((p, d));
+            r
+        } else {
+            transform::cast_floats(&mut src.graph, &root, d)?
+        };
         if !r.skipped.is_empty() {
             report.notes.push(format!(
                 "left {} tensors uncast ({})",
@@ -576,6 +654,14 @@ fn convert_inner(input: &Path, opts: &ConvertOptions, report: &mut FileReport) -
     src.graph.root = Some(root.clone());
 
     match opts.to {
+        Target::Safetensors if streams(opts) => {
+            let out = StreamedOut {
+                cast: cast_plan.as_ref().map(|(p, d)| (p, *d)),
+                mapped: src.mapped.as_ref(),
+            };
+            write_safetensors_streamed(input, &src.graph, &root, &dir, &stem, opts, &out, report)
+                .map(|p| pending.extend(p))
+        }
         Target::Safetensors => {
             write_safetensors(input, &src.graph, &root, &dir, &stem, opts, report)
         }
@@ -712,6 +798,85 @@ fn write_safetensors(
         report.verified = true;
     }
     Ok(())
+}
+
+/// How a streamed output reads and casts.
+struct StreamedOut<'a> {
+    cast: Option<(&'a transform::CastPlan, DType)>,
+    mapped: Option<&'a stream::MappedInput>,
+}
+
+/// One safetensors file through [`stream`]: planned from the uncast graph with the cast's
+/// dtypes, written to a temporary file, verified there (a file that fails `verify` is never
+/// named), and returned uncommitted. `None` in a dry run.
+#[allow(clippy::too_many_arguments)]
+fn write_safetensors_streamed(
+    input: &Path,
+    graph: &Graph,
+    root: &Value,
+    dir: &Path,
+    stem: &str,
+    opts: &ConvertOptions,
+    how: &StreamedOut,
+    report: &mut FileReport,
+) -> Result<Option<Pending>> {
+    let entries = st::state_dict_entries(graph, root)?;
+    let d = st::dedupe_shared(graph, &entries)?;
+    for (dropped, kept) in &d.removed {
+        report.notes.push(format!(
+            "'{dropped}' shares memory with '{kept}': kept once, recorded in __metadata__"
+        ));
+    }
+    let path = dir.join(format!("{stem}.safetensors"));
+    check_output(&path, input, opts)?;
+    let out_dtype = |id: NodeId, t: &Tensor| match how.cast {
+        Some((c, to)) if c.tensors.contains(&id) => to,
+        _ => t.dtype,
+    };
+    let plan = st::plan_with(
+        graph,
+        &d.kept,
+        &st::file_metadata(&[], &d.removed),
+        &out_dtype,
+    )?;
+    report.tensors = d.kept.len();
+    report.outputs = vec![path.clone()];
+    if opts.dry_run {
+        report.bytes_out = plan.file_len;
+        return Ok(None);
+    }
+    ensure_dir(dir, opts)?;
+    let pending = Pending::create(&path)?;
+    let (bytes, want) = stream::write_streamed(
+        graph,
+        &plan,
+        how.cast,
+        how.mapped,
+        pending.file(),
+        opts.verify,
+    )
+    .map_err(|e| e.in_file(path.display().to_string()))?;
+    report.bytes_out = bytes;
+    if let Some(want) = want {
+        let got =
+            read_back_digests(pending.file()).map_err(|e| e.in_file(path.display().to_string()))?;
+        compare_digests(&want, &got, &path)?;
+        report.verified = true;
+    }
+    Ok(Some(pending))
+}
+
+/// Per-tensor digests of a written (not yet named) safetensors file, read back from disk.
+fn read_back_digests(file: &std::fs::File) -> Result<Digests> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file;
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(0))
+        .and_then(|_| f.read_to_end(&mut buf))
+        .map_err(|e| Error::io(e, "read back"))?;
+    let back = st::read_bytes(crate::bytes::ByteView::from_vec(buf))?;
+    let named = graph_ops::flat_tensor_map(&back.graph, back.graph.root()).unwrap_or_default();
+    digests_of(&back.graph, &named)
 }
 
 /// Sizes and storage identities for the shard splitter.
@@ -851,10 +1016,20 @@ fn write_pt(
     Ok(())
 }
 
+/// Threads that commit written outputs (fsync, name) for [`convert_many`]. They mostly wait
+/// on the disk; several fsyncs in flight share the file system's journal commits, which is
+/// most of the gain (one output at a time pays a journal commit and a cache flush each).
+const COMMITTERS: usize = 4;
+
 /// Converts many inputs on a dedicated pool of `jobs` threads (at most `jobs` files in
 /// flight). Reports come back in input order; `progress` is called from worker threads as
 /// files start and finish; once `cancel` is set, files not yet started report
 /// `E_CANCELLED`. `keep_tree` without `root_dir` uses the inputs' common folder.
+///
+/// A streamed output is committed (fsync, then named) on one of [`COMMITTERS`] threads
+/// while its worker goes on with the next file; its file is reported done (progress, and
+/// its slot in the result) once committed. At most `2 * jobs` written files wait for a
+/// commit at a time.
 pub fn convert_many(
     inputs: &[PathBuf],
     opts: &ConvertOptions,
@@ -863,52 +1038,117 @@ pub fn convert_many(
     cancel: &AtomicBool,
 ) -> Vec<FileReport> {
     use rayon::prelude::*;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
     let mut opts = opts.clone();
     if opts.keep_tree && opts.root_dir.is_none() {
         opts.root_dir = common_root(inputs);
     }
     let total = inputs.len();
     let done = AtomicUsize::new(0);
-    let run = |(index, input): (usize, &PathBuf)| -> FileReport {
-        progress(Progress {
-            index,
-            total,
-            done: done.load(Ordering::Relaxed),
-            input: input.clone(),
-            report: None,
-        });
-        let report = match cancelled_check(Some(cancel)) {
-            Err(e) => FileReport {
-                input: input.clone(),
-                error: Some((e.code, e.in_file(input.display().to_string()).to_string())),
-                ..FileReport::default()
-            },
-            Ok(()) => convert_file(input, &opts),
-        };
+    // Reports finished on committer threads, by input index.
+    let committed: Mutex<Vec<(usize, FileReport)>> = Mutex::new(Vec::new());
+    let finished = |index: usize, report: FileReport| -> FileReport {
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
         progress(Progress {
             index,
             total,
             done: d,
-            input: input.clone(),
+            input: report.input.clone(),
             report: Some(report.clone()),
         });
         report
     };
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .thread_name(|i| format!("torchsave-convert-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| {
-            inputs
-                .par_iter()
-                .enumerate()
-                .with_max_len(1)
-                .map(run)
-                .collect()
-        }),
-        // No threads available: do the work here, one file at a time.
-        Err(_) => inputs.iter().enumerate().map(run).collect(),
+    let (tx, rx) = mpsc::sync_channel::<(usize, Written)>(2 * jobs.max(1));
+    let rx = Mutex::new(rx);
+    let committer = || loop {
+        let job = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok((index, w)) = job else { return };
+        let report = finished(index, w.commit());
+        if let Ok(mut c) = committed.lock() {
+            c.push((index, report));
+        }
+    };
+    let mut reports: Vec<Option<FileReport>> = std::thread::scope(|scope| {
+        let started = (0..COMMITTERS)
+            .filter(|i| {
+                std::thread::Builder::new()
+                    .name(format!("torchsave-commit-{i}"))
+                    .spawn_scoped(scope, committer)
+                    .is_ok()
+            })
+            .count();
+        // No committer thread: commit on the worker.
+        let tx = (started > 0).then_some(tx);
+        let run = |(index, input): (usize, &PathBuf)| -> Option<FileReport> {
+            progress(Progress {
+                index,
+                total,
+                done: done.load(Ordering::Relaxed),
+                input: input.clone(),
+                report: None,
+            });
+            let w = match cancelled_check(Some(cancel)) {
+                Err(e) => Written {
+                    report: FileReport {
+                        input: input.clone(),
+                        error: Some((e.code, e.in_file(input.display().to_string()).to_string())),
+                        ..FileReport::default()
+                    },
+                    pending: Vec::new(),
+                    start: Instant::now(),
+                },
+                Ok(()) => write_file(input, &opts),
+            };
+            let w = match (&tx, w.pending.is_empty()) {
+                (Some(tx), false) => match tx.send((index, w)) {
+                    Ok(()) => return None,
+                    // Every committer is gone: commit here.
+                    Err(mpsc::SendError((_, w))) => w,
+                },
+                _ => w,
+            };
+            Some(finished(index, w.commit()))
+        };
+        let out = match rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .thread_name(|i| format!("torchsave-convert-{i}"))
+            .build()
+        {
+            Ok(pool) => pool.install(|| {
+                inputs
+                    .par_iter()
+                    .enumerate()
+                    .with_max_len(1)
+                    .map(run)
+                    .collect()
+            }),
+            // No threads available: do the work here, one file at a time.
+            Err(_) => inputs.iter().enumerate().map(run).collect(),
+        };
+        // Closing the channel lets the committers finish the queue and exit; the scope
+        // waits for them.
+        drop(tx);
+        out
+    });
+    let committed = committed.into_inner().unwrap_or_else(|e| e.into_inner());
+    for (index, report) in committed {
+        if let Some(slot) = reports.get_mut(index) {
+            *slot = Some(report);
+        }
     }
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| FileReport {
+                input: inputs.get(i).cloned().unwrap_or_default(),
+                error: Some((ErrorCode::Io, "the output was never committed".into())),
+                ..FileReport::default()
+            })
+        })
+        .collect()
 }

@@ -263,9 +263,20 @@ pub struct CastReport {
     pub skipped: Vec<String>,
 }
 
-/// Casts every floating tensor reachable from `root` (float64/32/16, bfloat16) to `to`,
-/// storage by storage.
-pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastReport> {
+/// Which tensors a cast to `to` changes, and what it would report, without casting.
+#[derive(Clone, Debug, Default)]
+pub struct CastPlan {
+    /// Tensors whose storage is cast (their dtype is not `to` yet).
+    pub tensors: HashSet<NodeId>,
+    /// `storage -> (its dtype, the tensors viewing it)` for those storages.
+    pub storages: BTreeMap<usize, (DType, Vec<NodeId>)>,
+    pub report: CastReport,
+}
+
+/// Decides a cast of every floating tensor reachable from `root` (float64/32/16, bfloat16)
+/// to `to`, storage by storage, the rules [`cast_floats`] applies. The streamed conversion
+/// uses it to cast while writing instead of materialising new storages.
+pub fn plan_cast(graph: &Graph, root: &Value, to: DType) -> Result<CastPlan> {
     if !values::is_castable_float(to) {
         crate::bail!(
             InvalidArgument,
@@ -274,7 +285,7 @@ pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastRep
     }
     // storage -> (dtype, tensor ids)
     let mut by_storage: BTreeMap<usize, (DType, Vec<NodeId>)> = BTreeMap::new();
-    let mut report = CastReport::default();
+    let mut plan = CastPlan::default();
     for id in reachable(graph, root) {
         let Some(Node::Tensor(t)) = graph.node(id) else {
             continue;
@@ -283,7 +294,7 @@ pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastRep
             continue;
         }
         if !values::is_castable_float(t.dtype) {
-            report.skipped.push(t.dtype.name().to_string());
+            plan.report.skipped.push(t.dtype.name().to_string());
             continue;
         }
         let Some(sid) = t.storage else { continue };
@@ -302,6 +313,24 @@ pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastRep
         if from == to {
             continue;
         }
+        if graph.storages.get(sid).is_none() {
+            crate::bail!(StorageBounds, "storage {sid} missing");
+        }
+        for &id in &ids {
+            if plan.tensors.insert(id) {
+                plan.report.cast += 1;
+            }
+        }
+        plan.storages.insert(sid, (from, ids));
+    }
+    Ok(plan)
+}
+
+/// Casts every floating tensor reachable from `root` (float64/32/16, bfloat16) to `to`,
+/// storage by storage.
+pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastReport> {
+    let plan = plan_cast(graph, root, to)?;
+    for (sid, (from, ids)) in plan.storages {
         let st = graph
             .storages
             .get(sid)
@@ -313,9 +342,8 @@ pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastRep
         for id in ids {
             if let Some(Node::Tensor(t)) = graph.node_mut(id) {
                 t.dtype = to;
-                report.cast += 1;
             }
         }
     }
-    Ok(report)
+    Ok(plan.report)
 }

@@ -75,9 +75,27 @@ fn arr2(b: &[u8]) -> [u8; 2] {
 /// `float64 -> bfloat16` torch writes other NaN bits in a loop tail, 0x7FFFFFFF and 0x7FC0,
 /// so there a NaN's bits depend on its position in the tensor; we always write the former.)
 pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
-    if from == DType::Float32 && to == DType::Float16 && src.len().is_multiple_of(4) {
-        return Ok(f32_to_f16_fast(src));
+    let mut out = Vec::new();
+    cast_into(src, from, to, &mut out)?;
+    Ok(out)
+}
+
+/// [`cast_buffer`] appending to `out`.
+pub fn cast_into(src: &[u8], from: DType, to: DType, out: &mut Vec<u8>) -> Result<()> {
+    let n = cast_len(src.len(), from, to)?;
+    let at = out.len();
+    out.try_reserve(n)
+        .map_err(|_| crate::err!(LimitExceeded, "a {n}-byte cast cannot be allocated"))?;
+    out.resize(at + n, 0);
+    match out.get_mut(at..) {
+        Some(dst) => cast_slice(src, from, to, dst),
+        None => Ok(()),
     }
+}
+
+/// Bytes `src` (elements of `from`) takes once cast to `to`; checks both dtypes and that
+/// `src` is whole elements.
+pub fn cast_len(src_len: usize, from: DType, to: DType) -> Result<usize> {
     if !is_castable_float(from) || !is_castable_float(to) {
         crate::bail!(
             UnsupportedDtype,
@@ -85,21 +103,39 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
         );
     }
     let fs = from.element_size();
-    if !src.len().is_multiple_of(fs) {
+    if !src_len.is_multiple_of(fs) {
         crate::bail!(
             StorageSize,
-            "a {}-byte buffer is not a whole number of {from} elements",
-            src.len()
+            "a {src_len}-byte buffer is not a whole number of {from} elements"
         );
+    }
+    (src_len / fs)
+        .checked_mul(to.element_size())
+        .ok_or_else(|| crate::err!(LimitExceeded, "cast size overflows"))
+}
+
+/// [`cast_buffer`] into `dst`, which must hold exactly [`cast_len`] bytes (the streamed
+/// conversion casts into a buffer each worker reuses, so casting touches no fresh memory).
+pub fn cast_slice(src: &[u8], from: DType, to: DType, dst: &mut [u8]) -> Result<()> {
+    if cast_len(src.len(), from, to)? != dst.len() {
+        crate::bail!(
+            StorageSize,
+            "cast of {} bytes of {from} into {} bytes of {to}",
+            src.len(),
+            dst.len()
+        );
+    }
+    if from == DType::Float32 && to == DType::Float16 {
+        f32_to_f16_fast(src, dst);
+        return Ok(());
     }
     let bf16_nan = if from == DType::Float16 {
         0x7FC0
     } else {
         0xFFFF
     };
-    let n = src.len() / fs;
-    let mut out = Vec::with_capacity(n * to.element_size());
-    for e in src.chunks_exact(fs) {
+    let (fs, ts) = (from.element_size(), to.element_size());
+    for (e, d) in src.chunks_exact(fs).zip(dst.chunks_exact_mut(ts)) {
         match to {
             DType::Float64 => {
                 // Widening is exact; NaNs are quieted like the CPU's cvtss2sd.
@@ -108,31 +144,27 @@ pub fn cast_buffer(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
                 } else {
                     read_f32(from, e) as f64
                 };
-                out.extend_from_slice(&v.to_le_bytes());
+                d.copy_from_slice(&v.to_le_bytes());
             }
-            DType::Float32 => out.extend_from_slice(&read_f32(from, e).to_le_bytes()),
-            DType::Float16 => {
-                out.extend_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes())
-            }
-            _ => {
-                out.extend_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes())
-            }
+            DType::Float32 => d.copy_from_slice(&read_f32(from, e).to_le_bytes()),
+            DType::Float16 => d.copy_from_slice(&f32_to_f16_bits(read_f32(from, e)).to_le_bytes()),
+            _ => d.copy_from_slice(&f32_to_bf16_bits(read_f32(from, e), bf16_nan).to_le_bytes()),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// float32 -> float16, the converter's hot path (`--dtype float16`): chunks through
 /// `half`'s slice conversion, which uses the CPU's F16C instructions where present (the same
 /// instructions torch's vectorised kernel uses, so NaN bits match too), and the scalar
-/// round-to-nearest-even elsewhere. Several times faster than the element loop.
-fn f32_to_f16_fast(src: &[u8]) -> Vec<u8> {
+/// round-to-nearest-even elsewhere. Several times faster than the element loop. `dst` holds
+/// exactly half as many bytes as `src`.
+fn f32_to_f16_fast(src: &[u8], dst: &mut [u8]) {
     use half::slice::HalfFloatSliceExt;
     const CHUNK: usize = 4096;
-    let mut out = vec![0u8; src.len() / 2];
     let mut wide = [0f32; CHUNK];
     let mut narrow = [half::f16::ZERO; CHUNK];
-    for (sc, oc) in src.chunks(CHUNK * 4).zip(out.chunks_mut(CHUNK * 2)) {
+    for (sc, oc) in src.chunks(CHUNK * 4).zip(dst.chunks_mut(CHUNK * 2)) {
         let m = sc.len() / 4;
         let (Some(w), Some(h)) = (wide.get_mut(..m), narrow.get_mut(..m)) else {
             break;
@@ -145,7 +177,6 @@ fn f32_to_f16_fast(src: &[u8]) -> Vec<u8> {
             d.copy_from_slice(&s.to_bits().to_le_bytes());
         }
     }
-    out
 }
 
 /// A storage converted element by element to `to` (same element count).

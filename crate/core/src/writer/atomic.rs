@@ -57,32 +57,84 @@ where
     F: FnOnce(&File) -> Result<()>,
 {
     let in_file = |e: Error| e.in_file(target.display().to_string());
-    #[cfg(target_os = "linux")]
-    if let Some(file) = unnamed::create(target) {
-        write(&file).map_err(in_file)?;
-        file.sync_all()
-            .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
-        unnamed::publish(&file, target).map_err(in_file)?;
-        sync_dir(target);
-        return Ok(());
+    let pending = Pending::create(target)?;
+    write(pending.file()).map_err(in_file)?;
+    pending.commit()
+}
+
+/// A temporary file that will become `target`: created by [`Pending::create`], filled through
+/// [`Pending::file`], made durable and named by [`Pending::commit`]. Dropped uncommitted, it
+/// leaves nothing behind (the unnamed file vanishes; a named fallback is removed).
+///
+/// The split lets a caller keep working while the commit's fsync waits for the disk (the
+/// converter commits on other threads, where concurrent fsyncs share journal commits).
+pub struct Pending {
+    file: File,
+    target: PathBuf,
+    /// The hidden named temporary, when no unnamed file could be made.
+    named: Cleanup,
+}
+
+impl Pending {
+    /// A new, empty temporary file in `target`'s folder.
+    pub fn create(target: &Path) -> Result<Pending> {
+        let in_file = |e: Error| e.in_file(target.display().to_string());
+        #[cfg(target_os = "linux")]
+        if let Some(file) = unnamed::create(target) {
+            return Ok(Pending {
+                file,
+                target: target.to_path_buf(),
+                named: Cleanup(None),
+            });
+        }
+        let tmp = temp_path(target).map_err(in_file)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| in_file(Error::io(e, "creating the temporary file")))?;
+        Ok(Pending {
+            file,
+            target: target.to_path_buf(),
+            named: Cleanup(Some(tmp)),
+        })
     }
-    let tmp = temp_path(target).map_err(in_file)?;
-    let file = OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| in_file(Error::io(e, "creating the temporary file")))?;
-    let mut guard = Cleanup(Some(tmp.clone()));
-    write(&file).map_err(in_file)?;
-    file.sync_all()
-        .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
-    drop(file);
-    std::fs::rename(&tmp, target)
-        .map_err(|e| in_file(Error::io(e, "renaming the temporary file over the target")))?;
-    guard.0 = None;
-    sync_dir(target);
-    Ok(())
+
+    /// The temporary file (open for reading and writing).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The path the file gets on commit.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// fsync, then give the file its name (replacing an existing one), then fsync the folder.
+    pub fn commit(mut self) -> Result<()> {
+        let target = self.target.clone();
+        let in_file = |e: Error| e.in_file(target.display().to_string());
+        self.file
+            .sync_all()
+            .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+        match self.named.0.take() {
+            #[cfg(target_os = "linux")]
+            None => unnamed::publish(&self.file, &target).map_err(in_file)?,
+            #[cfg(not(target_os = "linux"))]
+            None => {}
+            Some(tmp) => {
+                // Re-armed so a failed rename still removes the temporary.
+                self.named.0 = Some(tmp.clone());
+                std::fs::rename(&tmp, &target).map_err(|e| {
+                    in_file(Error::io(e, "renaming the temporary file over the target"))
+                })?;
+                self.named.0 = None;
+            }
+        }
+        sync_dir(&target);
+        Ok(())
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -210,6 +262,28 @@ mod tests {
         assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::Unserializable));
         assert_eq!(std::fs::read(&target).ok(), Some(b"old".to_vec()));
         assert_eq!(entries(&d), vec!["model.pt".to_string()]);
+    }
+
+    #[test]
+    fn pending_appears_only_on_commit_and_vanishes_when_dropped() {
+        let d = scratch("pending");
+        let target = d.join("out.safetensors");
+        std::fs::write(&target, b"old").ok();
+        let p = Pending::create(&target).unwrap();
+        let mut f = p.file();
+        f.write_all(b"new bytes").unwrap();
+        // Written but not committed: the old file is untouched, no other name exists.
+        assert_eq!(std::fs::read(&target).ok(), Some(b"old".to_vec()));
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+        p.commit().unwrap();
+        assert_eq!(std::fs::read(&target).ok(), Some(b"new bytes".to_vec()));
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+
+        let other = d.join("never.safetensors");
+        let p = Pending::create(&other).unwrap();
+        p.file().write_all(b"lost").unwrap();
+        drop(p);
+        assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
     }
 
     #[test]
