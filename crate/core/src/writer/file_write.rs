@@ -207,6 +207,11 @@ pub fn write_file(
         records,
         sid: &draft_sid,
     };
+    if !any_large {
+        // Every CRC is known: one pass, no helper thread.
+        let direct = pass1(file, &pieces, &draft_src, total, mode)?;
+        return Ok(if direct { Mode::Direct } else { Mode::Buffered });
+    }
     // Pass 1 (everything but the late pieces) on writer threads; CRCs of big records here.
     let (crcs, written) = std::thread::scope(|s| {
         let writer = s.spawn(|| pass1(file, &pieces, &draft_src, total, mode));
@@ -231,9 +236,6 @@ pub fn write_file(
     } else {
         Mode::Buffered
     };
-    if !any_large {
-        return Ok(used);
-    }
     // Pass 2: the late pieces, from the final plan (same layout, real CRCs).
     let (plan, sid) = plan_with_crcs(folder, records, alignment, crcs)?;
     let src = Src {
