@@ -5,8 +5,9 @@
 //! ```
 //!
 //! Loads `IN.pt` eagerly, then per run: removes `OUT.pt`, runs `sync` (no run pays for an
-//! earlier one's writeback) and saves, printing pickle / CRC / write / fsync times. MODE:
-//! `stream` (CRC-32 of everything first, then one sequential buffered stream: the old way),
+//! earlier one's writeback) and saves, printing pickle / CRC / write / fsync times (`NOSYNC=1`:
+//! no fsync). MODE: `stream` (CRC-32 of everything first, then one sequential buffered stream
+//! with a whole tensor per `write`), `chunkN` (the same with writes of at most N KiB),
 //! `buffered` or `direct` (`file_write` with that mode: CRCs alongside the writes), and
 //! `durable` / `fast` (the whole `save_to_path` with `durable` true / false). Linux only.
 #![allow(
@@ -80,6 +81,15 @@ fn main() {
                 w.flush().unwrap();
                 true
             }
+            m if m.starts_with("chunk") => {
+                // CRCs first, then write() calls of at most N KiB (`chunk64`: 64 KiB).
+                let kib: usize = m.trim_start_matches("chunk").parse().unwrap();
+                let (plan, sid) = zip_write::plan("archive", &recs, 64).unwrap();
+                t2 = Instant::now();
+                let mut w = Chunked(&f, kib << 10);
+                zip_write::write_stream(&plan, &recs, &sid, &mut w).unwrap();
+                true
+            }
             "buffered" | "direct" => {
                 let m = if mode == "direct" {
                     file_write::Mode::Direct
@@ -107,4 +117,17 @@ fn main() {
         );
     }
     let _ = std::fs::remove_file(out);
+}
+
+/// A writer that hands the file at most `.1` bytes per write() call.
+struct Chunked<'a>(&'a std::fs::File, usize);
+
+impl Write for Chunked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1);
+        (&*self.0).write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
