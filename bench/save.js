@@ -32,7 +32,7 @@ function timeCp(src, dst, runs, modes) {
     for (const m of modes) {
       fs.rmSync(dst, { force: true });
       c.timeCommand(['sync']);
-      const argv = m === 'fsync' ? ['sh', '-c', 'cp "$@" && sync "$2" "$(dirname "$2")"', 'sh', ...flags, src, dst] : ['cp', ...flags, src, dst];
+      const argv = m === 'fsync' ? ['sh', '-c', 'dst=$1; shift; cp "$@" && sync "$dst" "$(dirname "$dst")"', 'sh', dst, ...flags, src, dst] : ['cp', ...flags, src, dst];
       const s = c.timeCommand(argv);
       if (i > 0) out[m].push(s);
     }
