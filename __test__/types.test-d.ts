@@ -29,6 +29,7 @@ test('save / saveAsync', () => {
   expectTypeOf<torch.SaveOptions>().toHaveProperty('format').toEqualTypeOf<'zip' | 'legacy' | undefined>();
   expectTypeOf<torch.SaveOptions>().toHaveProperty('pickleProtocol').toEqualTypeOf<number | undefined>();
   expectTypeOf<torch.SaveOptions>().toHaveProperty('compact').toEqualTypeOf<boolean | undefined>();
+  expectTypeOf<torch.SaveOptions>().toHaveProperty('durable').toEqualTypeOf<boolean | undefined>();
 });
 
 test('errors, repr, devices, dtypes', () => {

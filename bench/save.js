@@ -2,7 +2,9 @@
 'use strict';
 // Save bench (writer issue): torchsave.save vs torch.save of the same state dicts (each side
 // loads the same source file first), with `cp` of the finished file as the physical floor,
-// and the peak memory each side needs above the tensors it is saving. See bench/README.md.
+// and the peak memory each side needs above the tensors it is saving; both without fsync
+// (`durable: false` / torch.save / cp) and with (`durable` / + os.fsync / + sync). See
+// bench/README.md.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -17,16 +19,23 @@ const USAGE = `usage: node bench/save.js [--runs N] [--small] [--keep] [--json] 
 
 const DEFAULTS = { runs: 3, small: false, keep: false, json: false, referenceOnly: false };
 
-/** `cp` of a finished file, cold target each time; --reflink=never so it really copies. */
-function timeCp(src, dst, runs) {
+/**
+ * `cp` of a finished file, cold target each time; --reflink=never so it really copies. Modes
+ * alternate run by run: `plain` (cp alone) and `fsync` (cp, then `sync FILE FOLDER`: fsync of
+ * the copy and of its folder, what a durable save must do).
+ */
+function timeCp(src, dst, runs, modes) {
   const probe = require('node:child_process').spawnSync('cp', ['--reflink=never', '--version'], { stdio: 'ignore' });
   const flags = probe.status === 0 ? ['--reflink=never'] : [];
-  const out = [];
+  const out = Object.fromEntries(modes.map((m) => [m, []]));
   for (let i = 0; i <= runs; i++) {
-    fs.rmSync(dst, { force: true });
-    c.timeCommand(['sync']);
-    const s = c.timeCommand(['cp', ...flags, src, dst]);
-    if (i > 0) out.push(s);
+    for (const m of modes) {
+      fs.rmSync(dst, { force: true });
+      c.timeCommand(['sync']);
+      const argv = m === 'fsync' ? ['sh', '-c', 'dst=$1; shift; cp "$@" && sync "$dst" "$(dirname "$dst")"', 'sh', dst, ...flags, src, dst] : ['cp', ...flags, src, dst];
+      const s = c.timeCommand(argv);
+      if (i > 0) out[m].push(s);
+    }
   }
   fs.rmSync(dst, { force: true });
   return out;
@@ -48,39 +57,54 @@ async function main(opts) {
   for (const k of cases) {
     const torchOut = path.join(dir, `torch_${k.key}.pt`);
     const oursOut = path.join(dir, `ours_${k.key}.pt`);
-    c.log(`torch.save ${path.basename(k.src.file)}`);
+    c.log(`torch.save ${path.basename(k.src.file)} (plain, and + fsync)`);
     c.catToNull(k.src.file);
-    raw.torch[k.key] = c.runWorker('py', { cmd: 'save', src: k.src.file, out: torchOut, runs: opts.runs });
+    raw.torch[k.key] = c.runWorker('py', { cmd: 'save', src: k.src.file, out: torchOut, runs: opts.runs, modes: ['plain', 'fsync'] });
     if (!opts.referenceOnly) {
-      c.log(`torchsave.save ${path.basename(k.src.file)}`);
+      c.log(`torchsave.save ${path.basename(k.src.file)} (durable: false, and durable)`);
       c.catToNull(k.src.file);
-      raw.ours[k.key] = c.runWorker('ts', { cmd: 'save', src: k.src.file, out: oursOut, runs: opts.runs, expectTensors: k.src.tensors });
+      raw.ours[k.key] = c.runWorker('ts', { cmd: 'save', src: k.src.file, out: oursOut, runs: opts.runs, modes: ['fast', 'durable'], expectTensors: k.src.tensors });
     }
     if (k.key === 'big') {
-      // cp copies what we wrote (what torch wrote when our side is not run): same bytes to move.
-      const finished = opts.referenceOnly ? torchOut : oursOut;
-      c.log(`cp ${path.basename(finished)}`);
-      raw.cp_s = timeCp(finished, path.join(dir, 'cp_target.pt'), opts.runs);
+      // cp copies the file torch wrote (ours has the same bytes but for the archive folder's
+      // name): the same number of bytes to move, present in the page cache.
+      c.log(`cp ${path.basename(torchOut)} (plain, and + fsync)`);
+      raw.cp_s = timeCp(torchOut, path.join(dir, 'cp_target.pt'), opts.runs, ['plain', 'fsync']);
     }
     fs.rmSync(torchOut, { force: true });
     fs.rmSync(oursOut, { force: true });
   }
-  const m = (side, key, what) => (raw[side][key] && raw[side][key][what].length ? c.median(raw[side][key][what]) : null);
-  const peak = (side, key) => (raw[side][key] && raw[side][key].peak_above_base.length ? Math.max(...raw[side][key].peak_above_base) : null);
+  const pick = (side, key, mode) => raw[side][key] && raw[side][key].by_mode[mode];
+  const m = (side, key, mode) => {
+    const o = pick(side, key, mode);
+    return o && o.times_s.length ? c.median(o.times_s) : null;
+  };
+  const peak = (side, key, mode) => {
+    const o = pick(side, key, mode);
+    return o && o.peak_above_base.length ? Math.max(...o.peak_above_base) : null;
+  };
+  const cp = (mode) => c.median(raw.cp_s[mode]);
   const B = c.fmtBytes(raw.torch.big.tensor_bytes);
+  const peakRow = (name, key, mode) =>
+    c.row({ name, ours: peak('ours', key, mode), other: peak('torch', key, 'plain'), otherLabel: 'torch.save', kind: 'at-most', target: 64, format: 'mib', unit: ' MiB', digits: 1, value: peak('ours', key, mode) == null ? null : peak('ours', key, mode) / c.MiB });
   const rows = [
-    c.row({ name: `save ${B} state dict, 64 tensors`, ours: m('ours', 'big', 'times_s'), other: m('torch', 'big', 'times_s'), otherLabel: 'torch.save', kind: 'faster', target: 2 }),
-    c.row({ name: `save ${B} vs copying the finished file`, ours: m('ours', 'big', 'times_s'), other: c.median(raw.cp_s), otherLabel: 'cp', kind: 'within', target: 1.5 }),
-    c.row({ name: `peak RSS above the tensors, saving ${B}`, ours: peak('ours', 'big'), other: peak('torch', 'big'), otherLabel: 'torch.save', kind: 'at-most', target: 64, format: 'mib', unit: ' MiB', digits: 1, value: peak('ours', 'big') == null ? null : peak('ours', 'big') / c.MiB }),
-    c.row({ name: 'save 2,000 tiny tensors (16 floats each)', ours: m('ours', 'tiny', 'times_s'), other: m('torch', 'tiny', 'times_s'), otherLabel: 'torch.save', kind: 'faster', target: 2 }),
-    c.row({ name: 'peak RSS above the tensors, 2,000 tiny tensors', ours: peak('ours', 'tiny'), other: peak('torch', 'tiny'), otherLabel: 'torch.save', kind: 'at-most', target: 64, format: 'mib', unit: ' MiB', digits: 1, value: peak('ours', 'tiny') == null ? null : peak('ours', 'tiny') / c.MiB }),
+    c.row({ name: `save ${B} state dict, 64 tensors, durable: false`, ours: m('ours', 'big', 'fast'), other: m('torch', 'big', 'plain'), otherLabel: 'torch.save', kind: 'faster', target: 2 }),
+    c.row({ name: `save ${B}, durable: false, vs copying the finished file`, ours: m('ours', 'big', 'fast'), other: cp('plain'), otherLabel: 'cp', kind: 'within', target: 1.5 }),
+    c.row({ name: `save ${B} state dict, durable (default)`, ours: m('ours', 'big', 'durable'), other: m('torch', 'big', 'fsync'), otherLabel: 'torch.save + fsync', kind: 'faster', target: 2 }),
+    c.row({ name: `save ${B}, durable, vs copying + fsync`, ours: m('ours', 'big', 'durable'), other: cp('fsync'), otherLabel: 'cp + sync', kind: 'within', target: 1.5 }),
+    peakRow(`peak RSS above the tensors, saving ${B}, durable: false`, 'big', 'fast'),
+    peakRow(`peak RSS above the tensors, saving ${B}, durable`, 'big', 'durable'),
+    c.row({ name: 'save 2,000 tiny tensors (16 floats each), durable: false', ours: m('ours', 'tiny', 'fast'), other: m('torch', 'tiny', 'plain'), otherLabel: 'torch.save', kind: 'faster', target: 2 }),
+    c.row({ name: 'save 2,000 tiny tensors, durable', ours: m('ours', 'tiny', 'durable'), other: m('torch', 'tiny', 'fsync'), otherLabel: 'torch.save + fsync', kind: 'faster', target: 2 }),
+    peakRow('peak RSS above the tensors, 2,000 tiny tensors, durable', 'tiny', 'durable'),
   ];
   const notes = [
-    `cp --reflink=never of the ${c.fmtBytes(raw.torch.big.bytes)} file: ${c.fmtSeconds(c.median(raw.cp_s))}; torch.save is ${(m('torch', 'big', 'times_s') / c.median(raw.cp_s)).toFixed(2)}x of it.`,
-    'Peak RSS above the tensors = VmHWM during the save (reset through /proc/self/clear_refs just before it) minus VmRSS just before it, with the state dict already loaded and resident; the worst of the runs is shown (Python\'s resource.getrusage ru_maxrss, reset the same way, is in the JSON as maxrss_above_base).',
-    'Each run writes a fresh file after `sync`, so no run pays for an earlier run\'s writeback; neither side fsyncs.',
+    `cp --reflink=never of the ${c.fmtBytes(raw.torch.big.bytes)} file: ${c.fmtSeconds(cp('plain'))}, with \`sync FILE FOLDER\` after it ${c.fmtSeconds(cp('fsync'))}; torch.save is ${(m('torch', 'big', 'plain') / cp('plain')).toFixed(2)}x of cp, torch.save + fsync ${(m('torch', 'big', 'fsync') / cp('fsync')).toFixed(2)}x of cp + sync.`,
+    'Two like-for-like pairs: `durable: false` (atomic temp file + rename, no fsync) against plain torch.save and plain cp, which do not fsync either; the default `durable: true` (fsync of the file and of its folder) against torch.save + os.fsync of the file and folder, and cp + sync of the copy and folder. Each side alternates its two modes run by run.',
+    'Peak RSS above the tensors = VmHWM during the save (reset through /proc/self/clear_refs just before it) minus VmRSS just before it, with the state dict already loaded and resident; the worst of the runs is shown, against plain torch.save\'s (Python\'s resource.getrusage ru_maxrss, reset the same way, is in the JSON as maxrss_above_base).',
+    'Each run writes a fresh file after `sync`, so no run pays for an earlier run\'s writeback.',
   ];
-  if (!raw.torch.big.peak_above_base.length) notes.push('/proc/self/clear_refs was not writable here, so peaks could not be measured.');
+  if (!raw.torch.big.by_mode.plain.peak_above_base.length) notes.push('/proc/self/clear_refs was not writable here, so peaks could not be measured.');
   return {
     bench: 'save',
     title: 'save (torchsave.save vs torch.save)',

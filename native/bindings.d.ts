@@ -178,6 +178,11 @@ export interface NativeSaveOptions {
   archiveName?: string
   /** Write only the bytes each storage's tensors reach. */
   compact?: boolean
+  /**
+   * Saving to a path: fsync the file and its folder before returning (default true).
+   * `false` skips the fsyncs (like torch.save and `cp`); the save stays atomic.
+   */
+  durable?: boolean
 }
 
 export interface NativeStorage {

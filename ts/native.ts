@@ -21,6 +21,7 @@ export interface NativeSaveOptions {
   protocol?: number;
   archiveName?: string;
   compact?: boolean;
+  durable?: boolean;
 }
 
 export interface NativeInspectOptions {

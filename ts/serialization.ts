@@ -100,6 +100,15 @@ export interface SaveOptions {
   compact?: boolean;
   /** Top folder inside the zip; default: like torch (the file's stem, or `archive`). */
   archiveName?: string;
+  /**
+   * Saving to a path: make the new file survive a power loss or OS crash before `save`
+   * returns (default `true`: the file and its folder are fsynced; big files go to the disk
+   * with direct I/O). `false` skips the fsyncs, which is what `torch.save` and `cp` do: the
+   * OS writes the data back later. Either way the save is atomic: it writes a temporary file
+   * in the same folder and renames it over the target, so a failed or killed save never
+   * leaves a torn file and never damages the old one. Ignored for streams and buffers.
+   */
+  durable?: boolean;
 }
 
 /** Something bytes can be written to: a Node `Writable`, a `FileHandle`-like object, ... */
@@ -789,6 +798,7 @@ function nativeSaveOptions(opts: SaveOptions): NativeSaveOptions {
   if (opts.pickleProtocol !== undefined) out.protocol = opts.pickleProtocol;
   if (opts.compact !== undefined) out.compact = opts.compact;
   if (opts.archiveName !== undefined) out.archiveName = opts.archiveName;
+  if (opts.durable !== undefined) out.durable = opts.durable;
   return out;
 }
 
@@ -810,8 +820,8 @@ function deliver(bytes: Uint8Array, f: number | WritableLike): unknown {
 
 /**
  * `torch.save`: writes `obj` the way PyTorch does (zip by default, byte-compatible).
- * With a path the write is atomic (the old file survives a failure). Without a target the
- * bytes are returned.
+ * With a path the write is atomic (the old file survives a failure) and, unless
+ * `durable: false`, synced to disk before it returns. Without a target the bytes are returned.
  */
 export function save(obj: unknown, f: SaveTarget, opts?: SaveOptions): void;
 export function save(obj: unknown, f?: null, opts?: SaveOptions): Buffer;

@@ -95,34 +95,42 @@ async function benchLoad(torch, a) {
   return { load_s: loadS, total_s: totalS };
 }
 
+/**
+ * Saves the loaded state dict `a.runs` times (after a warm-up) in each of `a.modes`
+ * (`fast`: `durable: false`; `durable`: the default), alternating the modes run by run so
+ * drift on a shared machine hits both alike.
+ */
 function benchSave(torch, a) {
   const sd = torch.load(a.src, { mmap: false });
   const { count } = touch(sd);
   if (count !== a.expectTensors) throw new Error(`loaded ${count} tensors from ${a.src}, expected ${a.expectTensors}`);
   let tensorBytes = 0;
   for (const t of tensors(sd)) tensorBytes += t.untypedStorage().bytes.byteLength;
-  const times = [];
-  const peaks = [];
-  const rssDelta = [];
+  const modes = a.modes ?? ['durable'];
+  const byMode = {};
+  for (const m of modes) byMode[m] = { times_s: [], peak_above_base: [], rss_delta: [] };
   for (let r = 0; r <= a.runs; r++) {
-    fs.rmSync(a.out, { force: true });
-    // Flush earlier runs' dirty pages so no run pays for another's writeback.
-    spawnSync('sync');
-    gc();
-    const base = statusBytes('VmRSS');
-    const rss0 = process.memoryUsage().rss;
-    const canReset = resetPeak();
-    const t0 = now();
-    torch.save(sd, a.out);
-    const t1 = now();
-    if (r > 0) {
-      times.push(t1 - t0);
-      rssDelta.push(process.memoryUsage().rss - rss0);
-      // Clamped at 0: the kernel's RSS counters lag by a few pages.
-      if (canReset) peaks.push(Math.max(0, statusBytes('VmHWM') - base));
+    for (const m of modes) {
+      fs.rmSync(a.out, { force: true });
+      // Flush earlier runs' dirty pages so no run pays for another's writeback.
+      spawnSync('sync');
+      gc();
+      const base = statusBytes('VmRSS');
+      const rss0 = process.memoryUsage().rss;
+      const canReset = resetPeak();
+      const t0 = now();
+      torch.save(sd, a.out, { durable: m === 'durable' });
+      const t1 = now();
+      if (r > 0) {
+        const o = byMode[m];
+        o.times_s.push(t1 - t0);
+        o.rss_delta.push(process.memoryUsage().rss - rss0);
+        // Clamped at 0: the kernel's RSS counters lag by a few pages.
+        if (canReset) o.peak_above_base.push(Math.max(0, statusBytes('VmHWM') - base));
+      }
     }
   }
-  return { times_s: times, peak_above_base: peaks, rss_delta: rssDelta, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
+  return { by_mode: byMode, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
 }
 
 async function main() {

@@ -141,32 +141,49 @@ def bench_load(a):
     return {"load_s": load_s, "total_s": total_s}
 
 
+def fsync_path(path):
+    """What a durable save adds: fsync the file, then its folder (the new name)."""
+    for p, flags in ((path, os.O_RDONLY), (os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(p, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def bench_save(a):
-    """Times torch.save of a state dict loaded (eagerly) from `src`; peak RSS above it."""
+    """Times torch.save of a state dict loaded (eagerly) from `src`; peak RSS above it.
+
+    `modes`: `plain` (torch.save alone) and/or `fsync` (torch.save, then fsync of the file and
+    its folder: what a durable save must do), alternating run by run.
+    """
     sd = torch.load(a["src"], mmap=False)
     touch(sd)
-    times, peaks, maxrss = [], [], []
+    modes = a.get("modes", ["plain"])
+    by_mode = {m: {"times_s": [], "peak_above_base": [], "maxrss_above_base": []} for m in modes}
     for r in range(a["runs"] + 1):
-        if os.path.exists(a["out"]):
-            os.unlink(a["out"])
-        # Flush earlier runs' dirty pages so no run pays for another's writeback.
-        os.sync()
-        gc.collect()
-        base_kib = status_kib("VmRSS")
-        can_reset = reset_peak()
-        t0 = time.perf_counter()
-        torch.save(sd, a["out"])
-        t1 = time.perf_counter()
-        if r > 0:
-            times.append(t1 - t0)
-            if can_reset:
-                # Clamped at 0: the kernel's RSS counters lag by a few pages.
-                peaks.append(max(0, status_kib("VmHWM") - base_kib) * 1024)
-                maxrss.append(max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kib) * 1024)
+        for m in modes:
+            if os.path.exists(a["out"]):
+                os.unlink(a["out"])
+            # Flush earlier runs' dirty pages so no run pays for another's writeback.
+            os.sync()
+            gc.collect()
+            base_kib = status_kib("VmRSS")
+            can_reset = reset_peak()
+            t0 = time.perf_counter()
+            torch.save(sd, a["out"])
+            if m == "fsync":
+                fsync_path(a["out"])
+            t1 = time.perf_counter()
+            if r > 0:
+                o = by_mode[m]
+                o["times_s"].append(t1 - t0)
+                if can_reset:
+                    # Clamped at 0: the kernel's RSS counters lag by a few pages.
+                    o["peak_above_base"].append(max(0, status_kib("VmHWM") - base_kib) * 1024)
+                    o["maxrss_above_base"].append(max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kib) * 1024)
     return {
-        "times_s": times,
-        "peak_above_base": peaks,
-        "maxrss_above_base": maxrss,
+        "by_mode": by_mode,
         "tensor_bytes": sum(t.untyped_storage().nbytes() for t in tensors(sd)),
         "bytes": os.path.getsize(a["out"]),
     }

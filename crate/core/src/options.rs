@@ -92,6 +92,11 @@ pub struct SaveOptions {
     pub compact: bool,
     /// Storage alignment in the zip (PyTorch: 64).
     pub alignment: u64,
+    /// Saving to a path: fsync the new file and its folder before returning, so the save
+    /// survives a power loss or OS crash (`true`, the default). `false` skips the fsyncs,
+    /// like torch.save and `cp`; the save is still atomic (temporary file + rename), so a
+    /// killed process never leaves a torn file. Streams and buffers ignore it.
+    pub durable: bool,
 }
 
 impl Default for SaveOptions {
@@ -102,6 +107,7 @@ impl Default for SaveOptions {
             archive_name: "archive".to_string(),
             compact: false,
             alignment: 64,
+            durable: true,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct NativeSaveOptions {
     pub archive_name: Option<String>,
     /// Write only the bytes each storage's tensors reach.
     pub compact: Option<bool>,
+    /// Saving to a path: fsync the file and its folder before returning (default true).
+    /// `false` skips the fsyncs (like torch.save and `cp`); the save stays atomic.
+    pub durable: Option<bool>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -159,6 +162,9 @@ pub fn save_config(
     if let Some(c) = o.compact {
         core.compact = c;
     }
+    if let Some(d) = o.durable {
+        core.durable = d;
+    }
     Ok(core)
 }
 
@@ -173,6 +179,24 @@ mod tests {
         assert_eq!(archive_name_for(Some("ckpt")), "ckpt");
         assert_eq!(archive_name_for(Some("/tmp/模型.pt")), "archive");
         assert_eq!(archive_name_for(None), "archive");
+    }
+
+    #[test]
+    fn durable_defaults_to_true() {
+        let on = |durable| {
+            save_config(
+                Some(NativeSaveOptions {
+                    durable,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .map(|o| o.durable)
+            .ok()
+        };
+        assert_eq!(on(None), Some(true));
+        assert_eq!(on(Some(true)), Some(true));
+        assert_eq!(on(Some(false)), Some(false));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Atomic replacement of a file: write a temporary file in the target's folder (same file
 //! system, so the rename is atomic), fsync it, rename it over the target, fsync the folder.
+//! The fsyncs (durability against power loss) are optional (`durable`); atomicity is not.
 //! On any error the temporary file is removed and the old target is untouched; a crash
 //! mid-write never leaves a half-written target.
 //!
@@ -51,15 +52,28 @@ impl Drop for Cleanup {
     }
 }
 
-/// Creates `target` atomically with what `write` puts into the (empty, new) file.
+/// Creates `target` atomically and durably with what `write` puts into the (empty, new)
+/// file: [`replace_with_opts`] with `durable = true`.
 pub fn replace_with<F>(target: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&File) -> Result<()>,
+{
+    replace_with_opts(target, true, write)
+}
+
+/// Creates `target` atomically with what `write` puts into the (empty, new) file. `durable`:
+/// fsync the file before it gets its name and the folder after, so the new file survives a
+/// power loss; without it the replacement is still atomic for every process (a killed writer
+/// leaves the old file or the complete new one) but the OS writes the data back later, as
+/// with torch.save or `cp`.
+pub fn replace_with_opts<F>(target: &Path, durable: bool, write: F) -> Result<()>
 where
     F: FnOnce(&File) -> Result<()>,
 {
     let in_file = |e: Error| e.in_file(target.display().to_string());
     let pending = Pending::create(target)?;
     write(pending.file()).map_err(in_file)?;
-    pending.commit()
+    pending.commit_with(durable)
 }
 
 /// A temporary file that will become `target`: created by [`Pending::create`], filled through
@@ -112,12 +126,19 @@ impl Pending {
     }
 
     /// fsync, then give the file its name (replacing an existing one), then fsync the folder.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(true)
+    }
+
+    /// [`Pending::commit`], with the fsyncs only when `durable` (the naming stays atomic).
+    pub fn commit_with(mut self, durable: bool) -> Result<()> {
         let target = self.target.clone();
         let in_file = |e: Error| e.in_file(target.display().to_string());
-        self.file
-            .sync_all()
-            .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+        if durable {
+            self.file
+                .sync_all()
+                .map_err(|e| in_file(Error::io(e, "syncing the temporary file")))?;
+        }
         match self.named.0.take() {
             #[cfg(target_os = "linux")]
             None => unnamed::publish(&self.file, &target).map_err(in_file)?,
@@ -132,7 +153,9 @@ impl Pending {
                 self.named.0 = None;
             }
         }
-        sync_dir(&target);
+        if durable {
+            sync_dir(&target);
+        }
         Ok(())
     }
 }
@@ -284,6 +307,34 @@ mod tests {
         p.file().write_all(b"lost").unwrap();
         drop(p);
         assert_eq!(entries(&d), vec!["out.safetensors".to_string()]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn not_durable_is_still_atomic() {
+        let d = scratch("fast");
+        let target = d.join("model.pt");
+        std::fs::write(&target, b"old").ok();
+        let r = replace_with_opts(&target, false, |mut f| {
+            f.write_all(b"half").map_err(|e| Error::io(e, "w"))?;
+            crate::bail!(Unserializable, "boom")
+        });
+        assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::Unserializable));
+        assert_eq!(std::fs::read(&target).ok(), Some(b"old".to_vec()));
+        assert_eq!(entries(&d), vec!["model.pt".to_string()]);
+        let r = replace_with_opts(&target, false, |mut f| {
+            f.write_all(b"new").map_err(|e| Error::io(e, "w"))
+        });
+        assert!(r.is_ok());
+        assert_eq!(std::fs::read(&target).ok(), Some(b"new".to_vec()));
+        assert_eq!(entries(&d), vec!["model.pt".to_string()]);
+        let fresh = d.join("fresh.pt");
+        assert!(replace_with_opts(&fresh, false, |mut f| {
+            f.write_all(b"x").map_err(|e| Error::io(e, "w"))
+        })
+        .is_ok());
+        assert_eq!(std::fs::read(&fresh).ok(), Some(b"x".to_vec()));
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -6,15 +6,20 @@
 //!   descriptors, zip64 rules, record order);
 //! * [`legacy_write`] writes the pre-1.6 stream;
 //! * [`compact`] implements `SaveOptions::compact`;
-//! * [`atomic`] writes to a temporary file in the target's folder, fsyncs and renames.
+//! * [`file_write`] writes an archive into a file fast (CRC-32 alongside the writes, direct
+//!   I/O for durable saves);
+//! * [`atomic`] writes to a temporary file in the target's folder, fsyncs (`durable`) and
+//!   renames.
 //!
 //! Order of work for the zip format: (compact) → pickle (assigns storage keys in first-seen
-//! order and validates every view) → plan the archive (CRCs in parallel) → write. Nothing is
+//! order and validates every view) → plan the archive → write (to a file: CRCs computed
+//! while the data is written; to a stream: CRCs first). Nothing is
 //! written before the pickle succeeded, so invalid graphs never touch the output.
 
 pub mod atomic;
 pub mod compact;
 mod compat_names;
+pub mod file_write;
 pub mod legacy_write;
 pub mod pickler;
 pub mod zip_write;
@@ -59,11 +64,12 @@ fn prepared<'g>(graph: &'g Graph, opts: &SaveOptions) -> Result<Cow<'g, Graph>> 
     Ok(Cow::Borrowed(graph))
 }
 
-/// Pickles and plans a zip archive, then hands the plan to `emit`.
-fn with_zip_plan<T>(
+/// Pickles `graph` and hands the archive's records (in torch's order, without the
+/// serialization id, which the zip writer adds) to `emit`.
+fn with_zip_records<T>(
     graph: &Graph,
     opts: &SaveOptions,
-    emit: impl FnOnce(&zip_write::Plan, &[zip_write::RecordSource<'_>], &[u8]) -> Result<T>,
+    emit: impl FnOnce(&[zip_write::RecordSource<'_>]) -> Result<T>,
 ) -> Result<T> {
     let pickled = pickler::pickle_graph(graph, opts.protocol, pickler::PidStyle::Zip)?;
     let headers = header_records(opts.alignment);
@@ -92,8 +98,7 @@ fn with_zip_plan<T>(
         name: "version".into(),
         data: &version,
     });
-    let (plan, sid) = zip_write::plan(&opts.archive_name, &records, opts.alignment)?;
-    emit(&plan, &records, &sid)
+    emit(&records)
 }
 
 /// Writes `graph` to `w` (a stream: no seeking needed).
@@ -101,8 +106,9 @@ pub fn save_to_writer<W: Write>(graph: &Graph, w: &mut W, opts: &SaveOptions) ->
     check_options(opts)?;
     let graph = prepared(graph, opts)?;
     match opts.format {
-        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| {
-            zip_write::write_stream(plan, records, sid, w)
+        SaveFormat::Zip => with_zip_records(&graph, opts, |records| {
+            let (plan, sid) = zip_write::plan(&opts.archive_name, records, opts.alignment)?;
+            zip_write::write_stream(&plan, records, &sid, w)
         }),
         SaveFormat::Legacy => legacy_write::write_legacy(&graph, opts.protocol, w),
     }
@@ -116,17 +122,24 @@ pub fn save_to_vec(graph: &Graph, opts: &SaveOptions) -> Result<Vec<u8>> {
 }
 
 /// Writes `graph` to `path` atomically: the old file stays intact until the new one is
-/// complete and synced. Zip archives are written at precomputed offsets in parallel.
-/// The archive folder is `opts.archive_name` (see [`archive_name_for_path`] for torch's).
+/// complete (a temporary file renamed over the target). With `opts.durable` the new file and
+/// its folder are also fsynced, so it survives a power loss; big durable zip archives go to
+/// the disk with direct I/O ([`file_write`]). The archive folder is `opts.archive_name`
+/// (see [`archive_name_for_path`] for torch's).
 pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()> {
     check_options(opts)?;
     let graph = prepared(graph, opts)?;
     match opts.format {
-        SaveFormat::Zip => with_zip_plan(&graph, opts, |plan, records, sid| {
-            atomic::replace_with(path, |file| zip_write::write_file(plan, records, sid, file))
+        SaveFormat::Zip => with_zip_records(&graph, opts, |records| {
+            atomic::replace_with_opts(path, opts.durable, |file| {
+                file_write::write_file(&opts.archive_name, records, opts.alignment, file, |len| {
+                    file_write::mode_for(opts.durable, len)
+                })
+                .map(|_| ())
+            })
         }),
-        SaveFormat::Legacy => atomic::replace_with(path, |file| {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        SaveFormat::Legacy => atomic::replace_with_opts(path, opts.durable, |file| {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file_write::Chunked(file));
             legacy_write::write_legacy(&graph, opts.protocol, &mut w)?;
             w.flush().map_err(|e| Error::io(e, "writing legacy stream"))
         }),

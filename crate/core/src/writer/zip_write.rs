@@ -55,13 +55,13 @@ pub struct EntryPlan {
 }
 
 impl EntryPlan {
-    fn size_is_64(&self) -> bool {
+    pub(crate) fn size_is_64(&self) -> bool {
         self.size >= ZIP64_LIMIT
     }
     fn offset_is_64(&self) -> bool {
         self.header_offset >= ZIP64_LIMIT
     }
-    fn descriptor_len(&self) -> u64 {
+    pub(crate) fn descriptor_len(&self) -> u64 {
         match (self.size, self.size_is_64() || self.offset_is_64()) {
             (0, _) => 0,
             (_, true) => 24,
@@ -228,13 +228,40 @@ fn serialization_id(names: &[String], crcs: &[u32]) -> String {
 /// Builds the layout for `records` (the serialization id record is appended here).
 /// Returns the plan and the serialization id bytes (the last record's data).
 pub fn plan(folder: &str, records: &[RecordSource<'_>], alignment: u64) -> Result<(Plan, Vec<u8>)> {
+    check_alignment(alignment)?;
+    let crcs: Vec<u32> = records.par_iter().map(|r| crc32(r.data)).collect();
+    plan_with_crcs(folder, records, alignment, crcs)
+}
+
+fn check_alignment(alignment: u64) -> Result<()> {
     if alignment == 0 || alignment > 32768 {
         crate::bail!(
             InvalidArgument,
             "storage alignment {alignment} must be between 1 and 32768"
         );
     }
-    let crcs: Vec<u32> = records.par_iter().map(|r| crc32(r.data)).collect();
+    Ok(())
+}
+
+/// [`plan`] with the records' CRCs given (one per record). Offsets and sizes never depend on
+/// the CRCs (the serialization id is always 40 digits), so a plan made with placeholder CRCs
+/// has the final layout: [`super::file_write`] writes the bulk of a file from it while the
+/// real CRCs are being computed.
+pub fn plan_with_crcs(
+    folder: &str,
+    records: &[RecordSource<'_>],
+    alignment: u64,
+    crcs: Vec<u32>,
+) -> Result<(Plan, Vec<u8>)> {
+    check_alignment(alignment)?;
+    if crcs.len() != records.len() {
+        crate::bail!(
+            InvalidArgument,
+            "{} CRCs for {} records",
+            crcs.len(),
+            records.len()
+        );
+    }
     let mut names: Vec<String> = records
         .iter()
         .map(|r| format!("{folder}/{}", r.name))
@@ -331,49 +358,6 @@ pub fn write_stream<W: Write>(
     }
     w.write_all(&plan.tail).map_err(io)?;
     Ok(())
-}
-
-/// Writes the planned archive into `file` at the precomputed offsets, large records in
-/// parallel chunks (unix `pwrite`); elsewhere falls back to a sequential stream.
-pub fn write_file(
-    plan: &Plan,
-    records: &[RecordSource<'_>],
-    sid: &[u8],
-    file: &std::fs::File,
-) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        const WRITE_CHUNK: usize = 32 << 20;
-        file.set_len(plan.total_len)
-            .map_err(|e| crate::error::Error::io(e, "sizing the output file"))?;
-        // Small pieces (headers, descriptors, small records, tail) go into one job list with
-        // the big data chunks; rayon spreads the chunks over threads.
-        let mut jobs: Vec<(u64, std::borrow::Cow<'_, [u8]>)> = Vec::new();
-        for (i, e) in plan.entries.iter().enumerate() {
-            let data = records.get(i).map(|r| r.data).unwrap_or(sid);
-            jobs.push((e.header_offset, e.local_header().into()));
-            for (k, c) in data.chunks(WRITE_CHUNK).enumerate() {
-                jobs.push((e.data_offset + (k * WRITE_CHUNK) as u64, c.into()));
-            }
-            if e.descriptor_len() > 0 {
-                jobs.push((e.data_offset + e.size, e.descriptor().into()));
-            }
-        }
-        jobs.push((plan.tail_offset, plan.tail.as_slice().into()));
-        jobs.par_iter()
-            .try_for_each(|(off, bytes)| file.write_all_at(bytes, *off))
-            .map_err(|e| crate::error::Error::io(e, "writing archive"))?;
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        let mut w = std::io::BufWriter::new(file);
-        write_stream(plan, records, sid, &mut w)?;
-        w.flush()
-            .map_err(|e| crate::error::Error::io(e, "writing archive"))?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -111,14 +111,24 @@ fn failed_save_keeps_old_file_and_leaves_no_temp() {
     let mut g = Graph::new();
     let s = g.add_storage(storage(DType::Float32, 3, 8)); // declares 12 bytes, holds 8
     g.root = Some(g.add(tensor(s, DType::Float32, vec![2], vec![1], 0)));
-    let err = save_to_path(&g, &target, &SaveOptions::default()).unwrap_err();
-    assert_eq!(err.code, ErrorCode::StorageSize);
-    assert_eq!(std::fs::read(&target).unwrap(), b"previous checkpoint");
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 1, "no stray temp file: {names:?}");
+    for durable in [true, false] {
+        let opts = SaveOptions {
+            durable,
+            ..SaveOptions::default()
+        };
+        let err = save_to_path(&g, &target, &opts).unwrap_err();
+        assert_eq!(err.code, ErrorCode::StorageSize);
+        assert_eq!(std::fs::read(&target).unwrap(), b"previous checkpoint");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names.len(),
+            1,
+            "no stray temp file (durable {durable}): {names:?}"
+        );
+    }
     // Writing into a folder that does not exist is an I/O error, not a panic.
     let err = save_to_path(
         &Graph::new(),
