@@ -61,6 +61,10 @@ export interface ConvertOptions {
   verify?: boolean;
   /** Overwrite existing outputs. */
   force?: boolean;
+  /** fsync each output and its folder before naming it, so it survives a power loss
+   * (default true). `false` skips the fsyncs (like torch.save and `cp`); outputs stay
+   * atomic: a failed or killed conversion still never leaves a partial output. */
+  durable?: boolean;
   /** Mirror the inputs' folders (relative to their common folder) under `out`. */
   keepTree?: boolean;
   /** Process only this worker's share: every `shardCount`-th input from `shardIndex`
@@ -183,6 +187,7 @@ export function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   if (o.dryRun !== undefined) out.dryRun = o.dryRun;
   if (o.verify !== undefined) out.verify = o.verify;
   if (o.force !== undefined) out.force = o.force;
+  if (o.durable !== undefined) out.durable = o.durable;
   if (o.keepTree !== undefined) out.keepTree = o.keepTree;
   const si = count('shardIndex', o.shardIndex, 0);
   const sc = count('shardCount', o.shardCount, 1);

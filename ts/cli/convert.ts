@@ -37,6 +37,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   verify: { type: 'boolean' },
   force: { type: 'boolean', short: 'f' },
+  'no-durable': { type: 'boolean' },
   'keep-tree': { type: 'boolean' },
   'shard-index': { type: 'string' },
   'shard-count': { type: 'string' },
@@ -87,6 +88,7 @@ export function convertOptionsFromArgs(args: string[]): { inputs: string[]; opts
   if (v['dry-run']) opts.dryRun = true;
   if (v.verify) opts.verify = true;
   if (v.force) opts.force = true;
+  if (v['no-durable']) opts.durable = false;
   if (v['keep-tree']) opts.keepTree = true;
   if (v['keep-tree'] && v.out === undefined) throw new UsageError('--keep-tree needs --out');
   const si = int('shard-index', v['shard-index'], 0);
@@ -136,7 +138,7 @@ export const convertCommand: Command = {
   usage:
     'torchsave convert <files|dirs|globs...> [--out DIR] [--to pt|pt-legacy|safetensors] [--select PATH] ' +
     "[--strip-prefix P]... [--strip-dataparallel] [--rename 'regex=>replacement']... [--dtype float16|bfloat16|float32] " +
-    '[--drop-optimizer] [--compact] [--shard-size 5GB] [--jobs N] [--dry-run] [--verify] [--force] [--keep-tree] ' +
+    '[--drop-optimizer] [--compact] [--shard-size 5GB] [--jobs N] [--dry-run] [--verify] [--force] [--no-durable] [--keep-tree] ' +
     '[--shard-index I --shard-count N] [--no-weights-only] [--json] [--no-progress]',
   async run(args: string[], io: CliIO): Promise<number> {
     const { inputs, opts, json, progress } = convertOptionsFromArgs(args);

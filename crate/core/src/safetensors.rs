@@ -755,7 +755,7 @@ pub fn write_file(
 ) -> Result<Written> {
     let d = dedupe_shared(graph, entries)?;
     let p = plan(graph, &d.kept, &file_metadata(extra_metadata, &d.removed))?;
-    let bytes = crate::convert::fsio::write_atomic(path, &mut |w| write_plan(graph, &p, w))?;
+    let bytes = crate::convert::fsio::write_atomic(path, true, &mut |w| write_plan(graph, &p, w))?;
     Ok(Written {
         names: p.tensors.iter().map(|t| t.0.clone()).collect(),
         removed: d.removed,

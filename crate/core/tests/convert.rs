@@ -592,3 +592,148 @@ fn diff_and_inspect_many() {
         std::fs::metadata(&a).unwrap().len() + std::fs::metadata(&b).unwrap().len()
     );
 }
+
+/// Every file under `dir`, relative, sorted (temporaries included: they would show up here).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn not_durable_writes_the_same_bytes_and_stays_atomic() {
+    let dir = scratch("conv-durable");
+    let (g, _) = dp_graph();
+    let inputs: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|n| dir.join("in").join(format!("{n}.safetensors")))
+        .collect();
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    for i in &inputs {
+        st::save_graph(&g, i).unwrap();
+    }
+    // Every writing path: streamed safetensors (Pending on the committer threads),
+    // safetensors shards + index (fsio), a cast, pt zip and legacy (save_to_path).
+    let variants: Vec<(&str, ConvertOptions)> = vec![
+        ("st", ConvertOptions::default()),
+        (
+            "st-f16",
+            ConvertOptions {
+                dtype: Some(DType::Float16),
+                verify: true,
+                ..ConvertOptions::default()
+            },
+        ),
+        (
+            "st-shards",
+            ConvertOptions {
+                shard_size: Some(64),
+                ..ConvertOptions::default()
+            },
+        ),
+        (
+            "pt",
+            ConvertOptions {
+                to: Target::Pt,
+                ..ConvertOptions::default()
+            },
+        ),
+        (
+            "pt-shards",
+            ConvertOptions {
+                to: Target::Pt,
+                shard_size: Some(64),
+                ..ConvertOptions::default()
+            },
+        ),
+        (
+            "legacy",
+            ConvertOptions {
+                to: Target::PtLegacy,
+                ..ConvertOptions::default()
+            },
+        ),
+    ];
+    for (name, base) in &variants {
+        let run = |durable: bool| {
+            let out = dir.join(format!("{name}-{durable}"));
+            let o = ConvertOptions {
+                durable,
+                out_dir: Some(out.clone()),
+                ..base.clone()
+            };
+            let reports = convert::convert_many(&inputs, &o, 2, &|_| {}, &AtomicBool::new(false));
+            for r in &reports {
+                assert_eq!(r.error, None, "{name} durable={durable}");
+                assert!(!r.outputs.is_empty());
+            }
+            let files = tree(&out);
+            let bytes: Vec<Vec<u8>> = files
+                .iter()
+                .map(|f| std::fs::read(out.join(f)).unwrap())
+                .collect();
+            (files, bytes)
+        };
+        let (f1, b1) = run(true);
+        let (f0, b0) = run(false);
+        assert!(f1.len() >= inputs.len(), "{name}: {f1:?}");
+        assert_eq!(f0, f1, "{name}: same outputs");
+        assert!(b0 == b1, "{name}: same bytes");
+    }
+
+    // A failing commit (the output name is a non-empty folder) reports an error and leaves no
+    // temporary behind, durable or not, on the streamed, fsio and save_to_path paths.
+    for (name, base, blocked) in [
+        ("st", ConvertOptions::default(), "a.safetensors"),
+        (
+            "st-shards",
+            ConvertOptions {
+                shard_size: Some(64),
+                ..ConvertOptions::default()
+            },
+            "a.safetensors.index.json",
+        ),
+        (
+            "pt",
+            ConvertOptions {
+                to: Target::Pt,
+                ..ConvertOptions::default()
+            },
+            "a.pt",
+        ),
+    ] {
+        for durable in [false, true] {
+            let out = dir.join(format!("fail-{name}-{durable}"));
+            std::fs::create_dir_all(out.join(blocked).join("keep")).unwrap();
+            let o = ConvertOptions {
+                durable,
+                force: true,
+                out_dir: Some(out.clone()),
+                ..base.clone()
+            };
+            let before = tree(&out);
+            let r = convert::convert_many(&inputs[..1], &o, 2, &|_| {}, &AtomicBool::new(false));
+            assert_eq!(
+                r[0].error.as_ref().map(|e| e.0),
+                Some(ErrorCode::Io),
+                "{name} durable={durable}"
+            );
+            let after: Vec<String> = tree(&out)
+                .into_iter()
+                .filter(|f| !f.starts_with("a-0000"))
+                .collect();
+            assert_eq!(after, before, "{name} durable={durable}: no temporary left");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -53,6 +53,9 @@ pub struct NativeConvertOptions {
     pub dry_run: Option<bool>,
     pub verify: Option<bool>,
     pub force: Option<bool>,
+    /// fsync each output and its folder before naming it (default true). `false` skips the
+    /// fsyncs (like torch.save and `cp`); outputs stay atomic.
+    pub durable: Option<bool>,
     pub keep_tree: Option<bool>,
     /// This worker's share of the inputs: every `shardCount`-th file from `shardIndex`.
     pub shard_index: Option<u32>,
@@ -193,6 +196,7 @@ fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<Conver
     opts.dry_run = o.dry_run.unwrap_or(false);
     opts.verify = o.verify.unwrap_or(false);
     opts.force = o.force.unwrap_or(false);
+    opts.durable = o.durable.unwrap_or(true);
     opts.keep_tree = o.keep_tree.unwrap_or(false);
     if o.shard_index.is_some() != o.shard_count.is_some() {
         return Err(bad("shardIndex and shardCount go together".into()));

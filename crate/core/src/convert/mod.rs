@@ -107,6 +107,10 @@ pub struct ConvertOptions {
     pub verify: bool,
     /// Overwrite existing outputs.
     pub force: bool,
+    /// fsync each output (and its folder) before naming it, so it survives a power loss.
+    /// `false` skips the fsyncs only: outputs are still written to a temporary file and
+    /// renamed, so a failed or killed conversion never leaves a partial output.
+    pub durable: bool,
     /// Do everything except writing.
     pub dry_run: bool,
     /// Recreate input folders (relative to `root_dir`) under `out_dir`.
@@ -133,6 +137,7 @@ impl Default for ConvertOptions {
             shard_size: None,
             verify: false,
             force: false,
+            durable: true,
             dry_run: false,
             keep_tree: false,
             out_dir: None,
@@ -470,6 +475,8 @@ pub fn convert_file(input: &Path, opts: &ConvertOptions) -> FileReport {
 struct Written {
     report: FileReport,
     pending: Vec<Pending>,
+    /// [`ConvertOptions::durable`]: whether committing fsyncs.
+    durable: bool,
     start: Instant,
 }
 
@@ -482,7 +489,7 @@ impl Written {
             if self.report.error.is_some() {
                 break; // Dropping the rest removes them.
             }
-            if let Err(e) = p.commit() {
+            if let Err(e) = p.commit_with(self.durable) {
                 let e = e.in_file(input.display().to_string());
                 self.report.error = Some((e.code, e.to_string()));
                 self.report.verified = false;
@@ -510,6 +517,7 @@ fn write_file(input: &Path, opts: &ConvertOptions) -> Written {
     Written {
         report,
         pending,
+        durable: opts.durable,
         start,
     }
 }
@@ -765,10 +773,11 @@ fn write_safetensors(
     }
     ensure_dir(dir, opts)?;
     for (p, pl) in &plans {
-        report.bytes_out += fsio::write_atomic(p, &mut |w| st::write_plan(graph, pl, w))?;
+        report.bytes_out +=
+            fsio::write_atomic(p, opts.durable, &mut |w| st::write_plan(graph, pl, w))?;
     }
     if let Some((p, text)) = &index {
-        report.bytes_out += fsio::write_atomic(p, &mut |w| {
+        report.bytes_out += fsio::write_atomic(p, opts.durable, &mut |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| Error::io(e, "write"))
         })?;
@@ -915,6 +924,7 @@ fn write_pt(
         },
         archive_name: archive.to_string(),
         compact: opts.compact,
+        durable: opts.durable,
         ..SaveOptions::default()
     };
     let max_depth = opts.load.limits.max_depth;
@@ -986,7 +996,7 @@ fn write_pt(
         report.bytes_out += file_len(p);
     }
     if let Some((p, text)) = &index {
-        report.bytes_out += fsio::write_atomic(p, &mut |w| {
+        report.bytes_out += fsio::write_atomic(p, opts.durable, &mut |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| Error::io(e, "write"))
         })?;
@@ -1099,6 +1109,7 @@ pub fn convert_many(
                         ..FileReport::default()
                     },
                     pending: Vec::new(),
+                    durable: opts.durable,
                     start: Instant::now(),
                 },
                 Ok(()) => write_file(input, &opts),
