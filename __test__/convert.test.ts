@@ -229,6 +229,37 @@ describe('batches', () => {
     expect(listFiles(join(d, 'out'))).toEqual(['a.safetensors', 'y/a.safetensors']);
   });
 
+  it('--no-durable writes the same bytes, atomically, for every target', async () => {
+    const d = tmp('nodurable');
+    const inDir = join(d, 'in');
+    mkdirSync(inDir);
+    copyFileSync(SEED(), join(inDir, 'a.pt'));
+    copyFileSync(SEED(), join(inDir, 'b.pt'));
+    for (const extra of [[], ['--dtype', 'float16', '--verify'], ['--to', 'pt'], ['--to', 'pt-legacy'], ['--shard-size', '20kB']]) {
+      const durable = join(d, `on${extra.join('')}`);
+      const fast = join(d, `off${extra.join('')}`);
+      const a = await cli('convert', inDir, '--out', durable, '--jobs', '2', ...extra);
+      const b = await cli('convert', inDir, '--out', fast, '--jobs', '2', '--no-durable', '--json', ...extra);
+      expect(a.code, a.err).toBe(0);
+      expect(b.code, b.err).toBe(0);
+      expect((JSON.parse(b.out) as { summary: { converted: number } }).summary.converted).toBe(2);
+      const files = listFiles(fast);
+      expect(files, extra.join(' ')).toEqual(listFiles(durable));
+      expect(files.length).toBeGreaterThanOrEqual(2);
+      for (const f of files) expect(readFileSync(join(fast, f)).equals(readFileSync(join(durable, f))), f).toBe(true);
+    }
+    // The API option is the same switch.
+    const api = await torch.convert(join(inDir, 'a.pt'), { out: join(d, 'api'), durable: false });
+    expect(api[0]!.error).toBeUndefined();
+    expect(readFileSync(join(d, 'api', 'a.safetensors')).equals(readFileSync(join(d, 'on', 'a.safetensors')))).toBe(true);
+    // Atomic still: a failing input leaves nothing under an output name and no temporary.
+    writeFileSync(join(d, 'bad.pt'), readFileSync(SEED()).subarray(0, 5000));
+    const bad = await cli('convert', join(d, 'bad.pt'), '--out', join(d, 'badout'), '--no-durable');
+    expect(bad.code).toBe(3);
+    expect(existsSync(join(d, 'badout')) ? listFiles(join(d, 'badout')) : []).toEqual([]);
+    expect((await cli('--help')).out).toContain('--no-durable');
+  });
+
   it('usage errors exit 2', async () => {
     expect((await cli('convert')).code).toBe(2);
     expect((await cli('convert', SEED(), '--dtype', 'int8')).code).toBe(2);

@@ -37,7 +37,7 @@ function prepare(files, outDir) {
   c.catToNull(files);
 }
 
-function runOurs(cli, files, outDir, jobs) {
+function runOurs(cli, files, outDir, jobs, durable = true) {
   prepare(files, outDir);
   fs.mkdirSync(outDir, { recursive: true });
   // The whole CLI process is timed, Node's start-up included (the Python side is timed from
@@ -47,9 +47,9 @@ function runOurs(cli, files, outDir, jobs) {
   // connection; Python's start-up is not timed at all.
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const s = c.timeCommand([process.execPath, cli, 'convert', ...files, '--to', 'safetensors', '--dtype', 'float16', '--jobs', String(jobs), '--out', outDir, '--force'], env);
+  const s = c.timeCommand([process.execPath, cli, 'convert', ...files, '--to', 'safetensors', '--dtype', 'float16', '--jobs', String(jobs), '--out', outDir, '--force', ...(durable ? [] : ['--no-durable'])], env);
   const got = listOutputs(outDir).size;
-  if (got !== files.length) c.die(`torchsave convert --jobs ${jobs} wrote ${got} .safetensors files for ${files.length} inputs (in ${outDir})`);
+  if (got !== files.length) c.die(`torchsave convert --jobs ${jobs}${durable ? '' : ' --no-durable'} wrote ${got} .safetensors files for ${files.length} inputs (in ${outDir})`);
   return s;
 }
 
@@ -75,8 +75,11 @@ async function main(opts) {
   const bytes = c.fileBytes(files);
   const pyOut = path.join(c.OUT, 'convert', 'out_python');
   const tsOut = path.join(c.OUT, 'convert', 'out_torchsave');
+  const fastOut = path.join(c.OUT, 'convert', 'out_torchsave_nodurable');
 
-  const raw = { torch: { 1: [], 2: [] }, ours: { 1: [], 2: [] } };
+  // `fast`: our --no-durable (no fsyncs, still atomic), like for like with the Python script,
+  // which does not sync its outputs either.
+  const raw = { torch: { 1: [], 2: [] }, ours: { 1: [], 2: [] }, fast: { 1: [], 2: [] } };
   for (const jobs of [1, 2]) {
     for (let r = 0; r < opts.runs; r++) {
       c.log(`python converter, ${jobs} process(es), run ${r + 1}/${opts.runs}`);
@@ -84,6 +87,8 @@ async function main(opts) {
       if (cli) {
         c.log(`torchsave convert --jobs ${jobs}, run ${r + 1}/${opts.runs}`);
         raw.ours[jobs].push(runOurs(cli, files, tsOut, jobs));
+        c.log(`torchsave convert --jobs ${jobs} --no-durable, run ${r + 1}/${opts.runs}`);
+        raw.fast[jobs].push(runOurs(cli, files, fastOut, jobs, false));
       }
     }
   }
@@ -123,15 +128,24 @@ async function main(opts) {
     verify = c.runWorker('py', { cmd: 'verify-convert', pairs });
   }
 
+  // --no-durable writes the same bytes as the durable run: every file compared.
+  let same = null;
+  if (cli && raw.fast[1].length) {
+    const a = listOutputs(tsOut);
+    const b = listOutputs(fastOut);
+    same = { checked: a.size, bad: [] };
+    for (const [stem, p] of a) if (!b.has(stem) || !fs.readFileSync(p).equals(fs.readFileSync(b.get(stem)))) same.bad.push(stem);
+  }
+
   const med = (side, j) => (raw[side][j].length ? c.median(raw[side][j]) : null);
   const n = files.length;
   const fmt = (s) => `${c.fmtSeconds(s)} (${(n / s).toFixed(1)} files/s, ${(bytes / s / 1e9).toFixed(2)} GB/s)`;
   const label = `${n} legacy .pth (${c.fmtBytes(bytes)}) → safetensors fp16`;
   const rows = [
-    c.row({ name: `${label}, 1 job`, ours: med('ours', 1), other: med('torch', 1), otherLabel: 'Python, 1 process', kind: 'faster', format: fmt }),
-    c.row({ name: `${label}, 2 jobs`, ours: med('ours', 2), other: med('torch', 2), otherLabel: 'Python, 2 processes', kind: 'faster', target: 3, format: fmt }),
+    c.row({ name: `durable: ${label}, 1 job`, ours: med('ours', 1), other: med('torch', 1), otherLabel: 'Python, 1 process', kind: 'faster', format: fmt }),
+    c.row({ name: `durable: ${label}, 2 jobs`, ours: med('ours', 2), other: med('torch', 2), otherLabel: 'Python, 2 processes', kind: 'faster', target: 3, format: fmt }),
     c.row({
-      name: 'scaling from 1 to 2 jobs (throughput ratio)',
+      name: 'durable: scaling from 1 to 2 jobs (throughput ratio)',
       ours: med('ours', 1),
       other: med('ours', 2),
       otherLabel: 'torchsave, 2 jobs',
@@ -142,6 +156,23 @@ async function main(opts) {
       format: fmt,
     }),
   ];
+  if (raw.fast[1].length) {
+    rows.push(
+      c.row({ name: `--no-durable: ${label}, 1 job`, ours: med('fast', 1), other: med('torch', 1), otherLabel: 'Python, 1 process', kind: 'faster', format: fmt }),
+      c.row({ name: `--no-durable: ${label}, 2 jobs`, ours: med('fast', 2), other: med('torch', 2), otherLabel: 'Python, 2 processes', kind: 'faster', target: 3, format: fmt }),
+      c.row({
+        name: '--no-durable: scaling from 1 to 2 jobs (throughput ratio)',
+        ours: med('fast', 1),
+        other: med('fast', 2),
+        otherLabel: 'torchsave --no-durable, 2 jobs',
+        kind: 'at-least',
+        target: 1.8,
+        unit: 'x',
+        value: med('fast', 1) / med('fast', 2),
+        format: fmt,
+      }),
+    );
+  }
   if (floor.read.length) {
     const fl = c.median(floor.read) + c.median(floor.write);
     rows.push(
@@ -160,10 +191,15 @@ async function main(opts) {
       c.row({ name: 'outputs identical to the Python converter\'s', ours: verify.checked - verify.bad.length, other: verify.checked, otherLabel: 'files checked', kind: 'at-least', target: verify.checked, value: verify.checked - verify.bad.length, digits: 0, unit: ` of ${verify.checked}`, format: (v) => `${v} files` }),
     );
   }
+  if (same) {
+    rows.push(
+      c.row({ name: '--no-durable outputs byte-identical to the durable ones', ours: same.checked - same.bad.length, other: same.checked, otherLabel: 'files compared', kind: 'at-least', target: same.checked, value: same.checked - same.bad.length, digits: 0, unit: ` of ${same.checked}`, format: (v) => `${v} files` }),
+    );
+  }
   const notes = [
     `Python scales ${(med('torch', 1) / med('torch', 2)).toFixed(2)}x from 1 to 2 processes (torch.set_num_threads(1) in every process: torch's default OpenMP threads made the 1-process baseline swing up to 10x on this shared 2-core machine).`,
     'Python is timed inside the script after `import torch` (pool start-up included); our CLI is timed as a whole process, Node start-up included (NODE_EXTRA_CA_CERTS unset for it, see convert.js). GB/s counts input bytes (10^9).',
-    'Our outputs are fsynced before they are named (crash-safe); the Python script does not sync its outputs, whose writeback happens after its timer stops.',
+    'Durable rows: our outputs are fsynced before they are named (crash-safe); the Python script does not sync its outputs, whose writeback happens after its timer stops. The --no-durable rows skip our fsyncs too (outputs still atomic: temp file + rename), so they compare like for like; both write identical bytes.',
     'Before every run: the output folder removed, `sync`, and every input read once (`cat > /dev/null`) so both sides start from the same warm page cache.',
   ];
   if (floor.read.length && med('torch', 2) != null) {
@@ -172,6 +208,7 @@ async function main(opts) {
         `3x the Python script's 2-process throughput means ${c.fmtSeconds(med('torch', 2) / 3)} for everything, reading and writing included.`,
     );
   }
+  if (same && same.bad.length) notes.push(`--no-durable MISMATCHES: ${same.bad.slice(0, 10).join(', ')}`);
   if (verify && verify.bad.length) notes.push(`MISMATCHES: ${verify.bad.join('; ')}`);
   return {
     bench: 'convert',
@@ -179,7 +216,7 @@ async function main(opts) {
     setup: `Median of ${opts.runs} runs; torch ${py.torch}, python ${py.python}; ${c.machineLine()}.`,
     rows,
     notes,
-    raw: { ...raw, floor, files: n, bytes, verify },
+    raw: { ...raw, floor, files: n, bytes, verify, same },
   };
 }
 

@@ -83,6 +83,11 @@ export interface NativeConvertOptions {
   dryRun?: boolean
   verify?: boolean
   force?: boolean
+  /**
+   * fsync each output and its folder before naming it (default true). `false` skips the
+   * fsyncs (like torch.save and `cp`); outputs stay atomic.
+   */
+  durable?: boolean
   keepTree?: boolean
   /** This worker's share of the inputs: every `shardCount`-th file from `shardIndex`. */
   shardIndex?: number

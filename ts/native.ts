@@ -46,6 +46,7 @@ export interface NativeConvertOptions {
   dryRun?: boolean;
   verify?: boolean;
   force?: boolean;
+  durable?: boolean;
   keepTree?: boolean;
   shardIndex?: number;
   shardCount?: number;
