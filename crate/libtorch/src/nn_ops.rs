@@ -419,52 +419,28 @@ impl NativeTensor {
                     NativeTensor::wrap(cn),
                 ])
             }
-            "GRU" => {
-                let (o, hn) = self
-                    .t
-                    .f_gru(
-                        first,
-                        &ps,
-                        has_biases,
-                        num_layers,
-                        dropout,
-                        train,
-                        bidirectional,
-                        batch_first,
-                    )
-                    .or_compute()?;
-                Ok(vec![NativeTensor::wrap(o), NativeTensor::wrap(hn)])
-            }
-            "RNN_TANH" => {
-                let (o, hn) = self
-                    .t
-                    .f_rnn_tanh(
-                        first,
-                        &ps,
-                        has_biases,
-                        num_layers,
-                        dropout,
-                        train,
-                        bidirectional,
-                        batch_first,
-                    )
-                    .or_compute()?;
-                Ok(vec![NativeTensor::wrap(o), NativeTensor::wrap(hn)])
-            }
-            "RNN_RELU" => {
-                let (o, hn) = self
-                    .t
-                    .f_rnn_relu(
-                        first,
-                        &ps,
-                        has_biases,
-                        num_layers,
-                        dropout,
-                        train,
-                        bidirectional,
-                        batch_first,
-                    )
-                    .or_compute()?;
+            "GRU" | "RNN_TANH" | "RNN_RELU" => {
+                // The three take the same arguments: input, h0, flat weights, then the flags.
+                macro_rules! run {
+                    ($f:ident) => {
+                        self.t.$f(
+                            first,
+                            &ps,
+                            has_biases,
+                            num_layers,
+                            dropout,
+                            train,
+                            bidirectional,
+                            batch_first,
+                        )
+                    };
+                }
+                let (o, hn) = match mode.as_str() {
+                    "GRU" => run!(f_gru),
+                    "RNN_TANH" => run!(f_rnn_tanh),
+                    _ => run!(f_rnn_relu),
+                }
+                .or_compute()?;
                 Ok(vec![NativeTensor::wrap(o), NativeTensor::wrap(hn)])
             }
             other => Err(errors::invalid(format!("unknown RNN mode {other}"))),
