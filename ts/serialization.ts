@@ -470,7 +470,11 @@ function placeOnDevicesSync(pending: PendingDeviceStorage[]): void {
 async function placeOnDevices(pending: PendingDeviceStorage[]): Promise<void> {
   const addon = lt('loading onto a device');
   const byDevice = new Map<string, PendingDeviceStorage[]>();
-  for (const p of pending) byDevice.set(p.device, [...(byDevice.get(p.device) ?? []), p]);
+  for (const p of pending) {
+    const list = byDevice.get(p.device);
+    if (list) list.push(p);
+    else byDevice.set(p.device, [p]);
+  }
   for (const [device, list] of byDevice) {
     let out: NativeTensor[];
     try {

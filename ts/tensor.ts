@@ -49,16 +49,14 @@ export class UntypedStorage {
     this._nbytes = bytes.byteLength;
   }
   /** @internal A storage that libtorch owns (a result, or memory on a device). */
-  static fromNative(storageTensor: NativeTensor, nbytes: number, device: string): UntypedStorage {
+  static fromNative(storageTensor: NativeTensor | undefined, nbytes: number, device: string): UntypedStorage {
     const s = Object.create(UntypedStorage.prototype) as UntypedStorage;
     Object.assign(s, { device: new Device(device), _bytes: undefined, _nbytes: nbytes, _nt: storageTensor });
     return s;
   }
   /** @internal A device storage whose memory arrives later (a load's batched copy). */
   static pending(nbytes: number, device: string): UntypedStorage {
-    const s = Object.create(UntypedStorage.prototype) as UntypedStorage;
-    Object.assign(s, { device: new Device(device), _bytes: undefined, _nbytes: nbytes, _nt: undefined });
-    return s;
+    return UntypedStorage.fromNative(undefined, nbytes, device);
   }
   /** The bytes (host memory). A libtorch CPU storage is exposed without a copy; a device storage throws: use `.cpu()`. */
   get bytes(): Uint8Array {
@@ -846,9 +844,8 @@ export class Tensor {
   add_(other: Tensor | number, alpha?: number): this {
     const x = this.native();
     if (typeof other === 'number') {
-      const host = new Tensor({ storage: new UntypedStorage(fromNumbers([other * (alpha ?? 1)], this.dtype, 1)), dtype: this.dtype, shape: [] });
-      const y = host.to(this.device).native();
-      nat(() => x.add_(y));
+      const v = other * (alpha ?? 1);
+      nat(() => x.addScalar_(v));
     } else {
       const y = other.native();
       nat(() => x.add_(y, alpha));

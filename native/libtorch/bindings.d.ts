@@ -179,6 +179,11 @@ export declare class NativeTensor {
   fill_(value: number): void
   zero_(): void
   add_(other: NativeTensor, alpha?: number | undefined | null): void
+  /**
+   * In place `self += s`; an integral `s` stays an integer (PyTorch refuses to add a float
+   * into an integer tensor in place, e.g. BatchNorm's `num_batches_tracked += 1`).
+   */
+  addScalar_(s: number): void
   mulScalar_(s: number): void
   uniform_(from: number, to: number): void
   normal_(mean: number, std: number): void

@@ -4,9 +4,8 @@
  * pickled attributes `RNNBase.__setstate__` relies on (`_flat_weights_names`, `_all_weights`,
  * `_flat_weights`; `__getstate__` drops `_flat_weight_refs`, so we never write it).
  */
-import { Parameter, type Tensor, empty, zeros } from '../tensor';
+import { Parameter, Tensor, empty, zeros } from '../tensor';
 import { nat } from '../libtorch/addon';
-import { Tensor as TensorClass } from '../tensor';
 import * as init from './init';
 import { Module, type PyAttrSpec, nnError } from './module';
 import type { FactoryOpts } from './layers';
@@ -135,9 +134,8 @@ export abstract class RNNBase extends Module {
     const params = this.flatWeights().filter((p): p is Parameter => p !== null).map((p) => p.native());
     const xn = x.native();
     const hn = hs.map((h) => h.native());
-    const mode = this.mode === 'LSTM' || this.mode === 'GRU' ? this.mode : this.mode;
-    const outs = nat(() => xn.rnn(mode, hn, params, this.bias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst)).map((o) =>
-      TensorClass.fromNative(o),
+    const outs = nat(() => xn.rnn(this.mode, hn, params, this.bias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst)).map((o) =>
+      Tensor.fromNative(o),
     );
     let out = outs[0]!;
     let states = outs.slice(1);

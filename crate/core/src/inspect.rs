@@ -383,20 +383,13 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     fn tensor(storage: usize, shape: Vec<i64>, stride: Vec<i64>, offset: i64) -> Node {
-        Node::Tensor(Tensor {
-            storage: Some(storage),
-            dtype: DType::Int16,
+        Node::Tensor(Tensor::strided(
+            storage,
+            DType::Int16,
             shape,
             stride,
-            storage_offset: offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
-        })
+            offset,
+        ))
     }
 
     fn sha_hex(b: &[u8]) -> String {

@@ -330,20 +330,8 @@ fn contiguous_strides(shape: &[i64]) -> Vec<i64> {
 
 /// A plain CPU tensor of `shape` viewing all of storage `sid`.
 pub fn dense_tensor(sid: usize, dtype: DType, shape: Vec<i64>) -> Tensor {
-    Tensor {
-        storage: Some(sid),
-        dtype,
-        stride: contiguous_strides(&shape),
-        shape,
-        storage_offset: 0,
-        requires_grad: false,
-        is_parameter: false,
-        parameter_state: None,
-        quantizer: None,
-        metadata: None,
-        subclass: None,
-        device: None,
-    }
+    let stride = contiguous_strides(&shape);
+    Tensor::strided(sid, dtype, shape, stride, 0)
 }
 
 /// Reads safetensors bytes (the whole file) into a graph; storages are windows onto `bytes`.

@@ -292,20 +292,7 @@ mod tests {
     }
 
     fn tensor(shape: &[i64], stride: &[i64], offset: i64, dtype: DType) -> Tensor {
-        Tensor {
-            storage: Some(0),
-            dtype,
-            shape: shape.to_vec(),
-            stride: stride.to_vec(),
-            storage_offset: offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
-        }
+        Tensor::strided(0, dtype, shape.to_vec(), stride.to_vec(), offset)
     }
 
     fn code(g: &Graph) -> Option<ErrorCode> {

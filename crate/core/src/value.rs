@@ -120,6 +120,31 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// A plain strided view of `storage` (no grad, not a Parameter, no extras): what most
+    /// code building a tensor by hand means.
+    pub fn strided(
+        storage: StorageId,
+        dtype: DType,
+        shape: Vec<i64>,
+        stride: Vec<i64>,
+        storage_offset: i64,
+    ) -> Tensor {
+        Tensor {
+            storage: Some(storage),
+            dtype,
+            shape,
+            stride,
+            storage_offset,
+            requires_grad: false,
+            is_parameter: false,
+            parameter_state: None,
+            quantizer: None,
+            metadata: None,
+            subclass: None,
+            device: None,
+        }
+    }
+
     pub fn numel(&self) -> u64 {
         self.shape.iter().map(|&d| d.max(0) as u64).product()
     }

@@ -369,6 +369,17 @@ impl NativeTensor {
             }
         }
     }
+    /// In place `self += s`; an integral `s` stays an integer (PyTorch refuses to add a float
+    /// into an integer tensor in place, e.g. BatchNorm's `num_batches_tracked += 1`).
+    #[napi(js_name = "addScalar_")]
+    pub fn add_scalar_(&mut self, s: f64) -> napi::Result<()> {
+        let integral = !self.t.is_floating_point() && !self.t.is_complex() && s.fract() == 0.0;
+        if integral {
+            errors::scalar_op(|| self.t.f_add_scalar_(s as i64)).map(drop)
+        } else {
+            errors::scalar_op(|| self.t.f_add_scalar_(s)).map(drop)
+        }
+    }
     #[napi(js_name = "mulScalar_")]
     pub fn mul_scalar_(&mut self, s: f64) -> napi::Result<()> {
         errors::scalar_op(|| self.t.f_mul_scalar_(s)).map(drop)

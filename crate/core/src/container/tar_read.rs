@@ -372,20 +372,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
             .get(sid)
             .map(|s| s.dtype)
             .unwrap_or(crate::dtype::DType::Float32);
-        let tensor = Tensor {
-            storage: Some(sid),
-            dtype,
-            shape,
-            stride,
-            storage_offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
-        };
+        let tensor = Tensor::strided(sid, dtype, shape, stride, storage_offset);
         objects.insert(key, graph.add(Node::Tensor(tensor)));
     }
 

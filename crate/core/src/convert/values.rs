@@ -230,20 +230,7 @@ mod tests {
     }
 
     fn tensor(shape: &[i64], stride: &[i64], offset: i64) -> Tensor {
-        Tensor {
-            storage: Some(0),
-            dtype: DType::UInt8,
-            shape: shape.to_vec(),
-            stride: stride.to_vec(),
-            storage_offset: offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
-        }
+        Tensor::strided(0, DType::UInt8, shape.to_vec(), stride.to_vec(), offset)
     }
 
     #[test]

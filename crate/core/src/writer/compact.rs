@@ -121,20 +121,8 @@ mod tests {
             location: "cpu".into(),
             data: crate::bytes::ByteView::from_vec(data.to_vec()),
         };
-        let t = crate::value::Tensor {
-            storage: Some(0),
-            dtype: DType::Int8,
-            shape: shape.to_vec(),
-            stride: stride.to_vec(),
-            storage_offset: offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
-        };
+        let t =
+            crate::value::Tensor::strided(0, DType::Int8, shape.to_vec(), stride.to_vec(), offset);
         Ok(crate::strided::contiguous_bytes(&t, &st)?.into_owned())
     }
 

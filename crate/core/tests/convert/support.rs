@@ -90,20 +90,7 @@ pub fn f32_bytes(v: impl IntoIterator<Item = f32>) -> Vec<u8> {
 }
 
 pub fn view(sid: usize, dtype: DType, shape: &[i64], stride: &[i64], offset: i64) -> Tensor {
-    Tensor {
-        storage: Some(sid),
-        dtype,
-        shape: shape.to_vec(),
-        stride: stride.to_vec(),
-        storage_offset: offset,
-        requires_grad: false,
-        is_parameter: false,
-        parameter_state: None,
-        quantizer: None,
-        metadata: None,
-        subclass: None,
-        device: None,
-    }
+    Tensor::strided(sid, dtype, shape.to_vec(), stride.to_vec(), offset)
 }
 
 pub fn contiguous(sid: usize, dtype: DType, shape: &[i64]) -> Tensor {

@@ -23,20 +23,7 @@ fn storage(dtype: DType, numel: u64, nbytes: usize) -> Storage {
 }
 
 fn tensor(storage: usize, dtype: DType, shape: Vec<i64>, stride: Vec<i64>, offset: i64) -> Node {
-    Node::Tensor(Tensor {
-        storage: Some(storage),
-        dtype,
-        shape,
-        stride,
-        storage_offset: offset,
-        requires_grad: false,
-        is_parameter: false,
-        parameter_state: None,
-        quantizer: None,
-        metadata: None,
-        subclass: None,
-        device: None,
-    })
+    Node::Tensor(Tensor::strided(storage, dtype, shape, stride, offset))
 }
 
 fn code(g: &Graph) -> ErrorCode {
