@@ -122,7 +122,7 @@ async function main(opts) {
   ];
   const notes = [
     'Forward: eval mode under no_grad / torch.noGrad, the same weights and input on both sides (made by torch), time per forward over a loop of iterations, synchronized on CUDA; median of the runs.',
-    `Our loop yields to the event loop after each forward (as an application does between batches): libtorch memory of dropped results is freed by finalizers, which a synchronous loop never lets run${cuda ? '' : '; on the CPU the sides alternate in rounds of one run, so load drift on a shared machine hits both'}.`,
+    `Each of our forwards runs in torch.tidy, which frees its intermediates when it returns, as Python's reference counting does (without it, dropped results wait for the garbage collector and every op touches fresh memory)${cuda ? '' : '; on the CPU the sides alternate in rounds of one run, so load drift on a shared machine hits both'}.`,
   ];
   if (big) {
     const B = c.fmtBytes(big.bytes);

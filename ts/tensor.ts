@@ -22,6 +22,7 @@ import {
 } from './dtype';
 import { Device, Size } from './values';
 import { lt, nat, type NativeTensor } from './libtorch/addon';
+import { trackResult, untracked } from './scope';
 
 export type { DType, TypedArray } from './dtype';
 
@@ -135,6 +136,9 @@ function sameView(a: NativeTensor, b: NativeTensor): boolean {
   return x.id === y.id && x.device === y.device && a.storageOffset === b.storageOffset && a.shape.join() === b.shape.join();
 }
 
+/** Storages up to this size are copied, not shared, when only read as values (`readable`). */
+const SMALL_READ_COPY = 64 << 10;
+
 function storageOf(nt: NativeTensor): UntypedStorage {
   const info = nat(() => nt.storageInfo());
   const key = storageKey(info);
@@ -191,6 +195,7 @@ export class Tensor {
   private _requiresGrad: boolean;
   private _grad: Tensor | null = null;
   private _gradWrap: Tensor | undefined;
+  private _disposed?: boolean;
   /** @internal The libtorch tensor (autograd history included), once made. */
   _nt?: NativeTensor;
   /** Quantized tensors: how integers map to reals. */
@@ -238,7 +243,8 @@ export class Tensor {
     if (!g) return null;
     const w = this._gradWrap;
     if (w && w._nt && sameView(w._nt, g)) return w;
-    this._gradWrap = Tensor.fromNative(g);
+    // The wrapper is cached on the parameter: no torch.tidy may free it.
+    this._gradWrap = untracked(() => Tensor.fromNative(g));
     return this._gradWrap;
   }
   set grad(v: Tensor | null) {
@@ -253,6 +259,7 @@ export class Tensor {
    * not copied: writes through either side are seen by the other.
    */
   native(): NativeTensor {
+    if (this._disposed) throw tsError('E_INVALID_ARGUMENT', 'this tensor was freed (tensor.dispose() or the end of a torch.tidy scope); return it from the scope or torch.keep() it to use it later');
     if (this._nt) return this._nt;
     if (this.quantizer) throw tsError('E_UNSUPPORTED_DTYPE', 'computing on a quantized tensor is not supported');
     const base = this._storage.native();
@@ -272,11 +279,12 @@ export class Tensor {
    */
   static fromNative(nt: NativeTensor): Tensor {
     const t = Object.create(Tensor.prototype) as Tensor;
+    const m = nt.track();
     Object.assign(t, {
-      dtype: nt.dtype as DType,
-      _shape: nt.shape,
-      _stride: nt.strides,
-      _offset: nt.storageOffset,
+      dtype: m.dtype as DType,
+      _shape: m.shape,
+      _stride: m.strides,
+      _offset: m.storageOffset,
       _st: undefined,
       _dev: undefined,
       _requiresGrad: false,
@@ -284,7 +292,7 @@ export class Tensor {
       _gradWrap: undefined,
       _nt: nt,
     });
-    nt.track();
+    trackResult(t);
     return t;
   }
 
@@ -298,6 +306,12 @@ export class Tensor {
     const nt = this._nt;
     if (!nt) return;
     nt.dispose();
+    this._disposed = true;
+  }
+
+  /** True once {@link dispose} (or the end of a `torch.tidy` scope) has freed this tensor. */
+  get isDisposed(): boolean {
+    return this._disposed === true;
   }
 
   protected get _storage(): UntypedStorage {
@@ -440,10 +454,26 @@ export class Tensor {
     return Float64Array.from(this.numbers());
   }
 
+  /**
+   * What the value readers (item, tolist, toFloat32Array...) read: the tensor itself, or for
+   * a small libtorch result whose storage JS has not taken yet, a host copy. Why: taking the
+   * storage zero-copy pins its libtorch memory until the garbage collector runs, and a small
+   * block pinned between the big ones a loop frees (`loss.item()` after each step) keeps
+   * glibc from reusing them: memory grew by a whole activation per iteration.
+   */
+  private readable(): Tensor {
+    const nt = this._nt;
+    if (!nt || this._st || this._disposed || this.device.type !== 'cpu') return this;
+    const info = nat(() => nt.storageInfo());
+    if (info.nbytes > SMALL_READ_COPY) return this;
+    const bytes = new Uint8Array(nat(() => nt.storageBuffer(true)));
+    return new Tensor({ storage: new UntypedStorage(bytes, 'cpu'), dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
+  }
+
   /** Values as JS numbers (bool: 0/1; complex: not supported, use typedArray()). */
   protected numbers(): number[] {
     if (isComplex(this.dtype)) throw tsError('E_UNSUPPORTED_DTYPE', `${this.dtype} has no real-valued view; use typedArray()`);
-    const a = this.typedArray();
+    const a = this.readable().typedArray();
     const out = new Array<number>(a.length);
     if (this.dtype === 'float16') for (let i = 0; i < a.length; i++) out[i] = halfToFloat(a[i] as number);
     else if (this.dtype === 'bfloat16') for (let i = 0; i < a.length; i++) out[i] = bf16ToFloat(a[i] as number);
@@ -453,6 +483,8 @@ export class Tensor {
 
   /** Scalar values in C order, each as PyTorch's `.tolist()` would give it. */
   protected scalars(): (number | bigint | boolean | [number, number])[] {
+    const r = this.readable();
+    if (r !== this) return r.scalars();
     if (isComplex(this.dtype)) {
       const a = this.typedArray();
       const out: [number, number][] = [];

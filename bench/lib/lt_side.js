@@ -117,23 +117,19 @@ async function forward(a) {
   const dev = a.device;
   const m = loadModel(a.model, a.dir, dev);
   const x = torch.load(path.join(a.dir, `${a.model}_x.pt`)).to(dev);
-  const tick = () => new Promise((r) => setImmediate(r));
-  const per = await torch.noGrad(async () => {
+  // Each forward runs in torch.tidy, which frees its intermediates when it returns, as
+  // Python's reference counting does (without it they wait for the garbage collector).
+  const forwardOnce = () => torch.tidy(() => void m.call(x));
+  const per = torch.noGrad(() => {
     const y = m.call(x);
     if (a.out) torch.save(y.cpu(), a.out);
-    for (let i = 0; i < (a.warmup ?? 3); i++) {
-      m.call(x);
-      await tick();
-    }
+    for (let i = 0; i < (a.warmup ?? 3); i++) forwardOnce();
     sync(dev);
     const res = [];
     for (let r = 0; r < a.runs; r++) {
       sync(dev);
       const t0 = now();
-      for (let i = 0; i < a.iters; i++) {
-        m.call(x);
-        await tick();
-      }
+      for (let i = 0; i < a.iters; i++) forwardOnce();
       sync(dev);
       res.push((now() - t0) / a.iters);
     }

@@ -12,6 +12,7 @@ import { pyPrintLine, pyRepr } from '../nn/pyrepr';
 import { type Tensor, randn, tensor } from '../tensor';
 import { backends } from '../backends';
 import { noGrad } from '../autograd';
+import { tidy } from '../scope';
 import * as F from '../nn/functional';
 import { OrderedDict } from '../values';
 
@@ -187,13 +188,18 @@ export function runTheModels(original: TheModelClass, fromStateDict: TheModelCla
   const criterion = new nn.CrossEntropyLoss();
   const losses: number[] = [];
   for (let i = 0; i < 3; i++) {
-    optimizer.zeroGrad();
-    const loss = criterion.forward(model.forward(x), labels);
-    loss.backward();
-    optimizer.step();
-    losses.push(Number(loss.item()));
+    // torch.tidy frees the step's activations when it returns, as Python's refcounting does;
+    // parameters, gradients and optimizer state survive it.
+    const loss = tidy(() => {
+      optimizer.zeroGrad();
+      const l = criterion.forward(model.forward(x), labels);
+      l.backward();
+      optimizer.step();
+      return Number(l.item());
+    });
+    losses.push(loss);
   }
-  lines.push(`resumed training (model.train(), SGD momentum 0.9): loss ${losses.map((l) => l.toFixed(4)).join(' -> ')}`);
+  lines.push(`resumed training (model.train(), SGD momentum 0.9, each step in torch.tidy): loss ${losses.map((l) => l.toFixed(4)).join(' -> ')}`);
   return lines;
 }
 

@@ -27,6 +27,7 @@ import type { DType } from '../dtype';
 import { noGradIfLoaded } from '../autograd';
 import { Parameter, Tensor, tensor } from '../tensor';
 import { LIBTORCH_HOW_TO } from '../libtorch/addon';
+import { keep, untracked } from '../scope';
 import { Device, OrderedDict, PyFloat, PyObject, PyTuple, lookupPyClass, pyReduce, type PyReducible } from '../values';
 
 /** An `Error` with a stable `.code` (and optional extra fields). */
@@ -181,6 +182,8 @@ const INTERNAL_KEYS = new Set(['_parameters', '_buffers', '_nonPersistentBuffers
 
 function setAttr(target: Module, name: string, value: unknown): void {
   const t = target as unknown as ModuleInternals;
+  // A tensor stored on a module lives as long as the module, whatever torch.tidy scope made it.
+  if (value instanceof Tensor) keep(value);
   const params = t._parameters;
   const buffers = t._buffers;
   const modules = t._modules;
@@ -357,6 +360,7 @@ export class Module implements PyReducible {
     if (t !== null && !(t instanceof Tensor)) {
       throw nnError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(t)}' object to buffer '${name}' (torch Tensor or None required)`);
     }
+    if (t) keep(t);
     this._i._buffers.set(name, t);
     if (persistent) this._i._nonPersistentBuffersSet.delete(name);
     else this._i._nonPersistentBuffersSet.add(name);
@@ -494,7 +498,8 @@ export class Module implements PyReducible {
     const isDevice = target instanceof Device || /^(cpu|cuda|mps|meta|xpu)(:\d+)?$/.test(target);
     const dev = isDevice ? new Device(target) : undefined;
     const dtype = isDevice ? undefined : (target as DType);
-    const move = (t: Tensor): Tensor => (dev ? t.to(dev) : t.isFloatingPoint() && t.dtype !== dtype ? t.to(dtype!) : t);
+    // Moved tensors are stored on the module: made untracked, so no torch.tidy frees them.
+    const move = (t: Tensor): Tensor => untracked(() => (dev ? t.to(dev) : t.isFloatingPoint() && t.dtype !== dtype ? t.to(dtype!) : t));
     for (const m of this.modules()) {
       for (const [k, p] of m._i._parameters) {
         if (!p) continue;

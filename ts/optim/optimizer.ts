@@ -15,6 +15,7 @@ import { Tensor, tensor } from '../tensor';
 import { PyFloat, PyTuple } from '../values';
 import { lt } from '../libtorch/addon';
 import { enableGrad } from '../autograd';
+import { untracked } from '../scope';
 
 export function optimError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -204,13 +205,16 @@ export abstract class Optimizer {
   step(closure?: () => unknown): unknown {
     lt(`${this.constructor.name}.step`);
     const loss = closure ? enableGrad(closure) : undefined;
-    for (const g of this.paramGroups) {
-      for (const p of g.params) {
-        const grad = p.grad;
-        if (grad === null) continue;
-        this.updateParam(p, grad, g);
+    // State made here (moment buffers) lives in this.state: no torch.tidy scope may free it.
+    untracked(() => {
+      for (const g of this.paramGroups) {
+        for (const p of g.params) {
+          const grad = p.grad;
+          if (grad === null) continue;
+          this.updateParam(p, grad, g);
+        }
       }
-    }
+    });
     return loss;
   }
 
@@ -258,11 +262,14 @@ function castValue(param: Tensor, value: unknown, key: string | undefined, group
   if (value instanceof Tensor) {
     if (key === 'step') {
       const capt = group.capturable === true || (group.fused !== null && group.fused !== undefined && group.fused !== false);
-      return capt ? value.to('float32') : value;
+      return capt ? untracked(() => value.to('float32')) : value;
     }
-    // torch moves state to the parameter's device and floating dtype (not `step`).
-    const moved = value.device.equals(param.device) ? value : value.to(param.device);
-    return param.isFloatingPoint() ? moved.to(param.dtype) : moved;
+    // torch moves state to the parameter's device and floating dtype (not `step`); the
+    // result is optimizer state, which no torch.tidy scope may free.
+    return untracked(() => {
+      const moved = value.device.equals(param.device) ? value : value.to(param.device);
+      return param.isFloatingPoint() ? moved.to(param.dtype) : moved;
+    });
   }
   if (value instanceof Map) {
     const m = new Map<unknown, unknown>();
