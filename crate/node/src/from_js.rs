@@ -18,6 +18,7 @@ use crate::js::{Js, MAX_SAFE, V};
 use napi::bindgen_prelude::Uint8Array;
 use napi::{sys, Result};
 use num_bigint::{BigInt, Sign};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub struct FromJs {
     ids: HashMap<u32, usize>,
     depth: usize,
     max_depth: usize,
+    /// Property-key strings made once per save (by the key literal's address): thousands of
+    /// tensors read the same dozen fields.
+    keys: RefCell<Vec<(usize, V)>>,
 }
 
 type R<T> = Result<T>;
@@ -62,7 +66,28 @@ impl FromJs {
             ids: HashMap::new(),
             depth: 0,
             max_depth,
+            keys: RefCell::new(Vec::new()),
         }
+    }
+
+    /// `obj[key]`, or `None` when undefined, through the cached key string.
+    fn get_opt(&self, obj: V, key: &'static CStr) -> R<Option<V>> {
+        let at = key.as_ptr() as usize;
+        let cached = self
+            .keys
+            .borrow()
+            .iter()
+            .find(|(p, _)| *p == at)
+            .map(|(_, v)| *v);
+        let k = match cached {
+            Some(k) => k,
+            None => {
+                let k = self.js.string(&key.to_string_lossy())?;
+                self.keys.borrow_mut().push((at, k));
+                k
+            }
+        };
+        self.js.get_opt_by(obj, k)
     }
 
     fn bad(&self, msg: impl Into<String>) -> napi::Error {
@@ -179,25 +204,24 @@ impl FromJs {
         Ok(out)
     }
 
-    fn field(&self, obj: V, key: &CStr) -> R<V> {
-        self.js
-            .get_opt(obj, key)?
+    fn field(&self, obj: V, key: &'static CStr) -> R<V> {
+        self.get_opt(obj, key)?
             .ok_or_else(|| self.bad(format!("raw node is missing '{}'", key.to_string_lossy())))
     }
 
-    fn str_field(&self, obj: V, key: &CStr) -> R<String> {
+    fn str_field(&self, obj: V, key: &'static CStr) -> R<String> {
         let v = self.field(obj, key)?;
         self.js.get_string(v)
     }
 
-    fn opt_value(&mut self, obj: V, key: &CStr) -> R<Option<Value>> {
-        match self.js.get_opt(obj, key)? {
+    fn opt_value(&mut self, obj: V, key: &'static CStr) -> R<Option<Value>> {
+        match self.get_opt(obj, key)? {
             Some(v) => Ok(Some(self.value(v)?)),
             None => Ok(None),
         }
     }
 
-    fn ints_field(&self, obj: V, key: &CStr) -> R<Vec<i64>> {
+    fn ints_field(&self, obj: V, key: &'static CStr) -> R<Vec<i64>> {
         let arr = self.field(obj, key)?;
         if !self.js.is_array(arr)? {
             return Err(self.bad(format!(
@@ -229,7 +253,7 @@ impl FromJs {
         Ok(out)
     }
 
-    fn bytes_field(&self, obj: V, key: &CStr) -> R<Vec<u8>> {
+    fn bytes_field(&self, obj: V, key: &'static CStr) -> R<Vec<u8>> {
         let v = self.field(obj, key)?;
         if !self.js.is_typedarray(v)? {
             return Err(self.bad(format!("'{}' must be a Uint8Array", key.to_string_lossy())));
@@ -237,8 +261,8 @@ impl FromJs {
         self.js.typedarray_bytes(v)
     }
 
-    fn bool_field(&self, obj: V, key: &CStr) -> R<bool> {
-        match self.js.get_opt(obj, key)? {
+    fn bool_field(&self, obj: V, key: &'static CStr) -> R<bool> {
+        match self.get_opt(obj, key)? {
             Some(v) => self.js.get_bool(v),
             None => Ok(false),
         }
@@ -247,7 +271,7 @@ impl FromJs {
     fn tagged(&mut self, obj: V) -> R<Value> {
         let js = self.js;
         let tag = self.str_field(obj, c"t")?;
-        let id = match js.get_opt(obj, c"id")? {
+        let id = match self.get_opt(obj, c"id")? {
             Some(v) => {
                 let f = js.get_f64(v)?;
                 if f.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&f) {
@@ -359,7 +383,7 @@ impl FromJs {
     }
 
     fn storage_index(&self, obj: V) -> R<Option<usize>> {
-        let Some(v) = self.js.get_opt(obj, c"storage")? else {
+        let Some(v) = self.get_opt(obj, c"storage")? else {
             return Ok(None);
         };
         if self.js.type_of(v)? == sys::ValueType::napi_null {
@@ -383,11 +407,11 @@ impl FromJs {
         let storage = self.storage_index(obj)?;
         let shape = self.ints_field(obj, c"shape")?;
         let stride = self.ints_field(obj, c"stride")?;
-        let offset = match js.get_opt(obj, c"offset")? {
+        let offset = match self.get_opt(obj, c"offset")? {
             Some(v) => js.get_f64(v)? as i64,
             None => 0,
         };
-        let quantizer = match js.get_opt(obj, c"quantizer")? {
+        let quantizer = match self.get_opt(obj, c"quantizer")? {
             Some(q) => {
                 let scheme = self.str_field(q, c"scheme")?;
                 let p = self.field(q, c"params")?;
@@ -398,7 +422,7 @@ impl FromJs {
             }
             None => None,
         };
-        let subclass = match js.get_opt(obj, c"subclass")? {
+        let subclass = match self.get_opt(obj, c"subclass")? {
             Some(s) => {
                 let st = self.field(s, c"state")?;
                 Some(TensorType {
@@ -409,7 +433,7 @@ impl FromJs {
             }
             None => None,
         };
-        let device = match js.get_opt(obj, c"device")? {
+        let device = match self.get_opt(obj, c"device")? {
             Some(v) => Some(js.get_string(v)?),
             None => None,
         };
@@ -441,11 +465,11 @@ impl FromJs {
         let args = self.value(args_v)?;
         let kwargs = self.opt_value(obj, c"kwargs")?;
         let state = self.opt_value(obj, c"state")?;
-        let list_items = match self.js.get_opt(obj, c"listItems")? {
+        let list_items = match self.get_opt(obj, c"listItems")? {
             Some(a) => self.items(a)?,
             None => Vec::new(),
         };
-        let dict_items = match self.js.get_opt(obj, c"dictItems")? {
+        let dict_items = match self.get_opt(obj, c"dictItems")? {
             Some(a) => self.pairs(a)?,
             None => Vec::new(),
         };

@@ -319,19 +319,20 @@ impl Js {
         Ok(out)
     }
 
-    pub fn get(&self, obj: V, key: &CStr) -> Result<V> {
+    /// The property named by a key string made earlier in this call ([`Js::string`]): V8
+    /// internalizes that string once, where `napi_get_named_property` makes and looks up a
+    /// new one on every read.
+    pub fn get_opt_by(&self, obj: V, key: V) -> Result<Option<V>> {
         let mut out = ptr::null_mut();
-        // SAFETY: key is NUL-terminated; obj is an object handle.
+        // SAFETY: obj is an object handle, key a string handle, both of this callback.
         check(
-            unsafe { sys::napi_get_named_property(self.env, obj, key.as_ptr(), &mut out) },
-            "napi_get_named_property",
+            unsafe { sys::napi_get_property(self.env, obj, key, &mut out) },
+            "napi_get_property",
         )?;
-        Ok(out)
+        self.defined(out)
     }
 
-    /// The property, or `None` when it is `undefined` (absent).
-    pub fn get_opt(&self, obj: V, key: &CStr) -> Result<Option<V>> {
-        let v = self.get(obj, key)?;
+    fn defined(&self, v: V) -> Result<Option<V>> {
         Ok(if self.type_of(v)? == sys::ValueType::napi_undefined {
             None
         } else {

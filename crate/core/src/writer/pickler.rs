@@ -50,7 +50,9 @@ use crate::value::{
     Value,
 };
 use num_bigint::BigInt;
-use std::collections::HashMap;
+// FxHash: the memo is consulted for every string, global and node the writer emits, and its
+// keys come from our own graph, so SipHash's flood resistance buys nothing here.
+use rustc_hash::FxHashMap as HashMap;
 
 /// CPython's `BATCHSIZE` for APPENDS/SETITEMS.
 const BATCHSIZE: usize = 1000;
@@ -190,10 +192,10 @@ impl<'g> Pickler<'g> {
             out: Vec::with_capacity(4096),
             proto,
             style,
-            memo: HashMap::new(),
+            memo: HashMap::default(),
             next_memo: 0,
             storages: Vec::new(),
-            storage_slot: HashMap::new(),
+            storage_slot: HashMap::default(),
             path: Vec::new(),
             depth: 0,
         }
