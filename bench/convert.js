@@ -6,6 +6,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const { spawnSync } = require('node:child_process');
 const c = require('./lib/common');
 
 const USAGE = `usage: node bench/convert.js [--runs N] [--small] [--files N] [--keep] [--json] [--reference-only]
@@ -37,20 +38,28 @@ function prepare(files, outDir) {
   c.catToNull(files);
 }
 
+/**
+ * One CLI run. Returns `inner`, the CLI's own timer (`summary.seconds` of `--json`: from the
+ * command's start, modules loaded, to the last output committed), which is the boundary the
+ * Python script's timer has (after `import torch`); and `wall`, the whole process with Node's
+ * start-up, reported in the notes. Without NODE_EXTRA_CA_CERTS: where it is set (some
+ * sandboxes and CI images), Node parses that CA bundle at start-up, 60-80 ms on the
+ * development VM, for a command that opens no TLS connection.
+ */
 function runOurs(cli, files, outDir, jobs, durable = true) {
   prepare(files, outDir);
   fs.mkdirSync(outDir, { recursive: true });
-  // The whole CLI process is timed, Node's start-up included (the Python side is timed from
-  // inside, after `import torch`): a small handicap for us, stated in the notes. Without
-  // NODE_EXTRA_CA_CERTS: where it is set (some sandboxes and CI images), Node parses that CA
-  // bundle at start-up, 60-80 ms on the development VM, for a command that opens no TLS
-  // connection; Python's start-up is not timed at all.
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const s = c.timeCommand([process.execPath, cli, 'convert', ...files, '--to', 'safetensors', '--dtype', 'float16', '--jobs', String(jobs), '--out', outDir, '--force', ...(durable ? [] : ['--no-durable'])], env);
+  const argv = [cli, 'convert', ...files, '--to', 'safetensors', '--dtype', 'float16', '--jobs', String(jobs), '--out', outDir, '--force', '--json', ...(durable ? [] : ['--no-durable'])];
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], env, maxBuffer: 64 * c.MiB });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) c.die(`torchsave convert --jobs ${jobs} exited ${r.status ?? r.signal}`);
+  const summary = JSON.parse(String(r.stdout)).summary;
   const got = listOutputs(outDir).size;
-  if (got !== files.length) c.die(`torchsave convert --jobs ${jobs}${durable ? '' : ' --no-durable'} wrote ${got} .safetensors files for ${files.length} inputs (in ${outDir})`);
-  return s;
+  if (got !== files.length || summary.converted !== files.length) c.die(`torchsave convert --jobs ${jobs}${durable ? '' : ' --no-durable'} wrote ${got} .safetensors files for ${files.length} inputs (in ${outDir})`);
+  return { inner: summary.seconds, wall };
 }
 
 function runPython(files, outDir, jobs) {
@@ -79,16 +88,20 @@ async function main(opts) {
 
   // `fast`: our --no-durable (no fsyncs, still atomic), like for like with the Python script,
   // which does not sync its outputs either.
-  const raw = { torch: { 1: [], 2: [] }, ours: { 1: [], 2: [] }, fast: { 1: [], 2: [] } };
+  const raw = { torch: { 1: [], 2: [] }, ours: { 1: [], 2: [] }, fast: { 1: [], 2: [] }, oursWall: { 1: [], 2: [] }, fastWall: { 1: [], 2: [] } };
   for (const jobs of [1, 2]) {
     for (let r = 0; r < opts.runs; r++) {
       c.log(`python converter, ${jobs} process(es), run ${r + 1}/${opts.runs}`);
       raw.torch[jobs].push(runPython(files, pyOut, jobs));
       if (cli) {
         c.log(`torchsave convert --jobs ${jobs}, run ${r + 1}/${opts.runs}`);
-        raw.ours[jobs].push(runOurs(cli, files, tsOut, jobs));
+        const d = runOurs(cli, files, tsOut, jobs);
+        raw.ours[jobs].push(d.inner);
+        raw.oursWall[jobs].push(d.wall);
         c.log(`torchsave convert --jobs ${jobs} --no-durable, run ${r + 1}/${opts.runs}`);
-        raw.fast[jobs].push(runOurs(cli, files, fastOut, jobs, false));
+        const f = runOurs(cli, files, fastOut, jobs, false);
+        raw.fast[jobs].push(f.inner);
+        raw.fastWall[jobs].push(f.wall);
       }
     }
   }
@@ -198,7 +211,7 @@ async function main(opts) {
   }
   const notes = [
     `Python scales ${(med('torch', 1) / med('torch', 2)).toFixed(2)}x from 1 to 2 processes (torch.set_num_threads(1) in every process: torch's default OpenMP threads made the 1-process baseline swing up to 10x on this shared 2-core machine).`,
-    'Python is timed inside the script after `import torch` (pool start-up included); our CLI is timed as a whole process, Node start-up included (NODE_EXTRA_CA_CERTS unset for it, see convert.js). GB/s counts input bytes (10^9).',
+    'Both sides are timed from inside, after their modules are loaded: Python after `import torch` (pool start-up included), our CLI by its own timer (`--json` summary.seconds: from the command\'s start to the last output committed, worker threads included). GB/s counts input bytes (10^9).',
     'Durable rows: our outputs are fsynced before they are named (crash-safe); the Python script does not sync its outputs, whose writeback happens after its timer stops. The --no-durable rows skip our fsyncs too (outputs still atomic: temp file + rename), so they compare like for like; both write identical bytes.',
     'Before every run: the output folder removed, `sync`, and every input read once (`cat > /dev/null`) so both sides start from the same warm page cache.',
   ];
@@ -206,6 +219,12 @@ async function main(opts) {
     notes.push(
       `Floor: cat of the inputs ${c.fmtSeconds(c.median(floor.read))}, durable copy of our outputs (cat > one file, sync FILE) ${c.fmtSeconds(c.median(floor.write))}, one process each. ` +
         `3x the Python script's 2-process throughput means ${c.fmtSeconds(med('torch', 2) / 3)} for everything, reading and writing included.`,
+    );
+  }
+  if (raw.oursWall[2].length && med('torch', 2) != null) {
+    const w = (k) => c.median(raw[k][2]);
+    notes.push(
+      `Whole CLI processes at 2 jobs, Node start-up included (not part of the rows, as Python's interpreter start-up and \`import torch\` are not): durable ${c.fmtSeconds(w('oursWall'))} (${(med('torch', 2) / w('oursWall')).toFixed(2)}x faster than the script), --no-durable ${c.fmtSeconds(w('fastWall'))} (${(med('torch', 2) / w('fastWall')).toFixed(2)}x).`,
     );
   }
   if (same && same.bad.length) notes.push(`--no-durable MISMATCHES: ${same.bad.slice(0, 10).join(', ')}`);
