@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../ts/index';
 import { native } from '../ts/native';
+import type { RawSaveTree } from '../ts/raw';
 import { fromRaw, toRaw, wasPyFloat } from '../ts/serialization';
 import {
   Device,
@@ -43,8 +44,8 @@ function codeOf(f: () => unknown): string | undefined {
 
 /** TS value → raw → Rust Graph → raw → TS value, no file in between. */
 function graphRoundTrip(v: unknown): unknown {
-  const { raw, storages } = toRaw(v);
-  return fromRaw(native()._graphRoundTrip(raw, storages));
+  const { raw } = toRaw(v);
+  return fromRaw(native()._graphRoundTrip(raw));
 }
 
 describe('toRaw', () => {
@@ -74,7 +75,7 @@ describe('toRaw', () => {
     const { raw, storages } = toRaw(new Map<string, unknown>([['a', w], ['b', view], ['c', w], ['t1', shared], ['t2', shared]]));
     expect(storages).toHaveLength(1);
     expect(storages[0]!.dtype).toBe('float32');
-    const items = (raw as { items: unknown[] }).items;
+    const items = (raw.root as { items: unknown[] }).items;
     expect(items[5]).toEqual({ t: 'ref', id: (items[1] as { id: number }).id });
     expect(items[9]).toEqual({ t: 'ref', id: (items[7] as { id: number }).id });
   });
@@ -94,6 +95,45 @@ describe('toRaw', () => {
     expect(o).toBeInstanceOf(PyObject);
     expect(o.fullName).toBe('__main__.Net');
     expect(o.get('x')).toBe(1);
+  });
+});
+
+describe('the tables beside the raw tree', () => {
+  const sd = (): Map<string, unknown> =>
+    new Map<string, unknown>([
+      ['w', torch.tensor([[1, 2], [3, 4]], { dtype: 'float32' })],
+      ['b', torch.tensor([5], { dtype: 'int64' })],
+    ]);
+
+  it('a tensor entry is [storage, dtype, ndim, offset, flags, ...shape, ...stride]; storages are rows of [dtype, location, key]', () => {
+    const p = new torch.nn.Parameter(torch.tensor([1, 2, 3], { dtype: 'float32' }));
+    const { raw } = toRaw(new Map<string, unknown>([['p', p], ['v', p.view(3, 1).t()]]));
+    expect(raw.dtypes).toEqual(['float32']);
+    expect(raw.strings).toEqual(['cpu']);
+    expect([...raw.storageMeta]).toEqual([0, 0, -1]);
+    expect(raw.storageData[0]!.byteLength).toBe(12);
+    // Parameter: requiresGrad | parameter.
+    expect([...raw.tensorMeta.slice(0, 7)]).toEqual([0, 0, 1, 0, 3, 3, 1]);
+    // The transposed view: 2 dims, shape [1, 3], stride [1, 1].
+    expect([...raw.tensorMeta.slice(7)]).toEqual([0, 0, 2, 0, 0, 1, 3, 1, 1]);
+  });
+
+  it.each([
+    ['an entry index past the table', (r: RawSaveTree) => ((r.root as { items: { m: number }[] }).items[1]!.m = 1e6)],
+    ['a fractional entry index', (r: RawSaveTree) => ((r.root as { items: { m: number }[] }).items[1]!.m = 0.5)],
+    ['a dimension count past the table', (r: RawSaveTree) => (r.tensorMeta[2] = 64)],
+    ['an absurd dimension count', (r: RawSaveTree) => (r.tensorMeta[2] = 1e9)],
+    ['a storage index past the storages', (r: RawSaveTree) => (r.tensorMeta[0] = 7)],
+    ['a dtype index past the dtypes', (r: RawSaveTree) => (r.tensorMeta[1] = 9)],
+    ['a NaN size', (r: RawSaveTree) => (r.tensorMeta[5] = Number.NaN)],
+    ['a negative offset', (r: RawSaveTree) => (r.tensorMeta[3] = -4)],
+    ['storage rows that do not match the data', (r: RawSaveTree) => (r.storageMeta = new Float64Array(2))],
+    ['a storage location past the strings', (r: RawSaveTree) => (r.storageMeta[1] = 5)],
+    ['a tensor table that is not a Float64Array', (r: RawSaveTree) => ((r as { tensorMeta: unknown }).tensorMeta = [0, 0])],
+  ])('refuses %s with E_UNSERIALIZABLE, no crash', (_, spoil) => {
+    const { raw } = toRaw(sd());
+    spoil(raw);
+    expect(codeOf(() => native().save(raw, null))).toBe('E_UNSERIALIZABLE');
   });
 });
 

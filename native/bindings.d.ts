@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
-export declare function _graphRoundTrip(raw: unknown, storages: Array<NativeStorage>): unknown
+export declare function _graphRoundTrip(raw: unknown): unknown
 
 /** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */
 export declare function convert(inputs: Array<string>, options: NativeConvertOptions, onProgress?: ((event: NativeProgress) => void) | undefined | null, signal?: AbortSignal | undefined | null): Promise<Array<NativeFileReport>>
@@ -190,17 +190,6 @@ export interface NativeSaveOptions {
   durable?: boolean
 }
 
-export interface NativeStorage {
-  /** The storage's bytes (not copied; must stay unchanged until the save finishes). */
-  data: Uint8Array
-  /** Element dtype of the storage (PyTorch name). */
-  dtype: string
-  /** Location tag to record (`cpu`, `cuda:0`). */
-  location: string
-  /** Key to use in the file (default: the storage's index). */
-  key?: string
-}
-
 export interface NativeSummary {
   files: Array<string>
   count: number
@@ -216,18 +205,18 @@ export interface NativeSummary {
 export declare function parseSize(size: string): number
 
 /** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
-export declare function save(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
+export declare function save(raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
 
 /**
  * `save` off the event loop. The raw tree is converted now (no tensor bytes are copied: the
  * storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
  * libuv pool. Do not modify the tensors until the promise settles.
  */
-export declare function saveAsync(raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<unknown>
+export declare function saveAsync(raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<unknown>
 
 /**
  * Writes a flat state dict (raw tree root: a dict name -> tensor) as safetensors, to `path`
  * atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
  * `format: pt`; tensors sharing memory are written once and the alias recorded.
  */
-export declare function saveSafetensors(raw: unknown, storages: Array<NativeStorage>, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null
+export declare function saveSafetensors(raw: unknown, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null

@@ -4,7 +4,7 @@
  * importing torchsave (for types, `repr`, tensor math) never fails on a machine without the
  * binary; the first load/save then explains what is missing.
  */
-import type { RawLoaded, RawSaveStorage, RawValue } from './raw';
+import type { RawLoaded, RawSaveTree } from './raw';
 import { torchsaveError } from './errors';
 
 export interface NativeLoadOptions {
@@ -97,12 +97,12 @@ export interface NativeBinding {
   coreVersion(): string;
   load(source: string | Uint8Array, options?: NativeLoadOptions): RawLoaded;
   loadAsync(source: string | Uint8Array, options?: NativeLoadOptions): Promise<RawLoaded>;
-  save(raw: RawValue, storages: RawSaveStorage[], path: string | null, options?: NativeSaveOptions): Buffer | null;
-  saveAsync(raw: RawValue, storages: RawSaveStorage[], path: string | null, options?: NativeSaveOptions): Promise<Buffer | null>;
+  save(raw: RawSaveTree, path: string | null, options?: NativeSaveOptions): Buffer | null;
+  saveAsync(raw: RawSaveTree, path: string | null, options?: NativeSaveOptions): Promise<Buffer | null>;
   inspect(source: string | Uint8Array, options?: NativeInspectOptions): string;
-  _graphRoundTrip(raw: RawValue, storages: RawSaveStorage[]): RawLoaded;
+  _graphRoundTrip(raw: RawSaveTree): RawLoaded;
   loadSafetensors(path: string, options?: NativeLoadOptions, restoreAliases?: boolean): RawLoaded & { metadata: [string, string][] };
-  saveSafetensors(raw: RawValue, storages: RawSaveStorage[], path: string | null, metadata?: [string, string][]): Buffer | null;
+  saveSafetensors(raw: RawSaveTree, path: string | null, metadata?: [string, string][]): Buffer | null;
   convert(
     inputs: string[],
     options: NativeConvertOptions,

@@ -120,6 +120,7 @@ export interface RawObject extends RawIdentity {
 }
 
 export type RawNode =
+  | RawSaveTensor
   | RawFloat
   | RawComplex
   | RawRef
@@ -163,6 +164,48 @@ export interface RawLoaded {
   storages: RawStorage[];
   /** Absent only from the `_graphRoundTrip` test hook. */
   info?: RawLoadInfo;
+}
+
+/**
+ * A tensor as `save` receives it: its numeric facts live in the tree's `tensorMeta` table
+ * from index `m` (see {@link RawSaveTree}), so a state dict of thousands of tensors crosses
+ * into Rust as one Float64Array instead of thousands of small objects and arrays.
+ */
+export interface RawSaveTensor extends RawIdentity {
+  t: 'tensor';
+  m: number;
+  parameterState?: RawValue;
+  quantizer?: { scheme: string; params: RawValue[] };
+  metadata?: RawValue;
+  subclass?: { module: string; name: string; state: RawValue };
+}
+
+/** `tensorMeta` flag bits of a {@link RawSaveTensor}. */
+export const TENSOR_FLAGS = {
+  requiresGrad: 1,
+  parameter: 2,
+  metaDevice: 4,
+  parameterState: 8,
+  quantizer: 16,
+  metadata: 32,
+  subclass: 64,
+} as const;
+
+/**
+ * What `save` receives: the value tree plus its tables, read by Rust in a few calls instead of
+ * a dozen property reads per tensor. Each tensor's entry in `tensorMeta` is `[storage (-1:
+ * none), dtype (index into dtypes), ndim, storageOffset, flags, ...shape, ...stride]`; the
+ * flags say which optional fields its node carries. Storage `i` is `storageData[i]` (not
+ * copied) with `storageMeta[3i..3i+3] = [dtype index, location (index into strings), key
+ * (index into strings, -1: its index)]`.
+ */
+export interface RawSaveTree {
+  root: RawValue;
+  tensorMeta: Float64Array;
+  dtypes: string[];
+  storageData: Uint8Array[];
+  storageMeta: Float64Array;
+  strings: string[];
 }
 
 /** A storage handed to `save`: its bytes are not copied. */

@@ -76,7 +76,7 @@ export function saveSafetensors(
   for (const [k, v] of md) {
     if (typeof v !== 'string') throw torchsaveError('E_INVALID_ARGUMENT', `metadata '${k}' must be a string`);
   }
-  const { raw, storages } = toRaw(flat);
-  const bytes = native().saveSafetensors(raw, storages, path, md);
+  const { raw } = toRaw(flat);
+  const bytes = native().saveSafetensors(raw, path, md);
   if (path === null) return bytes ?? Buffer.alloc(0);
 }

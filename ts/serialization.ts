@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import { type DType, parseDType } from './dtype';
 import { type TorchsaveError, torchsaveError } from './errors';
 import { native, type NativeLoadOptions, type NativeSaveOptions } from './native';
-import type { RawLoaded, RawNode, RawObject, RawSaveStorage, RawStorage, RawTensor, RawValue } from './raw';
+import { TENSOR_FLAGS, type RawLoaded, type RawNode, type RawObject, type RawSaveStorage, type RawSaveTensor, type RawSaveTree, type RawStorage, type RawTensor, type RawValue } from './raw';
 import { SparseTensor } from './sparse';
 import { Parameter, Tensor, UntypedStorage } from './tensor';
 import { loadLibtorch, lt, nat, type NativeTensor, withCode } from './libtorch/addon';
@@ -325,7 +325,8 @@ class Reader {
         return out;
       }
       case 'tensor': {
-        const t = this.tensor(n);
+        // Loaded trees carry RawTensor; RawSaveTensor exists only on the way to `save`.
+        const t = this.tensor(n as RawTensor);
         this.cache.set(n, t);
         return t;
       }
@@ -521,6 +522,47 @@ class Writer {
   private storageIndex = new Map<UntypedStorage, number>();
   private storageDType: (DType | undefined)[] = [];
   private path: (string | number)[] = [];
+  /** The tensor table (RawSaveTree.tensorMeta) and its dtype names. */
+  readonly tensorMeta: number[] = [];
+  readonly dtypes: string[] = [];
+  private dtypeIndex = new Map<string, number>();
+
+  /** `name`'s index in the tree's dtype table (added on first use). */
+  dtypeCode(name: string): number {
+    let i = this.dtypeIndex.get(name);
+    if (i === undefined) {
+      i = this.dtypes.length;
+      this.dtypes.push(name);
+      this.dtypeIndex.set(name, i);
+    }
+    return i;
+  }
+
+  /** The tree with its tables (RawSaveTree), once the whole value is written. */
+  tree(root: RawValue): RawSaveTree {
+    const strings: string[] = [];
+    const codes = new Map<string, number>();
+    const code = (x: string): number => {
+      let i = codes.get(x);
+      if (i === undefined) {
+        i = strings.length;
+        strings.push(x);
+        codes.set(x, i);
+      }
+      return i;
+    };
+    const n = this.storages.length;
+    const storageMeta = new Float64Array(3 * n);
+    const storageData: Uint8Array[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const st = this.storages[i]!;
+      storageData[i] = st.data;
+      storageMeta[3 * i] = this.dtypeCode(st.dtype);
+      storageMeta[3 * i + 1] = code(st.location);
+      storageMeta[3 * i + 2] = st.key === undefined ? -1 : code(st.key);
+    }
+    return { root, tensorMeta: Float64Array.from(this.tensorMeta), dtypes: this.dtypes, storageData, storageMeta, strings };
+  }
 
   private fail(message: string): TorchsaveError {
     return err('E_UNSERIALIZABLE', `${pathString(this.path)}: ${message}`);
@@ -672,25 +714,36 @@ class Writer {
     throw this.fail(`a ${name} cannot be saved: implement [pyReduce]() (see torchsave's PyReducible) or convert it to a Map/Array/Tensor`);
   }
 
-  private tensor(t: Tensor, id: number): RawTensor {
+  private tensor(t: Tensor, id: number): RawSaveTensor {
     const meta = t.device.type === 'meta';
-    const storage = meta ? null : this.storage(t.untypedStorage(), t.dtype);
-    const node: RawTensor = {
-      t: 'tensor',
-      id,
-      storage,
-      dtype: t.dtype,
-      shape: [...t.size()],
-      stride: t.stride(),
-      offset: t.storageOffset(),
-      requiresGrad: t.requiresGrad,
-      parameter: t instanceof Parameter,
-    };
-    if (meta) node.device = 'meta';
-    if (t instanceof Parameter && t.pyState !== undefined) node.parameterState = this.child(t.pyState, '<parameter state>');
-    if (t.quantizer) node.quantizer = { scheme: t.quantizer.scheme, params: this.seq(t.quantizer.params, t.quantizer.params) };
-    if (t.metadata) node.metadata = this.child(t.metadata, '<metadata>');
-    if (t.subclass) node.subclass = { module: t.subclass.module, name: t.subclass.name, state: this.child(t.subclass.state, '<subclass state>') };
+    const storage = meta ? -1 : this.storage(t.untypedStorage(), t.dtype);
+    const dt = this.dtypeCode(t.dtype);
+    // `m` is set below, after the children (a quantizer's scale tensors...) add their entries.
+    const node: RawSaveTensor = { t: 'tensor', id, m: -1 };
+    let flags = (t.requiresGrad ? TENSOR_FLAGS.requiresGrad : 0) | (t instanceof Parameter ? TENSOR_FLAGS.parameter : 0) | (meta ? TENSOR_FLAGS.metaDevice : 0);
+    if (t instanceof Parameter && t.pyState !== undefined) {
+      node.parameterState = this.child(t.pyState, '<parameter state>');
+      flags |= TENSOR_FLAGS.parameterState;
+    }
+    if (t.quantizer) {
+      node.quantizer = { scheme: t.quantizer.scheme, params: this.seq(t.quantizer.params, t.quantizer.params) };
+      flags |= TENSOR_FLAGS.quantizer;
+    }
+    if (t.metadata) {
+      node.metadata = this.child(t.metadata, '<metadata>');
+      flags |= TENSOR_FLAGS.metadata;
+    }
+    if (t.subclass) {
+      node.subclass = { module: t.subclass.module, name: t.subclass.name, state: this.child(t.subclass.state, '<subclass state>') };
+      flags |= TENSOR_FLAGS.subclass;
+    }
+    const shape = t.size();
+    const stride = t.stride();
+    const tm = this.tensorMeta;
+    node.m = tm.length;
+    tm.push(storage, dt, shape.length, t.storageOffset(), flags);
+    for (let i = 0; i < shape.length; i++) tm.push(shape[i]!);
+    for (let i = 0; i < stride.length; i++) tm.push(stride[i]!);
     return node;
   }
 
@@ -715,11 +768,12 @@ class Writer {
   }
 }
 
-/** Turns a TS value into the raw tree and its storages. */
-export function toRaw(obj: unknown): { raw: RawValue; storages: RawSaveStorage[] } {
+/** Turns a TS value into the raw tree with its tables (what `save` takes), and the storages
+ * it lists (for inspection). */
+export function toRaw(obj: unknown): { raw: RawSaveTree; storages: RawSaveStorage[] } {
   const w = new Writer();
-  const raw = w.value(obj);
-  return { raw, storages: w.storages };
+  const root = w.value(obj);
+  return { raw: w.tree(root), storages: w.storages };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -831,9 +885,9 @@ export function save(obj: unknown, f: SaveTarget, opts?: SaveOptions): void;
 export function save(obj: unknown, f?: null, opts?: SaveOptions): Buffer;
 export function save(obj: unknown, f?: SaveTarget | null, opts: SaveOptions = {}): Buffer | void {
   checkTarget(f);
-  const { raw, storages } = toRaw(obj);
+  const { raw } = toRaw(obj);
   const path = typeof f === 'string' ? f : null;
-  const bytes = native().save(raw, storages, path, nativeSaveOptions(opts));
+  const bytes = native().save(raw, path, nativeSaveOptions(opts));
   if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
   if (typeof f !== 'string' && bytes) deliver(bytes, f);
 }
@@ -844,9 +898,9 @@ export async function saveAsync(obj: unknown, f: SaveTarget, opts?: SaveOptions)
 export async function saveAsync(obj: unknown, f?: null, opts?: SaveOptions): Promise<Buffer>;
 export async function saveAsync(obj: unknown, f?: SaveTarget | null, opts: SaveOptions = {}): Promise<Buffer | void> {
   checkTarget(f);
-  const { raw, storages } = toRaw(obj);
+  const { raw } = toRaw(obj);
   const path = typeof f === 'string' ? f : null;
-  const bytes = await native().saveAsync(raw, storages, path, nativeSaveOptions(opts));
+  const bytes = await native().saveAsync(raw, path, nativeSaveOptions(opts));
   if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
   if (typeof f !== 'string' && bytes) await deliver(bytes, f);
 }

@@ -8,14 +8,20 @@
 //! `Uint8Array` is `bytes`; an integral number within ±2^53 is an int (the TS layer sends
 //! integral Python floats as `{t:'float', v}`).
 //!
-//! Storages arrive separately as `Uint8Array`s. Their bytes are NOT copied: each becomes a
-//! `ByteView` over a [`JsBytes`] backing that holds the JS reference, which napi-rs keeps
-//! valid across threads (its drop is routed back to the JS thread), so `saveAsync` can write
-//! them from the thread pool.
+//! Tensors and storages arrive as tables beside the tree (`RawSaveTree` in ts/raw.ts): a
+//! tensor node is `{t:'tensor', id, m}` where `m` indexes `tensorMeta`, a Float64Array of
+//! `[storage, dtype, ndim, offset, flags, ...shape, ...stride]` entries; storages are
+//! `storageData` (Uint8Arrays) with `[dtype, location, key]` rows in `storageMeta`. Why:
+//! reading a dozen properties and two arrays of every tensor through napi cost more than
+//! pickling and writing a state dict of small tensors; a table is read in one call.
+//!
+//! Storage bytes are NOT copied: each becomes a `ByteView` over a [`JsBytes`] backing that
+//! holds the JS reference, which napi-rs keeps valid across threads (its drop is routed back
+//! to the JS thread), so `saveAsync` can write them from the thread pool.
 
 use crate::error::{core, to_napi_js};
 use crate::js::{Js, MAX_SAFE, V};
-use napi::bindgen_prelude::Uint8Array;
+use napi::bindgen_prelude::{FromNapiValue, Uint8Array};
 use napi::{sys, Result};
 use num_bigint::{BigInt, Sign};
 use std::cell::RefCell;
@@ -37,13 +43,14 @@ impl Backing for JsBytes {
     }
 }
 
-/// One storage for saving: bytes plus what the pickle should say about them.
-pub struct StorageIn {
-    pub data: Uint8Array,
-    pub dtype: String,
-    pub location: String,
-    pub key: Option<String>,
-}
+// Flag bits of a tensor table entry (TENSOR_FLAGS in ts/raw.ts).
+const FLAG_REQUIRES_GRAD: u32 = 1;
+const FLAG_PARAMETER: u32 = 2;
+const FLAG_META_DEVICE: u32 = 4;
+const FLAG_PARAMETER_STATE: u32 = 8;
+const FLAG_QUANTIZER: u32 = 16;
+const FLAG_METADATA: u32 = 32;
+const FLAG_SUBCLASS: u32 = 64;
 
 pub struct FromJs {
     js: Js,
@@ -51,6 +58,9 @@ pub struct FromJs {
     ids: HashMap<u32, usize>,
     depth: usize,
     max_depth: usize,
+    /// The tree's tensor table (`RawSaveTree.tensorMeta`, see ts/raw.ts) and its dtypes.
+    meta: Vec<f64>,
+    dtypes: Vec<DType>,
     /// Property-key strings made once per save (by the key literal's address): thousands of
     /// tensors read the same dozen fields.
     keys: RefCell<Vec<(usize, V)>>,
@@ -67,6 +77,8 @@ impl FromJs {
             depth: 0,
             max_depth,
             keys: RefCell::new(Vec::new()),
+            meta: Vec::new(),
+            dtypes: Vec::new(),
         }
     }
 
@@ -94,36 +106,107 @@ impl FromJs {
         to_napi_js(self.js, &core(ErrorCode::Unserializable, msg))
     }
 
-    /// Builds the graph: storages first (tensors refer to them by index), then the root.
-    pub fn build(mut self, root: V, storages: Vec<StorageIn>) -> R<Graph> {
-        for (i, s) in storages.into_iter().enumerate() {
-            let dtype = DType::from_name(&s.dtype)
-                .ok_or_else(|| self.bad(format!("storage {i}: unknown dtype '{}'", s.dtype)))?;
-            let nbytes = s.data.len() as u64;
+    /// Builds the graph from a `RawSaveTree` (ts/raw.ts): the dtype and string tables, the
+    /// storages (tensors refer to them by index), the tensor table, then the root.
+    pub fn build(mut self, tree: V) -> R<Graph> {
+        let names = self.field(tree, c"dtypes")?;
+        for name in self.strings_of(names)? {
+            let d = DType::from_name(&name)
+                .ok_or_else(|| self.bad(format!("unknown dtype '{name}'")))?;
+            self.dtypes.push(d);
+        }
+        let strings = self.field(tree, c"strings")?;
+        let strings = self.strings_of(strings)?;
+        let smeta = self.field(tree, c"storageMeta")?;
+        let smeta = self
+            .js
+            .f64_array(smeta)?
+            .ok_or_else(|| self.bad("storageMeta must be a Float64Array"))?;
+        let datas = self.field(tree, c"storageData")?;
+        let n = self.js.array_len(datas)?;
+        if smeta.len() != 3 * n {
+            return Err(self.bad("storageMeta must hold 3 numbers per storage"));
+        }
+        for i in 0..n {
+            let v = self.js.get_index(datas, i)?;
+            if !self.js.is_typedarray(v)? {
+                return Err(self.bad(format!("storage {i}: its data must be a Uint8Array")));
+            }
+            // SAFETY: `v` is a live typed-array handle of this callback.
+            let data = unsafe { Uint8Array::from_napi_value(self.js.raw_env(), v) }?;
+            let row: [f64; 3] = smeta
+                .get(3 * i..3 * i + 3)
+                .and_then(|r| r.try_into().ok())
+                .ok_or_else(|| self.bad("storageMeta cut short"))?;
+            let dtype = self.dtype_at(row[0])?;
+            let location = self.string_at(&strings, row[1], "storage location")?;
+            let key = if row[2] == -1.0 {
+                i.to_string()
+            } else {
+                self.string_at(&strings, row[2], "storage key")?
+            };
+            let nbytes = data.len() as u64;
             let es = dtype.element_size() as u64;
             if nbytes.checked_rem(es) != Some(0) {
                 return Err(self.bad(format!(
-                    "storage {i}: {nbytes} bytes is not a whole number of {} elements",
-                    s.dtype
+                    "storage {i}: {nbytes} bytes is not a whole number of {dtype} elements"
                 )));
             }
-            let data = if s.data.is_empty() {
+            let data = if data.is_empty() {
                 ByteView::empty()
             } else {
-                ByteView::new(Arc::new(JsBytes(s.data)))
+                ByteView::new(Arc::new(JsBytes(data)))
             };
             self.graph.add_storage(Storage {
-                key: s.key.unwrap_or_else(|| i.to_string()),
+                key,
                 dtype,
                 untyped: dtype.storage_class().is_none(),
                 numel: nbytes / es,
-                location: s.location,
+                location,
                 data,
             });
         }
+        let meta = self.field(tree, c"tensorMeta")?;
+        self.meta = self
+            .js
+            .f64_array(meta)?
+            .ok_or_else(|| self.bad("tensorMeta must be a Float64Array"))?;
+        let root = self.field(tree, c"root")?;
         let root = self.value(root)?;
         self.graph.root = Some(root);
         Ok(self.graph)
+    }
+
+    /// The dtype table's entry `x`.
+    fn dtype_at(&self, x: f64) -> R<DType> {
+        let i = self.int_in(x, 0, self.dtypes.len() as i64, "dtype index")?;
+        self.dtypes
+            .get(i as usize)
+            .copied()
+            .ok_or_else(|| self.bad("dtype index"))
+    }
+
+    /// The string table's entry `x`.
+    fn string_at(&self, strings: &[String], x: f64, what: &str) -> R<String> {
+        let i = self.int_in(x, 0, strings.len() as i64, what)?;
+        strings
+            .get(i as usize)
+            .cloned()
+            .ok_or_else(|| self.bad(what.to_string()))
+    }
+
+    /// A JS array of strings.
+    fn strings_of(&self, arr: V) -> R<Vec<String>> {
+        if !self.js.is_array(arr)? {
+            return Err(self.bad("expected an array of strings"));
+        }
+        let n = self.js.array_len(arr)?;
+        let mut out = Vec::with_capacity(n.min(1 << 16));
+        for i in 0..n {
+            let v = self.js.get_index(arr, i)?;
+            out.push(self.js.get_string(v)?);
+        }
+        Ok(out)
     }
 
     fn value(&mut self, v: V) -> R<Value> {
@@ -399,57 +482,99 @@ impl FromJs {
         Ok(Some(f as usize))
     }
 
+    /// `x` as an integer in `lo..hi`, or a clear error naming `what`.
+    fn int_in(&self, x: f64, lo: i64, hi: i64, what: &str) -> R<i64> {
+        if x.fract() != 0.0 || x < lo as f64 || x >= hi as f64 {
+            return Err(self.bad(format!(
+                "tensor table: {what} {x} is not an integer in {lo}..{hi}"
+            )));
+        }
+        Ok(x as i64)
+    }
+
     fn tensor(&mut self, obj: V) -> R<Tensor> {
-        let js = self.js;
-        let dtype_name = self.str_field(obj, c"dtype")?;
-        let dtype = DType::from_name(&dtype_name)
-            .ok_or_else(|| self.bad(format!("unknown dtype '{dtype_name}'")))?;
-        let storage = self.storage_index(obj)?;
-        let shape = self.ints_field(obj, c"shape")?;
-        let stride = self.ints_field(obj, c"stride")?;
-        let offset = match self.get_opt(obj, c"offset")? {
-            Some(v) => js.get_f64(v)? as i64,
-            None => 0,
+        let mv = self.field(obj, c"m")?;
+        let len = self.meta.len() as i64;
+        let at = self.int_in(self.js.get_f64(mv)?, 0, len, "entry")? as usize;
+        let head: [f64; 5] = self
+            .meta
+            .get(at..at + 5)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| self.bad("tensor table: entry cut short"))?;
+        let storages = self.graph.storages.len() as i64;
+        let storage = match self.int_in(head[0], -1, storages, "storage index")? {
+            -1 => None,
+            i => Some(i as usize),
         };
-        let quantizer = match self.get_opt(obj, c"quantizer")? {
-            Some(q) => {
-                let scheme = self.str_field(q, c"scheme")?;
-                let p = self.field(q, c"params")?;
-                Some(Quantizer {
-                    scheme,
-                    params: self.items(p)?,
-                })
+        let dtype = self.dtype_at(head[1])?;
+        let ndim = self.int_in(head[2], 0, 65, "dimension count")? as usize;
+        let storage_offset = self.int_in(head[3], 0, MAX_SAFE, "storage offset")?;
+        let flags = self.int_in(head[4], 0, 128, "flags")? as u32;
+        let dims = self
+            .meta
+            .get(at + 5..at + 5 + 2 * ndim)
+            .ok_or_else(|| self.bad("tensor table: entry cut short"))?;
+        let mut shape = Vec::with_capacity(ndim);
+        let mut stride = Vec::with_capacity(ndim);
+        for (i, &x) in dims.iter().enumerate() {
+            let v = self.int_in(
+                x,
+                -MAX_SAFE,
+                MAX_SAFE,
+                if i < ndim { "size" } else { "stride" },
+            )?;
+            if i < ndim {
+                shape.push(v);
+            } else {
+                stride.push(v);
             }
-            None => None,
+        }
+        let has = |bit: u32| flags & bit != 0;
+        let quantizer = if has(FLAG_QUANTIZER) {
+            let q = self.field(obj, c"quantizer")?;
+            let scheme = self.str_field(q, c"scheme")?;
+            let p = self.field(q, c"params")?;
+            Some(Quantizer {
+                scheme,
+                params: self.items(p)?,
+            })
+        } else {
+            None
         };
-        let subclass = match self.get_opt(obj, c"subclass")? {
-            Some(s) => {
-                let st = self.field(s, c"state")?;
-                Some(TensorType {
-                    module: self.str_field(s, c"module")?,
-                    name: self.str_field(s, c"name")?,
-                    state: self.value(st)?,
-                })
-            }
-            None => None,
+        let subclass = if has(FLAG_SUBCLASS) {
+            let s = self.field(obj, c"subclass")?;
+            let st = self.field(s, c"state")?;
+            Some(TensorType {
+                module: self.str_field(s, c"module")?,
+                name: self.str_field(s, c"name")?,
+                state: self.value(st)?,
+            })
+        } else {
+            None
         };
-        let device = match self.get_opt(obj, c"device")? {
-            Some(v) => Some(js.get_string(v)?),
-            None => None,
+        let parameter_state = if has(FLAG_PARAMETER_STATE) {
+            self.opt_value(obj, c"parameterState")?
+        } else {
+            None
+        };
+        let metadata = if has(FLAG_METADATA) {
+            self.opt_value(obj, c"metadata")?
+        } else {
+            None
         };
         Ok(Tensor {
             storage,
             dtype,
             shape,
             stride,
-            storage_offset: offset,
-            requires_grad: self.bool_field(obj, c"requiresGrad")?,
-            is_parameter: self.bool_field(obj, c"parameter")?,
-            parameter_state: self.opt_value(obj, c"parameterState")?,
+            storage_offset,
+            requires_grad: has(FLAG_REQUIRES_GRAD),
+            is_parameter: has(FLAG_PARAMETER),
+            parameter_state,
             quantizer,
-            metadata: self.opt_value(obj, c"metadata")?,
+            metadata,
             subclass,
-            device,
+            device: has(FLAG_META_DEVICE).then(|| "meta".to_string()),
         })
     }
 

@@ -423,6 +423,43 @@ impl Js {
     }
 
     /// A copy of the bytes a typed array views (any element type).
+    /// A `Float64Array`'s values (copied); `None` when `v` is another kind of value.
+    pub fn f64_array(&self, v: V) -> Result<Option<Vec<f64>>> {
+        if !self.is_typedarray(v)? {
+            return Ok(None);
+        }
+        let mut ty = 0;
+        let mut length = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut ab = ptr::null_mut();
+        let mut offset = 0usize;
+        // SAFETY: v is a typed array; `data` already includes the offset.
+        check(
+            unsafe {
+                sys::napi_get_typedarray_info(
+                    self.env,
+                    v,
+                    &mut ty,
+                    &mut length,
+                    &mut data,
+                    &mut ab,
+                    &mut offset,
+                )
+            },
+            "napi_get_typedarray_info",
+        )?;
+        if ty != sys::TypedarrayType::float64_array {
+            return Ok(None);
+        }
+        if length == 0 || data.is_null() {
+            return Ok(Some(Vec::new()));
+        }
+        // SAFETY: a Float64Array's data is `length` aligned f64s, readable while `v` is alive.
+        Ok(Some(
+            unsafe { std::slice::from_raw_parts(data.cast::<f64>(), length) }.to_vec(),
+        ))
+    }
+
     pub fn typedarray_bytes(&self, v: V) -> Result<Vec<u8>> {
         let mut ty = 0;
         let mut length = 0usize;

@@ -4,10 +4,10 @@
 //! Exports (typed in the generated `native/bindings.d.ts`; ts/native.ts gives the raw
 //! values their precise types):
 //! * `load(source, options)` / `loadAsync` → `{root, storages, info}` (see [`to_js`]);
-//! * `save(raw, storages, path | null, options)` / `saveAsync` → bytes when `path` is null;
+//! * `save(tree, path | null, options)` / `saveAsync` → bytes when `path` is null;
 //! * `inspect(source, options)` → the `inspect --json` document;
 //! * `loadSafetensors(path, options)` → `{root, storages, metadata}`;
-//!   `saveSafetensors(raw, storages, path | null, metadata)` → bytes when `path` is null;
+//!   `saveSafetensors(tree, path | null, metadata)` → bytes when `path` is null;
 //! * `convert(inputs, options, onProgress?, signal?)`, `inspectMany`, `diff`,
 //!   `discoverInputs`, `parseSize` (see [`convert`]);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
@@ -26,11 +26,11 @@ mod tasks;
 mod to_js;
 
 use crate::error::{panic_error, to_napi};
-use crate::from_js::{FromJs, StorageIn};
+use crate::from_js::FromJs;
 use crate::js::{Js, RawValue};
 use crate::options::{
     inspect_config, load_config, save_config, NativeInspectOptions, NativeLoadOptions,
-    NativeSaveOptions, NativeStorage,
+    NativeSaveOptions,
 };
 use crate::tasks::{load_source, loaded_to_js, run, save_graph, LoadTask, SaveTask, Source};
 use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
@@ -91,33 +91,23 @@ pub fn load_async(
     })
 }
 
-fn graph_from_js(env: &Env, raw: Unknown, storages: Vec<NativeStorage>) -> Result<Graph> {
-    let storages = storages
-        .into_iter()
-        .map(|s| StorageIn {
-            data: s.data,
-            dtype: s.dtype,
-            location: s.location,
-            key: s.key,
-        })
-        .collect();
-    FromJs::new(Js::new(env), Limits::default().max_depth).build(napi::JsValue::raw(&raw), storages)
+fn graph_from_js(env: &Env, raw: Unknown) -> Result<Graph> {
+    FromJs::new(Js::new(env), Limits::default().max_depth).build(napi::JsValue::raw(&raw))
 }
 
 /// Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null.
 #[napi(
-    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null"
+    ts_args_type = "raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null"
 )]
 pub fn save(
     env: Env,
     raw: Unknown,
-    storages: Vec<NativeStorage>,
     path: Option<String>,
     options: Option<NativeSaveOptions>,
 ) -> Result<Option<Buffer>> {
     guard(&env, || {
         let opts = save_config(options, path.as_deref()).map_err(|e| to_napi(&env, &e))?;
-        let graph = graph_from_js(&env, raw, storages)?;
+        let graph = graph_from_js(&env, raw)?;
         let out =
             run(|| save_graph(&graph, path.as_deref(), &opts)).map_err(|f| f.into_napi(&env))?;
         Ok(out.map(Buffer::from))
@@ -128,18 +118,17 @@ pub fn save(
 /// storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
 /// libuv pool. Do not modify the tensors until the promise settles.
 #[napi(
-    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, options?: NativeSaveOptions | undefined | null"
+    ts_args_type = "raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null"
 )]
 pub fn save_async(
     env: Env,
     raw: Unknown,
-    storages: Vec<NativeStorage>,
     path: Option<String>,
     options: Option<NativeSaveOptions>,
 ) -> Result<AsyncTask<SaveTask>> {
     guard(&env, || {
         let opts = save_config(options, path.as_deref()).map_err(|e| to_napi(&env, &e))?;
-        let graph = graph_from_js(&env, raw, storages)?;
+        let graph = graph_from_js(&env, raw)?;
         Ok(AsyncTask::new(SaveTask { graph, path, opts }))
     })
 }
@@ -166,12 +155,12 @@ pub fn inspect(
 /// Test hook: raw tree → Graph → raw tree with no file in between (storages are copied).
 #[napi(
     js_name = "_graphRoundTrip",
-    ts_args_type = "raw: unknown, storages: Array<NativeStorage>",
+    ts_args_type = "raw: unknown",
     ts_return_type = "unknown"
 )]
-pub fn graph_round_trip(env: Env, raw: Unknown, storages: Vec<NativeStorage>) -> Result<RawValue> {
+pub fn graph_round_trip(env: Env, raw: Unknown) -> Result<RawValue> {
     guard(&env, || {
-        let graph = graph_from_js(&env, raw, storages)?;
+        let graph = graph_from_js(&env, raw)?;
         let mut conv = to_js::ToJs::new(Js::new(&env), &graph, Limits::default().max_depth);
         Ok(RawValue(conv.loaded(None, false)?))
     })
@@ -216,12 +205,11 @@ pub fn load_safetensors(
 /// atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
 /// `format: pt`; tensors sharing memory are written once and the alias recorded.
 #[napi(
-    ts_args_type = "raw: unknown, storages: Array<NativeStorage>, path: string | null, metadata?: Array<[string, string]> | undefined | null"
+    ts_args_type = "raw: unknown, path: string | null, metadata?: Array<[string, string]> | undefined | null"
 )]
 pub fn save_safetensors(
     env: Env,
     raw: Unknown,
-    storages: Vec<NativeStorage>,
     path: Option<String>,
     metadata: Option<Vec<Vec<String>>>,
 ) -> Result<Option<Buffer>> {
@@ -237,7 +225,7 @@ pub fn save_safetensors(
             };
             md.push((k.clone(), v.clone()));
         }
-        let graph = graph_from_js(&env, raw, storages)?;
+        let graph = graph_from_js(&env, raw)?;
         let out = run(|| convert::save_safetensors_graph(&graph, &md, path.as_deref()))
             .map_err(|f| f.into_napi(&env))?;
         Ok(out.map(Buffer::from))

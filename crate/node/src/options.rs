@@ -1,7 +1,6 @@
 //! JS option objects → core options. Names are the TS facade's (camelCase); defaults are
 //! PyTorch's (weightsOnly true, mmap true, protocol 2, zip).
 
-use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
 use std::path::Path;
 use torchsave_core::{
@@ -39,18 +38,6 @@ pub struct NativeSaveOptions {
     /// Saving to a path: fsync the file and its folder before returning (default true).
     /// `false` skips the fsyncs (like torch.save and `cp`); the save stays atomic.
     pub durable: Option<bool>,
-}
-
-#[napi(object, object_to_js = false)]
-pub struct NativeStorage {
-    /// The storage's bytes (not copied; must stay unchanged until the save finishes).
-    pub data: Uint8Array,
-    /// Element dtype of the storage (PyTorch name).
-    pub dtype: String,
-    /// Location tag to record (`cpu`, `cuda:0`).
-    pub location: String,
-    /// Key to use in the file (default: the storage's index).
-    pub key: Option<String>,
 }
 
 #[napi(object, object_to_js = false)]
