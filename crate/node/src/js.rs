@@ -423,17 +423,14 @@ impl Js {
     }
 
     /// A copy of the bytes a typed array views (any element type).
-    /// A `Float64Array`'s values (copied); `None` when `v` is another kind of value.
-    pub fn f64_array(&self, v: V) -> Result<Option<Vec<f64>>> {
-        if !self.is_typedarray(v)? {
-            return Ok(None);
-        }
+    /// A typed array's element type, length and data pointer (offset applied).
+    fn typedarray_info(&self, v: V) -> Result<(sys::napi_typedarray_type, usize, *mut c_void)> {
         let mut ty = 0;
         let mut length = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
         let mut ab = ptr::null_mut();
         let mut offset = 0usize;
-        // SAFETY: v is a typed array; `data` already includes the offset.
+        // SAFETY: v is a typed array (checked by the callers); `data` already includes the offset.
         check(
             unsafe {
                 sys::napi_get_typedarray_info(
@@ -448,6 +445,15 @@ impl Js {
             },
             "napi_get_typedarray_info",
         )?;
+        Ok((ty, length, data))
+    }
+
+    /// A `Float64Array`'s values (copied); `None` when `v` is another kind of value.
+    pub fn f64_array(&self, v: V) -> Result<Option<Vec<f64>>> {
+        if !self.is_typedarray(v)? {
+            return Ok(None);
+        }
+        let (ty, length, data) = self.typedarray_info(v)?;
         if ty != sys::TypedarrayType::float64_array {
             return Ok(None);
         }
@@ -461,26 +467,7 @@ impl Js {
     }
 
     pub fn typedarray_bytes(&self, v: V) -> Result<Vec<u8>> {
-        let mut ty = 0;
-        let mut length = 0usize;
-        let mut data: *mut c_void = ptr::null_mut();
-        let mut ab = ptr::null_mut();
-        let mut offset = 0usize;
-        // SAFETY: v is a typed array (checked by the caller); `data` already includes the offset.
-        check(
-            unsafe {
-                sys::napi_get_typedarray_info(
-                    self.env,
-                    v,
-                    &mut ty,
-                    &mut length,
-                    &mut data,
-                    &mut ab,
-                    &mut offset,
-                )
-            },
-            "napi_get_typedarray_info",
-        )?;
+        let (ty, length, data) = self.typedarray_info(v)?;
         let elem = match ty {
             sys::TypedarrayType::int8_array
             | sys::TypedarrayType::uint8_array
