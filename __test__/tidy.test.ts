@@ -142,6 +142,32 @@ describe('torch.tidy', () => {
     expect((m as unknown as { cached: Tensor }).cached.tolist()).toEqual([7, 7]);
   });
 
+  it('layers with several outputs and wrappers work in a scope: LSTM (output, (h, c)), DataParallel on the CPU, a dict output', () => {
+    torch.manualSeed(3);
+    const lstm = new torch.nn.LSTM(3, 4, { numLayers: 2 });
+    const x = torch.randn([5, 2, 3]);
+    const want = torch.noGrad(() => lstm.call(x) as [Tensor, [Tensor, Tensor]]);
+    const got = torch.noGrad(() => torch.tidy(() => lstm.call(x) as [Tensor, [Tensor, Tensor]]));
+    expect(got[0].equal(want[0])).toBe(true);
+    expect(got[1][0].equal(want[1][0])).toBe(true);
+    expect(got[1][1].equal(want[1][1])).toBe(true);
+    // Feeding the kept state back in (the usual sequence loop) works.
+    const next = torch.noGrad(() => torch.tidy(() => lstm.call(x, got[1]) as [Tensor, [Tensor, Tensor]]));
+    expect(next[0].size()).toEqual([5, 2, 4]);
+
+    const m = seededModel();
+    const dp = new torch.nn.DataParallel(m);
+    const xb = torch.randn([3, 3, 32, 32]);
+    const direct = torch.noGrad(() => m.call(xb) as Tensor);
+    const out = torch.tidy(() => {
+      const y = dp.call(xb) as Tensor;
+      return { logits: y, top: y.argmax(1) };
+    });
+    expect(out.logits.equal(direct)).toBe(true);
+    expect(out.top.tolist()).toEqual(direct.argmax(1).tolist());
+    expect(m.fc1.weight.isDisposed).toBe(false);
+  });
+
   it('a synchronous loop of large results stays flat in memory inside tidy, and grows without it', () => {
     // A child Node on dist/ with glibc's mmap threshold fixed at 128 KiB: every 1 MiB result is
     // its own mapping, returned to the system the moment it is freed, so RSS shows exactly
