@@ -43,6 +43,8 @@ describe('torch.tidy', () => {
     expect(out.map.get('k')!.tolist()).toEqual(a.add(1).mul(2).sub(3).tolist());
     expect(() => b.add(1)).toThrow(expect.objectContaining({ code: 'E_INVALID_ARGUMENT' }));
     expect(() => F.relu(b)).toThrow(/freed/);
+    expect(() => b.tolist()).toThrow(/freed/);
+    expect(() => b.untypedStorage()).toThrow(/freed/);
   });
 
   it('nests: an inner result belongs to the outer scope; keep() survives every scope', () => {

@@ -136,6 +136,10 @@ function sameView(a: NativeTensor, b: NativeTensor): boolean {
   return x.id === y.id && x.device === y.device && a.storageOffset === b.storageOffset && a.shape.join() === b.shape.join();
 }
 
+function freedError(): Error {
+  return tsError('E_INVALID_ARGUMENT', 'this tensor was freed (tensor.dispose() or the end of a torch.tidy scope); return it from the scope or torch.keep() it to use it later');
+}
+
 /** Storages up to this size are copied, not shared, when only read as values (`readable`). */
 const SMALL_READ_COPY = 64 << 10;
 
@@ -259,7 +263,7 @@ export class Tensor {
    * not copied: writes through either side are seen by the other.
    */
   native(): NativeTensor {
-    if (this._disposed) throw tsError('E_INVALID_ARGUMENT', 'this tensor was freed (tensor.dispose() or the end of a torch.tidy scope); return it from the scope or torch.keep() it to use it later');
+    if (this._disposed) throw freedError();
     if (this._nt) return this._nt;
     if (this.quantizer) throw tsError('E_UNSUPPORTED_DTYPE', 'computing on a quantized tensor is not supported');
     const base = this._storage.native();
@@ -315,7 +319,10 @@ export class Tensor {
   }
 
   protected get _storage(): UntypedStorage {
-    if (!this._st) this._st = storageOf(this._nt!);
+    if (!this._st) {
+      if (this._disposed) throw freedError();
+      this._st = storageOf(this._nt!);
+    }
     return this._st;
   }
 
@@ -463,7 +470,8 @@ export class Tensor {
    */
   private readable(): Tensor {
     const nt = this._nt;
-    if (!nt || this._st || this._disposed || this.device.type !== 'cpu') return this;
+    if (this._disposed) throw freedError();
+    if (!nt || this._st || this.device.type !== 'cpu') return this;
     const info = nat(() => nt.storageInfo());
     if (info.nbytes > SMALL_READ_COPY) return this;
     const bytes = new Uint8Array(nat(() => nt.storageBuffer(true)));
