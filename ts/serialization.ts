@@ -94,7 +94,7 @@ export interface LoadOptions {
 export interface SaveOptions {
   /** `zip` (default; what torch.save writes since 1.6) or `legacy` (pre-1.6 readers). */
   format?: 'zip' | 'legacy';
-  /** Pickle protocol, 2 like torch.save (3-5 accepted). */
+  /** Pickle protocol: 2 like torch.save (the default), up to 5. torch's weights-only loader (torch.load's default) refuses 4 and 5: such files need weights_only=False there. */
   pickleProtocol?: number;
   /** Write only the bytes each storage's tensors reach (smaller files for views). */
   compact?: boolean;

@@ -1,8 +1,12 @@
 //! A pickler that writes what CPython 3.11's C pickler writes for the same Python objects,
 //! with storages as torch's persistent ids, so `data.pkl` is byte-identical to `torch.save`.
 //!
-//! Protocols 2 (torch's default) and 3 are supported; everything else is rejected with
-//! `E_INVALID_ARGUMENT` (protocol 4+ needs framing, and torch's weights-only loader refuses it).
+//! Protocols 2 (torch's default) to 5 are written; others are rejected with
+//! `E_INVALID_ARGUMENT`. Protocol 4 adds frames (FRAME + length around each run of about
+//! 64 KiB, closed at an object boundary, with big payloads between frames), MEMOIZE,
+//! SHORT_BINUNICODE, STACK_GLOBAL, EMPTY_SET/ADDITEMS, FROZENSET and NEWOBJ_EX; protocol 5
+//! BYTEARRAY8. torch 2.11's weights-only loader refuses protocol 4 and 5 files (FRAME is not
+//! in its opcode list): they load with `weights_only=False`, and in torchsave.
 //!
 //! # What has to match CPython, and how
 //!
@@ -56,6 +60,12 @@ use rustc_hash::FxHashMap as HashMap;
 
 /// CPython's `BATCHSIZE` for APPENDS/SETITEMS.
 const BATCHSIZE: usize = 1000;
+/// Protocol 4 framing (pickle.py's `_Framer`): a frame is closed at the first object boundary
+/// once it holds this much; frames under FRAME_SIZE_MIN bytes get no FRAME header; payloads of
+/// this size or more (str, bytes, bytearray) are written between frames.
+const FRAME_SIZE_TARGET: usize = 64 * 1024;
+const FRAME_SIZE_MIN: usize = 4;
+const FRAME_HEADER: usize = 9;
 /// Deepest nesting we recurse into (CPython's default recursion limit is also 1000).
 const MAX_DEPTH: usize = 1000;
 /// Stack for the pickler thread: MAX_DEPTH levels at a few KiB each in debug builds.
@@ -131,10 +141,10 @@ pub fn pickle_value(graph: &Graph, value: &Value, protocol: u8) -> Result<Vec<u8
 }
 
 pub(crate) fn check_protocol(protocol: u8) -> Result<()> {
-    if !(2..=3).contains(&protocol) {
+    if !(2..=5).contains(&protocol) {
         crate::bail!(
             InvalidArgument,
-            "pickle protocol {protocol} is not supported for writing; use 2 (torch.save's default) or 3"
+            "pickle protocol {protocol} is not supported for writing; use 2 (torch.save's default) to 5"
         );
     }
     Ok(())
@@ -149,6 +159,10 @@ enum MemoKey {
     StorageKey(StorageId),
     NpDtype(String),
     Layout(String),
+    /// A global's module or name string (protocol 4's STACK_GLOBAL operands).
+    GlobalPart(String),
+    /// A module name as a `sys.modules` key (see `save_global_found`).
+    ModulesKey(String),
 }
 
 /// One step from the root, for error messages.
@@ -170,6 +184,8 @@ struct Pickler<'g> {
     storage_slot: HashMap<StorageId, usize>,
     path: Vec<PathSeg>,
     depth: usize,
+    /// Protocol 4+: where the open frame's 9-byte header slot starts in `out`.
+    frame_start: Option<usize>,
 }
 
 /// How CPython would have created a string: shared (interned/literal/singleton) or new.
@@ -198,15 +214,79 @@ impl<'g> Pickler<'g> {
             storage_slot: HashMap::default(),
             path: Vec::new(),
             depth: 0,
+            frame_start: None,
         }
     }
 
     fn dump(&mut self, v: &Value) -> Result<()> {
         self.out.push(op::PROTO);
         self.out.push(self.proto);
+        if self.proto >= 4 {
+            self.open_frame();
+        }
         self.save(v)?;
         self.out.push(op::STOP);
+        self.close_frame();
+        self.frame_start = None;
         Ok(())
+    }
+
+    // ----- protocol 4 frames (pickle.py's _Framer, which _pickle.c matches byte for byte) --
+
+    fn open_frame(&mut self) {
+        self.frame_start = Some(self.out.len());
+        self.out.extend_from_slice(&[0; FRAME_HEADER]);
+    }
+
+    /// Ends the open frame: fills its header, or drops the header slot of a frame too small
+    /// to get one. The next frame is not opened.
+    fn close_frame(&mut self) {
+        let Some(fs) = self.frame_start.take() else {
+            return;
+        };
+        let len = self.out.len() - fs - FRAME_HEADER;
+        if len >= FRAME_SIZE_MIN {
+            let mut h = [op::FRAME; FRAME_HEADER];
+            for (d, s) in h.iter_mut().skip(1).zip((len as u64).to_le_bytes()) {
+                *d = s;
+            }
+            if let Some(slot) = self.out.get_mut(fs..fs + FRAME_HEADER) {
+                slot.copy_from_slice(&h);
+            }
+        } else {
+            self.out.drain(fs..fs + FRAME_HEADER);
+        }
+    }
+
+    /// Where CPython's `save()` begins (every object, memo hits included): a frame that has
+    /// reached the target size is closed and a new one opened.
+    fn boundary(&mut self) {
+        if let Some(fs) = self.frame_start {
+            if self.out.len() - fs - FRAME_HEADER >= FRAME_SIZE_TARGET {
+                self.close_frame();
+                self.open_frame();
+            }
+        }
+    }
+
+    /// `boundary`, then one opcode (an object saved by its opcode alone).
+    fn op_obj(&mut self, code: u8) {
+        self.boundary();
+        self.out.push(code);
+    }
+
+    /// A header and a payload; a payload of FRAME_SIZE_TARGET bytes or more goes between
+    /// frames (pickle.py's `write_large_bytes`).
+    fn write_payload(&mut self, header: &[u8], payload: &[u8]) {
+        if payload.len() >= FRAME_SIZE_TARGET && self.frame_start.is_some() {
+            self.close_frame();
+            self.out.extend_from_slice(header);
+            self.out.extend_from_slice(payload);
+            self.open_frame();
+        } else {
+            self.out.extend_from_slice(header);
+            self.out.extend_from_slice(payload);
+        }
     }
 
     // ----- errors -----------------------------------------------------------------------
@@ -239,7 +319,9 @@ impl<'g> Pickler<'g> {
         self.next_memo = idx
             .checked_add(1)
             .ok_or_else(|| self.fail(ErrorCode::LimitExceeded, "too many objects".into()))?;
-        if idx < 256 {
+        if self.proto >= 4 {
+            self.out.push(op::MEMOIZE);
+        } else if idx < 256 {
             self.out.push(op::BINPUT);
             self.out.push(idx as u8);
         } else {
@@ -279,10 +361,11 @@ impl<'g> Pickler<'g> {
     // ----- scalars ----------------------------------------------------------------------
 
     fn save_bool(&mut self, b: bool) {
-        self.out.push(if b { op::NEWTRUE } else { op::NEWFALSE });
+        self.op_obj(if b { op::NEWTRUE } else { op::NEWFALSE });
     }
 
     fn save_int(&mut self, i: i64) {
+        self.boundary();
         if (0..=0xff).contains(&i) {
             self.out.push(op::BININT1);
             self.out.push(i as u8);
@@ -313,6 +396,7 @@ impl<'g> Pickler<'g> {
 
     /// LONG1/LONG4: minimal little-endian two's complement, as `pickle.encode_long`.
     fn save_long(&mut self, b: &BigInt) {
+        self.boundary();
         let bytes = if b.sign() == num_bigint::Sign::NoSign {
             Vec::new()
         } else {
@@ -330,7 +414,7 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_float(&mut self, f: f64) {
-        self.out.push(op::BINFLOAT);
+        self.op_obj(op::BINFLOAT);
         self.out.extend_from_slice(&f.to_be_bytes());
     }
 
@@ -345,6 +429,7 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_str(&mut self, s: &str, fresh: Fresh) -> Result<()> {
+        self.boundary();
         let shared = match fresh {
             Fresh::No => true,
             Fresh::Yes => Self::is_singleton_str(s),
@@ -353,11 +438,7 @@ impl<'g> Pickler<'g> {
         if shared && self.try_get(&MemoKey::Str(s.to_string())) {
             return Ok(());
         }
-        let len = u32::try_from(s.len())
-            .map_err(|_| self.fail(ErrorCode::Unserializable, "string longer than 4 GiB".into()))?;
-        self.out.push(op::BINUNICODE);
-        self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.extend_from_slice(s.as_bytes());
+        self.save_str_raw(s)?;
         if shared {
             self.put_key(MemoKey::Str(s.to_string()))
         } else {
@@ -366,26 +447,32 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_bytes(&mut self, data: &[u8], fresh: Fresh) -> Result<()> {
+        self.boundary();
         let shared = fresh == Fresh::No || (fresh == Fresh::Yes && data.len() <= 1);
         if shared && self.try_get(&MemoKey::Bytes(data.to_vec())) {
             return Ok(());
         }
         if self.proto >= 3 {
             if data.len() < 256 {
-                self.out.push(op::SHORT_BINBYTES);
-                self.out.push(data.len() as u8);
+                self.write_payload(&[op::SHORT_BINBYTES, data.len() as u8], data);
+            } else if let Ok(n) = u32::try_from(data.len()) {
+                let mut h = [op::BINBYTES; 5];
+                h[1..].copy_from_slice(&n.to_le_bytes());
+                self.write_payload(&h, data);
+            } else if self.proto >= 4 {
+                let mut h = [op::BINBYTES8; 9];
+                h[1..].copy_from_slice(&(data.len() as u64).to_le_bytes());
+                self.write_payload(&h, data);
             } else {
-                let len = u32::try_from(data.len()).map_err(|_| {
-                    self.fail(ErrorCode::Unserializable, "bytes longer than 4 GiB".into())
-                })?;
-                self.out.push(op::BINBYTES);
-                self.out.extend_from_slice(&len.to_le_bytes());
+                return Err(self.fail(
+                    ErrorCode::Unserializable,
+                    "bytes longer than 4 GiB (protocol 4 or higher can hold them)".into(),
+                ));
             }
-            self.out.extend_from_slice(data);
         } else if data.is_empty() {
             // CPython: save_reduce(bytes, ()) for b''.
             self.save_global("builtins", "bytes")?;
-            self.out.push(op::EMPTY_TUPLE);
+            self.op_obj(op::EMPTY_TUPLE);
             self.out.push(op::REDUCE);
         } else {
             // Protocol 2 has no bytes opcode: `_codecs.encode(str(obj, 'latin1'), 'latin1')`.
@@ -407,9 +494,40 @@ impl<'g> Pickler<'g> {
     // ----- globals ----------------------------------------------------------------------
 
     fn save_global(&mut self, module: &str, name: &str) -> Result<()> {
+        self.save_global_as(module, name, false)
+    }
+
+    /// `save_global` for an object CPython finds by searching `sys.modules` (what a
+    /// `__reduce__` returning a name does for instances without `__module__`, such as torch's
+    /// dtypes): under protocol 4 its module string is the `sys.modules` key, not the module's
+    /// `__name__` other globals carry.
+    fn save_global_found(&mut self, module: &str, name: &str) -> Result<()> {
+        self.save_global_as(module, name, true)
+    }
+
+    fn save_global_as(&mut self, module: &str, name: &str, found: bool) -> Result<()> {
+        self.boundary();
         let key = MemoKey::Global(module.to_string(), name.to_string());
         if self.try_get(&key) {
             return Ok(());
+        }
+        if self.proto >= 4 {
+            // save(module_name); save(qualname); STACK_GLOBAL (dotted names need no getattr).
+            if module.is_empty() || name.is_empty() {
+                return Err(self.fail(
+                    ErrorCode::Unserializable,
+                    format!("invalid global name '{module}.{name}'"),
+                ));
+            }
+            let module_key = if found {
+                MemoKey::ModulesKey(module.to_string())
+            } else {
+                MemoKey::GlobalPart(module.to_string())
+            };
+            self.save_global_part(module, module_key)?;
+            self.save_global_part(name, MemoKey::GlobalPart(name.to_string()))?;
+            self.out.push(op::STACK_GLOBAL);
+            return self.put_key(key);
         }
         if module.is_empty() || name.is_empty() || module.contains('\n') || name.contains('\n') {
             return Err(self.fail(
@@ -449,6 +567,19 @@ impl<'g> Pickler<'g> {
         self.put_key(key)
     }
 
+    /// A global's module or qualified name as a string object (protocol 4+). CPython takes
+    /// them from `__module__` / `__qualname__`: one object per module, shared by its globals,
+    /// and never the object a data string equal to it is (a C type's qualname is even made
+    /// anew on each lookup), so they get a memo of their own, apart from data strings.
+    fn save_global_part(&mut self, s: &str, key: MemoKey) -> Result<()> {
+        self.boundary();
+        if self.try_get(&key) {
+            return Ok(());
+        }
+        self.save_str_raw(s)?;
+        self.put_key(key)
+    }
+
     // ----- tuples, lists, dicts ---------------------------------------------------------
 
     /// Closes a tuple of `n` already-written elements (n > 0) and memoizes it as fresh.
@@ -470,6 +601,7 @@ impl<'g> Pickler<'g> {
     where
         F: FnOnce(&mut Self) -> Result<()>,
     {
+        self.boundary();
         if n == 0 {
             self.out.push(op::EMPTY_TUPLE);
             return f(self);
@@ -662,6 +794,7 @@ impl<'g> Pickler<'g> {
     // ----- the dispatcher ---------------------------------------------------------------
 
     fn save(&mut self, v: &Value) -> Result<()> {
+        self.boundary();
         match v {
             Value::None => self.out.push(op::NONE),
             Value::Bool(b) => self.save_bool(*b),
@@ -698,6 +831,7 @@ impl<'g> Pickler<'g> {
     }
 
     fn save_node(&mut self, id: NodeId) -> Result<()> {
+        self.boundary();
         let graph = self.graph;
         let node = graph.node(id).ok_or_else(|| {
             self.fail(
@@ -721,10 +855,43 @@ impl<'g> Pickler<'g> {
             }
             Node::OrderedDict { items, state } => {
                 self.save_global("collections", "OrderedDict")?;
-                self.out.push(op::EMPTY_TUPLE);
+                self.op_obj(op::EMPTY_TUPLE);
                 self.out.push(op::REDUCE);
                 self.put_key(MemoKey::Node(id))?;
                 self.save_reduce_tail(&[], items, state.as_ref())?;
+            }
+            Node::Set(items) if self.proto >= 4 => {
+                self.out.push(op::EMPTY_SET);
+                self.put_key(MemoKey::Node(id))?;
+                let mut base = 0;
+                for chunk in items.chunks(BATCHSIZE) {
+                    self.out.push(op::MARK);
+                    for (i, v) in chunk.iter().enumerate() {
+                        self.path.push(PathSeg::Index(base + i));
+                        self.save(v)?;
+                        self.path.pop();
+                    }
+                    base += chunk.len();
+                    self.out.push(op::ADDITEMS);
+                }
+            }
+            Node::FrozenSet(items) if self.proto >= 4 => {
+                self.out.push(op::MARK);
+                self.save_items(items)?;
+                // Reached again through its own items: drop them, fetch it (pickle.py).
+                if let Some(idx) = self.memo.get(&MemoKey::Node(id)).copied() {
+                    self.out.push(op::POP_MARK);
+                    self.get(idx);
+                } else {
+                    self.out.push(op::FROZENSET);
+                    self.put_key(MemoKey::Node(id))?;
+                }
+            }
+            Node::ByteArray(data) if self.proto >= 5 => {
+                let mut h = [op::BYTEARRAY8; 9];
+                h[1..].copy_from_slice(&(data.len() as u64).to_le_bytes());
+                self.write_payload(&h, data);
+                self.put_key(MemoKey::Node(id))?;
             }
             Node::Set(items) | Node::FrozenSet(items) => {
                 let name = if matches!(node, Node::Set(_)) {
@@ -746,7 +913,7 @@ impl<'g> Pickler<'g> {
             Node::ByteArray(data) => {
                 self.save_global("builtins", "bytearray")?;
                 if data.is_empty() {
-                    self.out.push(op::EMPTY_TUPLE);
+                    self.op_obj(op::EMPTY_TUPLE);
                 } else {
                     self.save_bytes(data, Fresh::Yes)?;
                     self.close_tuple(1, false)?;
@@ -764,7 +931,7 @@ impl<'g> Pickler<'g> {
                 self.put_key(MemoKey::Node(id))?;
             }
             Node::Device(d) => self.save_device(id, d)?,
-            Node::Dtype(d) => self.save_global("torch", d.name())?,
+            Node::Dtype(d) => self.save_global_found("torch", d.name())?,
             Node::Layout(name) => self.save_layout(name)?,
             Node::Global { module, name } => self.save_global(module, name)?,
             Node::NdArray(a) => self.save_ndarray(id, a)?,
@@ -819,11 +986,26 @@ impl<'g> Pickler<'g> {
                 self.save_global(&o.module, &o.name)?;
                 self.path.push(PathSeg::Attr("__args__"));
                 match &o.args {
-                    Value::None => self.out.push(op::EMPTY_TUPLE),
+                    Value::None => self.op_obj(op::EMPTY_TUPLE),
                     a => self.save(a)?,
                 }
                 self.path.pop();
                 self.out.push(op::NEWOBJ);
+            }
+            ObjectKind::NewObjEx if self.proto >= 4 => {
+                self.save_global(&o.module, &o.name)?;
+                match &o.args {
+                    Value::None => self.op_obj(op::EMPTY_TUPLE),
+                    a => self.save(a)?,
+                }
+                match &o.kwargs {
+                    Some(k) => self.save(k)?,
+                    None => {
+                        self.op_obj(op::EMPTY_DICT);
+                        self.put()?;
+                    }
+                }
+                self.out.push(op::NEWOBJ_EX);
             }
             ObjectKind::NewObjEx => {
                 // Protocol < 4 has no NEWOBJ_EX; copyreg.__newobj_ex__(cls, args, kwargs)
@@ -833,13 +1015,13 @@ impl<'g> Pickler<'g> {
                 self.tuple_with(3, |p| {
                     p.save_global(&o.module, &o.name)?;
                     match &o.args {
-                        Value::None => p.out.push(op::EMPTY_TUPLE),
+                        Value::None => p.op_obj(op::EMPTY_TUPLE),
                         a => p.save(a)?,
                     }
                     match &o.kwargs {
                         Some(k) => p.save(k),
                         None => {
-                            p.out.push(op::EMPTY_DICT);
+                            p.op_obj(op::EMPTY_DICT);
                             p.put().map(|_| ())
                         }
                     }
@@ -1038,7 +1220,7 @@ impl<'g> Pickler<'g> {
             p.save_str(&location, fresh)?;
             p.save_u64(numel);
             if p.style == PidStyle::Legacy {
-                p.out.push(op::NONE);
+                p.op_obj(op::NONE);
             }
             Ok(())
         })?;
@@ -1046,13 +1228,25 @@ impl<'g> Pickler<'g> {
         Ok(())
     }
 
-    /// BINUNICODE without memo handling (the caller memoizes).
+    /// A string's opcode and UTF-8 bytes, without memo handling (the caller memoizes).
     fn save_str_raw(&mut self, s: &str) -> Result<()> {
-        let len = u32::try_from(s.len())
-            .map_err(|_| self.fail(ErrorCode::Unserializable, "string too long".into()))?;
-        self.out.push(op::BINUNICODE);
-        self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.extend_from_slice(s.as_bytes());
+        let b = s.as_bytes();
+        if self.proto >= 4 && b.len() <= 0xff {
+            self.write_payload(&[op::SHORT_BINUNICODE, b.len() as u8], b);
+        } else if let Ok(n) = u32::try_from(b.len()) {
+            let mut h = [op::BINUNICODE; 5];
+            h[1..].copy_from_slice(&n.to_le_bytes());
+            self.write_payload(&h, b);
+        } else if self.proto >= 4 {
+            let mut h = [op::BINUNICODE8; 9];
+            h[1..].copy_from_slice(&(b.len() as u64).to_le_bytes());
+            self.write_payload(&h, b);
+        } else {
+            return Err(self.fail(
+                ErrorCode::Unserializable,
+                "string longer than 4 GiB (protocol 4 or higher can hold it)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -1110,7 +1304,7 @@ impl<'g> Pickler<'g> {
 
     fn empty_ordered_dict(&mut self) -> Result<()> {
         self.save_global("collections", "OrderedDict")?;
-        self.out.push(op::EMPTY_TUPLE);
+        self.op_obj(op::EMPTY_TUPLE);
         self.out.push(op::REDUCE);
         self.put().map(|_| ())
     }
@@ -1119,7 +1313,7 @@ impl<'g> Pickler<'g> {
     fn save_tensor_metadata(&mut self, m: &Value) -> Result<()> {
         match self.graph.deref(m) {
             Some(Node::Dict(items)) => {
-                self.out.push(op::EMPTY_DICT);
+                self.op_obj(op::EMPTY_DICT);
                 self.put()?;
                 self.batch_setitems_exact(items, true)
             }

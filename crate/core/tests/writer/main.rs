@@ -286,7 +286,7 @@ fn zip_tools_accept_our_archives() {
 #[test]
 fn rejects_unsupported_protocol() {
     let graph = recipe::parse("storages 0\ni 1\n");
-    for protocol in [0u8, 1, 4, 5] {
+    for protocol in [0u8, 1, 6, 255] {
         let err = save_to_vec(
             &graph,
             &SaveOptions {
