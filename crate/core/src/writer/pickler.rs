@@ -676,6 +676,11 @@ impl<'g> Pickler<'g> {
             self.out.push(op::APPEND);
             return Ok(());
         }
+        self.marked_batches(items, op::APPENDS)
+    }
+
+    /// Items in batches of BATCHSIZE, each `MARK items... close` (APPENDS, ADDITEMS).
+    fn marked_batches(&mut self, items: &[Value], close: u8) -> Result<()> {
         let mut base = 0;
         for chunk in items.chunks(BATCHSIZE) {
             self.out.push(op::MARK);
@@ -685,7 +690,7 @@ impl<'g> Pickler<'g> {
                 self.path.pop();
             }
             base += chunk.len();
-            self.out.push(op::APPENDS);
+            self.out.push(close);
         }
         Ok(())
     }
@@ -863,17 +868,7 @@ impl<'g> Pickler<'g> {
             Node::Set(items) if self.proto >= 4 => {
                 self.out.push(op::EMPTY_SET);
                 self.put_key(MemoKey::Node(id))?;
-                let mut base = 0;
-                for chunk in items.chunks(BATCHSIZE) {
-                    self.out.push(op::MARK);
-                    for (i, v) in chunk.iter().enumerate() {
-                        self.path.push(PathSeg::Index(base + i));
-                        self.save(v)?;
-                        self.path.pop();
-                    }
-                    base += chunk.len();
-                    self.out.push(op::ADDITEMS);
-                }
+                self.marked_batches(items, op::ADDITEMS)?;
             }
             Node::FrozenSet(items) if self.proto >= 4 => {
                 self.out.push(op::MARK);
