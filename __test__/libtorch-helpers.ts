@@ -1,13 +1,11 @@
 /**
  * Shared by the libtorch-*.test.ts files: the Python oracle scripts under
- * __test__/python/libtorch, the seed's TheModelClass WITH its forward, and tensor comparison.
+ * __test__/python/libtorch, the seed's TheModelClass (the demo's, with its forward), and tensor comparison.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { setNumThreads } from '../ts/backends';
-import * as nn from '../ts/nn';
-import * as F from '../ts/nn/functional';
 import type { Tensor } from '../ts/tensor';
 import { pythonPath } from './helpers/python';
 
@@ -29,23 +27,8 @@ export function runLtPy(script: string, args: string[] = []): string {
   return r.stdout;
 }
 
-/** The seed's model (pytorch-save-load-notes.md) with the seed's forward, op for op. */
-export class TheModelClass extends nn.Module {
-  conv1 = new nn.Conv2d(3, 6, 5);
-  pool = new nn.MaxPool2d(2, 2);
-  conv2 = new nn.Conv2d(6, 16, 5);
-  fc1 = new nn.Linear(16 * 5 * 5, 120);
-  fc2 = new nn.Linear(120, 84);
-  fc3 = new nn.Linear(84, 10);
-  override forward(input: Tensor): Tensor {
-    let x = this.pool.forward(F.relu(this.conv1.forward(input)));
-    x = this.pool.forward(F.relu(this.conv2.forward(x)));
-    x = x.view(-1, 16 * 5 * 5);
-    x = F.relu(this.fc1.forward(x));
-    x = F.relu(this.fc2.forward(x));
-    return this.fc3.forward(x);
-  }
-}
+/** The seed's model with the seed's forward, op for op: the demo's own class. */
+export { TheModelClass } from '../ts/demo/seed';
 
 /** Largest |a - b| / (1 + |b|) over the elements (shapes and dtypes must be equal). */
 export function maxRelDiff(got: Tensor, want: Tensor): number {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as nn from '../ts/nn';
 import { Parameter, Tensor, ones, zeros } from '../ts/tensor';
 import { OrderedDict, PyFloat, PyObject, PyTuple } from '../ts/values';
+import { TheModelClass } from '../ts/demo/seed';
 
 export const PYTHON = process.env.TORCHSAVE_PYTHON ?? join(homedir(), '.cache/torchsave/venv-torch-2.11.0/bin/python');
 export const HAVE_PYTHON = existsSync(PYTHON);
@@ -44,14 +45,8 @@ export function enc(v: unknown): unknown {
 
 // --- the TS twins of __test__/python/nn/models.py ---
 
-export class TheModelClass extends nn.Module {
-  conv1 = new nn.Conv2d(3, 6, 5);
-  pool = new nn.MaxPool2d(2, 2);
-  conv2 = new nn.Conv2d(6, 16, 5);
-  fc1 = new nn.Linear(16 * 5 * 5, 120);
-  fc2 = new nn.Linear(120, 84);
-  fc3 = new nn.Linear(84, 10);
-}
+// The seed's model: the demo's own class (its forward is unused here).
+export { TheModelClass };
 
 export class BNNet extends nn.Module {
   features = new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(), new nn.AdaptiveAvgPool2d([1, 1]));

@@ -120,6 +120,25 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// A 0-d tensor of `dtype` on `storage` (or none: meta/empty), no grad, not a Parameter,
+    /// no extras: the base every other constructor and the unpickler's rebuilds fill in.
+    pub fn plain(storage: Option<StorageId>, dtype: DType) -> Tensor {
+        Tensor {
+            storage,
+            dtype,
+            shape: Vec::new(),
+            stride: Vec::new(),
+            storage_offset: 0,
+            requires_grad: false,
+            is_parameter: false,
+            parameter_state: None,
+            quantizer: None,
+            metadata: None,
+            subclass: None,
+            device: None,
+        }
+    }
+
     /// A plain strided view of `storage` (no grad, not a Parameter, no extras): what most
     /// code building a tensor by hand means.
     pub fn strided(
@@ -130,18 +149,10 @@ impl Tensor {
         storage_offset: i64,
     ) -> Tensor {
         Tensor {
-            storage: Some(storage),
-            dtype,
             shape,
             stride,
             storage_offset,
-            requires_grad: false,
-            is_parameter: false,
-            parameter_state: None,
-            quantizer: None,
-            metadata: None,
-            subclass: None,
-            device: None,
+            ..Tensor::plain(Some(storage), dtype)
         }
     }
 

@@ -425,26 +425,9 @@ fn tensor_node(graph: &Graph, v: &Value, what: &str) -> Result<Tensor> {
     }
 }
 
-fn plain_tensor(storage: Option<StorageId>, dtype: DType) -> Tensor {
-    Tensor {
-        storage,
-        dtype,
-        shape: Vec::new(),
-        stride: Vec::new(),
-        storage_offset: 0,
-        requires_grad: false,
-        is_parameter: false,
-        parameter_state: None,
-        quantizer: None,
-        metadata: None,
-        subclass: None,
-        device: None,
-    }
-}
-
 fn empty_tensor(graph: &mut Graph, dtype: DType, device: Option<&str>) -> Value {
     // `torch.FloatTensor()`: a 1-d empty tensor, waiting for a legacy BUILD `set_`.
-    let mut t = plain_tensor(None, dtype);
+    let mut t = Tensor::plain(None, dtype);
     t.shape = vec![0];
     t.stride = vec![1];
     t.device = device.map(str::to_string);
@@ -470,7 +453,7 @@ fn rebuild_tensor(ctx: &mut Ctx<'_>, args: &Value, what: &str, version: u8) -> R
     if version == 3 {
         dtype = dtype_arg(ctx.graph, &get(6), what)?;
     }
-    let mut t = plain_tensor(Some(storage), dtype);
+    let mut t = Tensor::plain(Some(storage), dtype);
     t.storage_offset = int(&get(1), what, "storage_offset")?;
     t.shape = ints(ctx.graph, &get(2), what)?;
     t.stride = ints(ctx.graph, &get(3), what)?;
@@ -524,7 +507,7 @@ fn rebuild_qtensor(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value>
     }
     let get = |i: usize| a.get(i).cloned().unwrap_or(Value::None);
     let (storage, dtype) = storage_arg(ctx, &get(0), what)?;
-    let mut t = plain_tensor(Some(storage), dtype);
+    let mut t = Tensor::plain(Some(storage), dtype);
     t.storage_offset = int(&get(1), what, "storage_offset")?;
     t.shape = ints(ctx.graph, &get(2), what)?;
     t.stride = ints(ctx.graph, &get(3), what)?;
@@ -591,7 +574,7 @@ fn rebuild_meta(ctx: &mut Ctx<'_>, args: &Value, what: &str) -> Result<Value> {
     let [dtype, size, stride, rg] = a.as_slice() else {
         return bad(what, "expected (dtype, size, stride, requires_grad)");
     };
-    let mut t = plain_tensor(None, dtype_arg(ctx.graph, dtype, what)?);
+    let mut t = Tensor::plain(None, dtype_arg(ctx.graph, dtype, what)?);
     t.shape = ints(ctx.graph, size, what)?;
     t.stride = ints(ctx.graph, stride, what)?;
     t.requires_grad = boolean(rg, what, "requires_grad")?;

@@ -345,16 +345,10 @@ fn dump_case() {
 /// Saving to a path writes the very bytes of the stream writer (which the `identical_*`
 /// tests hold to torch.save's), durable or not: for every fixture, and for an archive big
 /// enough for the direct-I/O path (a record across 8 MiB blocks, CRCs computed while writing).
-#[test]
-fn path_saves_equal_stream_saves() {
-    let dir = scratch("path-eq");
-    let mut graphs: Vec<(String, torchsave_core::Graph)> = Vec::new();
-    for case in ["state_dict", "checkpoint", "every_dtype", "views"] {
-        let text = std::fs::read_to_string(fixtures().join(format!("{case}.recipe"))).unwrap();
-        graphs.push((case.to_string(), recipe::parse(&text)));
-    }
-    let n: usize = (24 << 20) + 12345;
-    let big: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+/// `{'b': uint8 tensor over all of `big`, 's': int64 tensor [7]}`: a big record, then a small
+/// one after it.
+fn big_graph(big: Vec<u8>) -> torchsave_core::Graph {
+    let n = big.len();
     let text = format!(
         "storages 2\nuint8 0 {n} {} -\nint64 0 1 {} 0700000000000000\n",
         "637075", "637075"
@@ -366,7 +360,22 @@ fn path_saves_equal_stream_saves() {
     if let Some(torchsave_core::Node::Tensor(t)) = graph.nodes.get_mut(1) {
         t.shape = vec![n as i64];
     }
-    graphs.push(("big".into(), graph));
+    graph
+}
+
+#[test]
+fn path_saves_equal_stream_saves() {
+    let dir = scratch("path-eq");
+    let mut graphs: Vec<(String, torchsave_core::Graph)> = Vec::new();
+    for case in ["state_dict", "checkpoint", "every_dtype", "views"] {
+        let text = std::fs::read_to_string(fixtures().join(format!("{case}.recipe"))).unwrap();
+        graphs.push((case.to_string(), recipe::parse(&text)));
+    }
+    let n: usize = (24 << 20) + 12345;
+    graphs.push((
+        "big".into(),
+        big_graph((0..n).map(|i| (i % 251) as u8).collect()),
+    ));
     for (name, g) in &graphs {
         let want = save_to_vec(g, &SaveOptions::default()).unwrap();
         for durable in [true, false] {
@@ -395,17 +404,7 @@ fn big_zip64_archive_loads_in_torch() {
     let mut big = vec![0u8; n];
     big[0] = 1;
     big[n - 1] = 2;
-    let text = format!(
-        "storages 2\nuint8 0 {n} {} -\nint64 0 1 {} 0700000000000000\n",
-        "637075", "637075"
-    );
-    let mut graph = recipe::parse(
-        &(text + "D 0 2 s 62 t 1 0 uint8 1 1 1 0 0 0 0 0 0 s 73 t 2 1 int64 0 0 0 0 0 0 0"),
-    );
-    graph.storages[0].data = torchsave_core::ByteView::from_vec(big);
-    if let Some(torchsave_core::Node::Tensor(t)) = graph.nodes.get_mut(1) {
-        t.shape = vec![n as i64];
-    }
+    let graph = big_graph(big);
     let dir = scratch("big");
     let f = dir.join("big.pt");
     save_to_path(&graph, &f, &SaveOptions::default()).unwrap();
