@@ -17,22 +17,12 @@
 //!   C-order little-endian buffer; quantized tensors hash their integer representation. It is
 //!   `null` where there are no values to hash: meta tensors, and sparse tensors (listed with
 //!   `layout`, `stride`/`storage_offset` null; densifying them is not implemented).
-//! * `weights_only_ok`: every global is allowed by torch's weights-only unpickler by default,
-//!   and the container is not tar (torch refuses tar files under weights_only).
+//! * `weights_only_ok`: the verdict of the load's weights-only policy
+//!   (`pickle::policy::Policy`, kept in `LoadInfo::weights_only_refusal`): true when torch
+//!   2.11's default policy accepts every construct of the file (container, opcodes, globals,
+//!   calls, BUILD, APPEND/SETITEM targets, persistent ids), whatever options the load used.
 
 use crate::container::Loaded;
-use crate::pickle::policy::{is_allowed_by_default, map_py2_name};
-
-/// `globals` lists names as written (`__builtin__.set`); the allowlist speaks Python 3.
-fn allowed_as_written(written: &str) -> bool {
-    match written.rsplit_once('.') {
-        Some((module, name)) => {
-            let (m, n) = map_py2_name(module, name);
-            is_allowed_by_default(&format!("{m}.{n}"))
-        }
-        None => false,
-    }
-}
 use crate::value::{Format, Graph, Node, Tensor, Value};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -110,8 +100,7 @@ pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
         }
     }
     let globals = loaded.info.globals.clone();
-    let weights_only_ok =
-        loaded.info.format != Format::Tar && globals.iter().all(|g| allowed_as_written(g));
+    let weights_only_ok = loaded.info.weights_only_refusal.is_none();
     InspectReport {
         format: loaded.info.format,
         tensors,
@@ -436,6 +425,7 @@ mod tests {
                 pickle_protocol: 2,
                 archive_name: None,
                 version: None,
+                weights_only_refusal: Some("GLOBAL __main__.Net is not allowed".into()),
             },
         };
         let r = inspect(&loaded, &InspectOptions { sha256: true });

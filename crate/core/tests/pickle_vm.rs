@@ -88,16 +88,17 @@ fn weights_only_rejects_what_torch_rejects() {
     let e = load_plain(&pkl("basic_p2"), &opts(true)).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsafeGlobal);
     // Protocol 0 text opcodes and protocol 4 FRAME are outside torch's opcode set.
+    // Policy refusals carry the policy code (E_UNSAFE_GLOBAL), never E_BAD_PICKLE.
     assert_eq!(
         load_plain(&pkl("basic_p0"), &opts(true)).unwrap_err().code,
-        ErrorCode::BadPickle
+        ErrorCode::UnsafeGlobal
     );
     assert_eq!(
         load_plain(&pkl("basic_p4"), &opts(true)).unwrap_err().code,
-        ErrorCode::BadPickle
+        ErrorCode::UnsafeGlobal
     );
     let e = load_plain(&pkl("frame_p4_weights_only"), &opts(true)).unwrap_err();
-    assert_eq!(e.code, ErrorCode::BadPickle);
+    assert_eq!(e.code, ErrorCode::UnsafeGlobal);
     assert_eq!(e.offset, Some(2), "the FRAME opcode right after PROTO");
     assert!(load_plain(&pkl("frame_p4_weights_only"), &opts(false)).is_ok());
 }

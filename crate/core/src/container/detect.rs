@@ -213,6 +213,7 @@ fn load_pickle(b: &[u8], opts: &LoadOptions) -> Result<Loaded> {
             pickle_protocol: out.protocol,
             archive_name: None,
             version: None,
+            weights_only_refusal: out.weights_only_refusal,
         },
     })
 }

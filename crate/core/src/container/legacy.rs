@@ -134,9 +134,10 @@ struct LegacyView {
 }
 
 /// Wraps torch's loader: handles `'module'` ids and storage views, passes the rest through.
+/// Under `weights_only` a `'module'` id never gets here: the unpickler's policy refuses every
+/// persistent id that is not `('storage', ...)` first (`Policy::persistent_id`), as torch does.
 struct LegacyLoader<'a> {
     inner: TorchPersistentLoader<'a>,
-    weights_only: bool,
     views: Vec<LegacyView>,
 }
 
@@ -178,16 +179,7 @@ impl PersistentLoad for LegacyLoader<'_> {
             _ => return self.inner.persistent_load(graph, pid),
         };
         match as_str(graph, items.first()).as_deref() {
-            Some("module") => {
-                if self.weights_only {
-                    crate::bail!(
-                        UnsafeGlobal,
-                        "the file pickles a whole module class (a 'module' persistent id); weights_only loading \
-                         refuses it. Load with weights_only: false only if you trust the file"
-                    );
-                }
-                Ok(items.get(1).cloned().unwrap_or(Value::None))
-            }
+            Some("module") => Ok(items.get(1).cloned().unwrap_or(Value::None)),
             Some("storage") if items.len() == 6 && items.get(5) != Some(&Value::None) => {
                 let view = match items.get(5).and_then(|v| graph.deref(v)) {
                     Some(Node::Tuple(v)) => v.clone(),
@@ -367,7 +359,6 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     let (out, views) = {
         let mut loader = LegacyLoader {
             inner: detect::torch_loader(&mut src),
-            weights_only: opts.weights_only,
             views: Vec::new(),
         };
         let out = pickle::unpickle(rest(b, pos), &mut graph, &uopts, &mut loader)
@@ -411,6 +402,10 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
             pickle_protocol: out.protocol,
             archive_name: None,
             version: None,
+            weights_only_refusal: sys
+                .weights_only_refusal
+                .or(out.weights_only_refusal)
+                .or(keys_out.weights_only_refusal),
         },
     })
 }

@@ -34,6 +34,10 @@ pub struct LoadInfo {
     pub archive_name: Option<String>,
     /// The zip's `version` record, if zip.
     pub version: Option<String>,
+    /// The first construct (container, opcode, global, call, ...) torch 2.11's default
+    /// weights-only policy refuses in this file, whatever `weights_only` the load used;
+    /// `None` when `torch.load(weights_only=True)` accepts it. Kept by `pickle::policy::Policy`.
+    pub weights_only_refusal: Option<String>,
 }
 
 /// A loaded file.

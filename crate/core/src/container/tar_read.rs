@@ -22,6 +22,7 @@ use super::{LoadInfo, Loaded};
 use crate::bytes::ByteView;
 use crate::error::Result;
 use crate::options::LoadOptions;
+use crate::pickle::policy::Policy;
 use crate::pickle::{self, PersistentLoad, UnpickleOptions};
 use crate::value::{Format, Graph, Node, Storage, StorageId, Tensor, Value};
 use std::collections::HashMap;
@@ -215,13 +216,8 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
             );
         }
     }
-    if opts.weights_only {
-        crate::bail!(
-            UnsafeGlobal,
-            "Cannot use weights_only=True with files saved in the legacy .tar format (torch before 0.1.10): \
-             loading it runs its pickle with full object support. Load with weights_only: false only if you trust the file"
-        );
-    }
+    let mut policy = Policy::for_load(opts);
+    policy.container(Format::Tar)?;
     let uopts = detect::unpickle_options(opts);
     let mut scratch = Graph::new();
     let mut graph = Graph::new();
@@ -381,6 +377,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     let out = pickle::unpickle(pview.as_slice(), &mut graph, &uopts, &mut loader)
         .map_err(|e| e.in_record("pickle"))?;
     graph.root = Some(out.root);
+    policy.note_refusal(out.weights_only_refusal);
     Ok(Loaded {
         graph,
         info: LoadInfo {
@@ -390,6 +387,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
             pickle_protocol: out.protocol,
             archive_name: None,
             version: None,
+            weights_only_refusal: policy.into_refusal(),
         },
     })
 }

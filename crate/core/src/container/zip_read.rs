@@ -761,6 +761,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
                     .trim()
                     .to_string(),
             ),
+            weights_only_refusal: out.weights_only_refusal,
         },
     })
 }

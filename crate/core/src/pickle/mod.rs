@@ -4,16 +4,22 @@
 //! GLOBAL pushes a `Node::Global`; REDUCE/NEWOBJ/BUILD on a global are handed to
 //! [`interpret`], which turns known reconstructors (tensors, OrderedDict, Size, device, dtypes,
 //! numpy, `_codecs.encode`, set/frozenset/bytearray/complex, ...) into typed nodes and
-//! everything else into `PyObject`s. [`policy`] decides, before anything is built, whether a
-//! global is allowed under `weights_only`.
+//! everything else into `PyObject`s. [`policy`] is the one value that decides, before anything
+//! is built, whether an opcode, global, call, BUILD, APPEND/SETITEM target or persistent id is
+//! allowed under `weights_only` (and keeps inspect's verdict).
 //!
 //! Persistent ids (BINPERSID/PERSID) are handed to a [`PersistentLoad`]; the standard torch
 //! one ([`TorchPersistentLoader`]) parses `('storage', type, key, location, numel[, view])`
 //! and asks a [`StorageSource`] (the container) for the bytes.
 
+mod args;
 pub mod interpret;
+mod kinds;
+mod numpy;
 pub mod opcodes;
+mod persistent;
 pub mod policy;
+mod reconstruct;
 pub mod vm;
 
 use crate::bytes::ByteView;
@@ -34,6 +40,13 @@ pub struct UnpickleOptions {
     pub limits: Limits,
 }
 
+impl UnpickleOptions {
+    /// The weights-only policy these options ask for (a fresh verdict).
+    pub fn policy(&self) -> policy::Policy {
+        policy::Policy::new(self.weights_only, &self.safe_globals)
+    }
+}
+
 /// What one run produced.
 #[derive(Clone, Debug)]
 pub struct UnpickleOutput {
@@ -44,6 +57,9 @@ pub struct UnpickleOutput {
     pub globals: Vec<String>,
     /// Protocol from the PROTO opcode (0 when absent).
     pub protocol: u8,
+    /// The first construct torch 2.11's default weights-only policy refuses in this pickle
+    /// (`None`: it accepts it), whatever `weights_only` was; see [`policy::Policy::refusal`].
+    pub weights_only_refusal: Option<String>,
 }
 
 /// Resolves persistent ids.
@@ -68,4 +84,4 @@ pub trait StorageSource {
     fn storage(&mut self, key: &str, dtype: DType, nbytes: u64) -> Result<Option<ByteView>>;
 }
 
-pub use interpret::TorchPersistentLoader;
+pub use persistent::TorchPersistentLoader;

@@ -1,8 +1,8 @@
 //! Pickle opcodes, protocols 0-5, as CPython's `pickle.py` defines them.
 //!
-//! Every byte value here is dispatched by [`super::vm`]; `name` is used in error messages and
-//! `weights_only_accepts` is the exact set torch 2.11's `_weights_only_unpickler.Unpickler.load`
-//! handles (anything else raises "Unsupported operand" there). Keep the three in step.
+//! Every byte value here is dispatched by [`super::vm`]; `name` is used in error messages.
+//! Which of them `weights_only` accepts is the policy's decision
+//! ([`super::policy::weights_only_accepts`]). Keep the three in step.
 
 pub const MARK: u8 = b'(';
 pub const STOP: u8 = b'.';
@@ -155,54 +155,13 @@ pub fn name(op: u8) -> Option<&'static str> {
     })
 }
 
-/// True for the opcodes torch 2.11's weights-only unpickler handles
-/// (`torch/_weights_only_unpickler.py`, `Unpickler.load`).
-pub fn weights_only_accepts(op: u8) -> bool {
-    matches!(
-        op,
-        PROTO
-            | STOP
-            | GLOBAL
-            | NEWOBJ
-            | REDUCE
-            | BUILD
-            | APPEND
-            | APPENDS
-            | SETITEM
-            | SETITEMS
-            | MARK
-            | TUPLE
-            | TUPLE1
-            | TUPLE2
-            | TUPLE3
-            | NONE
-            | NEWFALSE
-            | NEWTRUE
-            | EMPTY_TUPLE
-            | EMPTY_LIST
-            | EMPTY_DICT
-            | EMPTY_SET
-            | BININT
-            | BININT1
-            | BININT2
-            | BINFLOAT
-            | BINUNICODE
-            | SHORT_BINSTRING
-            | BINPERSID
-            | BINGET
-            | LONG_BINGET
-            | BINPUT
-            | LONG_BINPUT
-            | LONG1
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_weights_only_opcode_is_an_opcode() {
+        use crate::pickle::policy::weights_only_accepts;
         let n = (0u8..=255).filter(|&b| weights_only_accepts(b)).count();
         assert_eq!(n, 34);
         for b in 0u8..=255 {

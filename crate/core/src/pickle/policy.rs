@@ -1,9 +1,32 @@
-//! The `weights_only` policy: which globals a pickle may name, mirroring torch 2.11.
+//! The `weights_only` policy, mirroring torch 2.11: one value, [`Policy`], that every
+//! decision of the unpickler and the containers asks.
 //!
 //! Source of truth: `torch/_weights_only_unpickler.py` of the installed torch 2.11
-//! (`_get_allowed_globals`, `_blocklisted_modules`). Names are `module.qualname` after the
-//! Python 2 name mapping ([`map_py2_name`], CPython's `_compat_pickle`). The table below lists
-//! what `_get_allowed_globals()` returns; `tests::allowlist_matches_torch` counts it.
+//! (`Unpickler.load`, `_get_allowed_globals`, `_blocklisted_modules`) and the container checks
+//! of `torch.serialization.load`. Names are `module.qualname` after the Python 2 name mapping
+//! ([`map_py2_name`], CPython's `_compat_pickle`). The table below lists what
+//! `_get_allowed_globals()` returns; `tests::allowlist_matches_torch` counts it.
+//!
+//! | Decision | [`Policy`] method | torch 2.11 |
+//! | --- | --- | --- |
+//! | opcodes | [`Policy::opcode`] | the 34 opcodes `Unpickler.load` handles (no FRAME, no text opcodes) |
+//! | GLOBAL / STACK_GLOBAL / INST names | [`Policy::global`] | blocklist, then `_get_allowed_globals()` + safe globals |
+//! | REDUCE / NEWOBJ / NEWOBJ_EX / INST / OBJ | [`Policy::call`] | only allowed globals may be called |
+//! | BUILD on an object | [`Policy::build`] | Tensor, Parameter, OrderedDict or an allowed class |
+//! | APPEND(S) on an object | [`Policy::append`] | lists only |
+//! | SETITEM(S) on an object | [`Policy::set_item`] | dict, OrderedDict, Counter only |
+//! | BINPERSID | [`Policy::persistent_id`] | an int, or a tuple whose first item is `'storage'` |
+//! | containers | [`Policy::container`] | tar files are refused |
+//!
+//! Every refusal is `E_UNSAFE_GLOBAL`, with a message naming the construct and saying to load
+//! with `weightsOnly: false` only if the file is trusted. Malformed input stays
+//! `E_BAD_PICKLE`: the policy is only asked where loading without `weights_only` would go on.
+//!
+//! The same value also keeps the verdict `inspect` reports (`weights_only_ok`): whatever the
+//! options, each decision also asks "would torch's *default* policy (no safe globals) accept
+//! this?", and the first construct it would refuse is remembered ([`Policy::refusal`]). With
+//! `weights_only: false` nothing is refused, so the run goes on past that point exactly as
+//! far as a strict run would have got (the two runs are the same up to the first refusal).
 //!
 //! Nothing is ever executed whatever the policy says: with `weights_only: false` unknown
 //! callables become inert `PyObject`s. The policy exists so that the default load accepts
@@ -14,7 +37,281 @@
 //! also block their submodules and a few modules/builtins that are code-execution primitives
 //! and never data (`subprocess`, `builtins.eval`, ...): allowing them can never be meaningful.
 
+use super::kinds::value_kind;
+use super::opcodes as op;
 use crate::dtype::DType;
+use crate::error::Result;
+use crate::options::LoadOptions;
+use crate::value::{Format, Graph, Node, Value};
+
+/// The hint a refusal message ends with.
+const TRUST_HINT: &str = "load with weightsOnly: false only if you trust the file";
+
+/// The weights-only policy of one load: the rules, the user's options, and the verdict.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    weights_only: bool,
+    safe_globals: Vec<String>,
+    refusal: Option<String>,
+}
+
+/// What a call opcode calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Callee<'a> {
+    /// A global, `module.qualname` after Python 2 mapping.
+    Global(&'a str),
+    /// Anything else the pickle built (its kind, for the message).
+    Other(&'static str),
+}
+
+/// Whether one construct is allowed by torch's default policy and by the user's.
+struct Judgement {
+    by_default: bool,
+    by_user: bool,
+}
+
+impl Policy {
+    /// The policy for `weights_only` with extra allowed globals (`module.qualname`).
+    pub fn new(weights_only: bool, safe_globals: &[String]) -> Self {
+        Policy {
+            weights_only,
+            safe_globals: safe_globals.to_vec(),
+            refusal: None,
+        }
+    }
+
+    /// The policy a load with these options follows.
+    pub fn for_load(opts: &LoadOptions) -> Self {
+        Policy::new(opts.weights_only, &opts.safe_globals)
+    }
+
+    /// True when refusals are errors (`weights_only: true`).
+    pub fn enforced(&self) -> bool {
+        self.weights_only
+    }
+
+    /// The first construct torch 2.11's default weights-only policy refuses, as a message;
+    /// `None` when it accepts everything seen so far.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
+    }
+
+    /// The verdict, taken out (see [`Policy::refusal`]).
+    pub fn into_refusal(self) -> Option<String> {
+        self.refusal
+    }
+
+    /// Records a refusal seen elsewhere (another pickle of the same file) if none is yet.
+    pub fn note_refusal(&mut self, refusal: Option<String>) {
+        if self.refusal.is_none() {
+            self.refusal = refusal;
+        }
+    }
+
+    /// The one place a decision becomes an error or a note.
+    fn judge(&mut self, j: Judgement, message: impl FnOnce() -> String) -> Result<()> {
+        if j.by_default && j.by_user {
+            return Ok(());
+        }
+        let refuse = self.weights_only && !j.by_user;
+        if !j.by_default && self.refusal.is_none() || refuse {
+            let m = message();
+            if refuse {
+                return Err(crate::err!(UnsafeGlobal, "{m}"));
+            }
+            self.refusal = Some(m);
+        }
+        Ok(())
+    }
+
+    /// A construct no safe global can allow.
+    fn never(&mut self, message: impl FnOnce() -> String) -> Result<()> {
+        self.judge(
+            Judgement {
+                by_default: false,
+                by_user: false,
+            },
+            message,
+        )
+    }
+
+    fn name_judgement(&self, full_name: &str) -> Judgement {
+        let blocked = is_blocked(full_name);
+        let by_default = !blocked && is_allowed_by_default(full_name);
+        Judgement {
+            by_default,
+            by_user: by_default || (!blocked && self.safe_globals.iter().any(|g| g == full_name)),
+        }
+    }
+
+    /// One opcode, before it runs: torch's weights-only unpickler handles 34 of the 68.
+    pub fn opcode(&mut self, code: u8) -> Result<()> {
+        if weights_only_accepts(code) {
+            return Ok(());
+        }
+        self.never(|| {
+            format!(
+                "weights_only rejects opcode {} (0x{code:02x}), as torch.load(weights_only=True) does; {TRUST_HINT}",
+                op::name(code).unwrap_or("?")
+            )
+        })
+    }
+
+    /// One GLOBAL (also STACK_GLOBAL and INST's class), `module.qualname` after mapping.
+    pub fn global(&mut self, full_name: &str) -> Result<()> {
+        if is_blocked(full_name) {
+            return self.never(|| {
+                format!(
+                    "GLOBAL {full_name} is blocked: its module can never be loaded, not even with safeGlobals \
+                     (the file tries to reach code execution; do not load it unless you wrote it)"
+                )
+            });
+        }
+        let j = self.name_judgement(full_name);
+        self.judge(j, || {
+            format!(
+                "GLOBAL {full_name} is not allowed when loading with weightsOnly: true; \
+                 {TRUST_HINT}, or pass safeGlobals: ['{full_name}']"
+            )
+        })
+    }
+
+    /// REDUCE / NEWOBJ / NEWOBJ_EX / INST / OBJ: only allowed globals may be called.
+    pub fn call(&mut self, callee: Callee<'_>) -> Result<()> {
+        match callee {
+            Callee::Global(full_name) => {
+                let j = self.name_judgement(full_name);
+                self.judge(j, || {
+                    format!(
+                        "weights_only: cannot call {full_name} (only allowed globals may be called); \
+                         {TRUST_HINT}, or pass safeGlobals: ['{full_name}']"
+                    )
+                })
+            }
+            Callee::Other(kind) => self.never(|| {
+                format!(
+                    "weights_only: cannot call a {kind} (only allowed globals may be called); {TRUST_HINT}"
+                )
+            }),
+        }
+    }
+
+    /// BUILD on an object of class `full_name` (tensors, Parameters and OrderedDicts always
+    /// take state and do not ask).
+    pub fn build(&mut self, full_name: &str) -> Result<()> {
+        let j = self.name_judgement(full_name);
+        self.judge(j, || {
+            format!(
+                "weights_only: cannot BUILD a {full_name}; {TRUST_HINT}, or pass safeGlobals: ['{full_name}']"
+            )
+        })
+    }
+
+    /// APPEND / APPENDS on an object of class `full_name` (lists do not ask).
+    pub fn append(&mut self, full_name: &str) -> Result<()> {
+        self.never(|| {
+            format!("weights_only: can only append to lists, but got a {full_name}; {TRUST_HINT}")
+        })
+    }
+
+    /// SETITEM / SETITEMS on an object of class `full_name` (dicts and OrderedDicts do not ask).
+    pub fn set_item(&mut self, full_name: &str) -> Result<()> {
+        if full_name == "collections.Counter" {
+            return Ok(());
+        }
+        self.never(|| {
+            format!(
+                "weights_only: can only SETITEM on dict, collections.OrderedDict, collections.Counter, \
+                 but got a {full_name}; {TRUST_HINT}"
+            )
+        })
+    }
+
+    /// A BINPERSID id, before the container's loader sees it: an int, or a tuple whose first
+    /// item is `'storage'` (str, or Python 2 bytes).
+    pub fn persistent_id(&mut self, graph: &Graph, pid: &Value) -> Result<()> {
+        let problem = match pid {
+            Value::Int(_) | Value::BigInt(_) => None,
+            Value::Ref(id) => match graph.node(*id) {
+                Some(Node::Tuple(items)) => match items.first() {
+                    None => None,
+                    Some(Value::Str(s)) if s == "storage" => None,
+                    Some(Value::Bytes(b)) if b == b"storage" => None,
+                    _ => Some("only ('storage', ...) persistent ids are allowed".to_string()),
+                },
+                Some(n) => Some(format!(
+                    "a persistent id must be a tuple or an int, got {}",
+                    super::kinds::kind_name(n)
+                )),
+                None => Some("a persistent id must be a tuple or an int".to_string()),
+            },
+            other => Some(format!(
+                "a persistent id must be a tuple or an int, got {}",
+                value_kind(other)
+            )),
+        };
+        match problem {
+            None => Ok(()),
+            Some(p) => self.never(|| format!("weights_only: {p}; {TRUST_HINT}")),
+        }
+    }
+
+    /// The container, before its pickles run: torch refuses tar files under weights_only.
+    pub fn container(&mut self, format: Format) -> Result<()> {
+        if format != Format::Tar {
+            return Ok(());
+        }
+        self.never(|| {
+            format!(
+                "Cannot use weights_only=True with files saved in the legacy .tar format (torch before 0.1.10): \
+                 loading it runs its pickle with full object support; {TRUST_HINT}"
+            )
+        })
+    }
+}
+
+/// True for the opcodes torch 2.11's weights-only unpickler handles
+/// (`torch/_weights_only_unpickler.py`, `Unpickler.load`); anything else raises "Unsupported
+/// operand" there.
+pub fn weights_only_accepts(code: u8) -> bool {
+    matches!(
+        code,
+        op::PROTO
+            | op::STOP
+            | op::GLOBAL
+            | op::NEWOBJ
+            | op::REDUCE
+            | op::BUILD
+            | op::APPEND
+            | op::APPENDS
+            | op::SETITEM
+            | op::SETITEMS
+            | op::MARK
+            | op::TUPLE
+            | op::TUPLE1
+            | op::TUPLE2
+            | op::TUPLE3
+            | op::NONE
+            | op::NEWFALSE
+            | op::NEWTRUE
+            | op::EMPTY_TUPLE
+            | op::EMPTY_LIST
+            | op::EMPTY_DICT
+            | op::EMPTY_SET
+            | op::BININT
+            | op::BININT1
+            | op::BININT2
+            | op::BINFLOAT
+            | op::BINUNICODE
+            | op::SHORT_BINSTRING
+            | op::BINPERSID
+            | op::BINGET
+            | op::LONG_BINGET
+            | op::BINPUT
+            | op::LONG_BINPUT
+            | op::LONG1
+    )
+}
 
 /// Modules torch blocks (exact match or any submodule), plus execution primitives.
 const BLOCKED_MODULES: &[&str] = &[
@@ -171,37 +468,6 @@ pub fn is_allowed_by_default(full_name: &str) -> bool {
         }
     }
     false
-}
-
-/// The decision for one GLOBAL under the given options.
-pub(crate) fn check_global(
-    full_name: &str,
-    weights_only: bool,
-    safe_globals: &[String],
-) -> crate::Result<()> {
-    if !weights_only {
-        return Ok(());
-    }
-    if is_blocked(full_name) {
-        crate::bail!(
-            UnsafeGlobal,
-            "GLOBAL {full_name} is blocked: its module can never be loaded, not even with safeGlobals \
-             (the file tries to reach code execution; do not load it unless you wrote it)"
-        );
-    }
-    if is_allowed_by_default(full_name) || safe_globals.iter().any(|g| g == full_name) {
-        return Ok(());
-    }
-    crate::bail!(
-        UnsafeGlobal,
-        "GLOBAL {full_name} is not allowed when loading with weightsOnly: true; \
-         pass weightsOnly: false if you trust the file, or safeGlobals: ['{full_name}']"
-    )
-}
-
-/// True when the user explicitly allowed `full_name` (so BUILD/NEWOBJ on it are accepted).
-pub(crate) fn is_user_allowed(full_name: &str, safe_globals: &[String]) -> bool {
-    safe_globals.iter().any(|g| g == full_name) && !is_blocked(full_name)
 }
 
 /// CPython's `_compat_pickle.IMPORT_MAPPING` (Python 2 module → Python 3 module).
@@ -364,6 +630,7 @@ pub fn map_py2_name(module: &str, name: &str) -> (String, String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -412,13 +679,36 @@ mod tests {
             "posix.system".to_string(),
             "argparse.Namespace".to_string(),
         ];
-        assert!(check_global("os.system", true, &sg).is_err());
-        assert!(check_global("posix.system", true, &sg).is_err());
-        assert!(check_global("os.path.join", true, &sg).is_err());
-        assert!(check_global("argparse.Namespace", true, &sg).is_ok());
-        assert!(check_global("argparse.Namespace", true, &[]).is_err());
-        assert!(check_global("ossify.x", true, &["ossify.x".to_string()]).is_ok());
-        assert!(check_global("os.system", false, &[]).is_ok());
+        let check = |name: &str, wo: bool, sg: &[String]| Policy::new(wo, sg).global(name);
+        assert!(check("os.system", true, &sg).is_err());
+        assert!(check("posix.system", true, &sg).is_err());
+        assert!(check("os.path.join", true, &sg).is_err());
+        assert!(check("argparse.Namespace", true, &sg).is_ok());
+        assert!(check("argparse.Namespace", true, &[]).is_err());
+        assert!(check("ossify.x", true, &["ossify.x".to_string()]).is_ok());
+        assert!(check("os.system", false, &[]).is_ok());
+    }
+
+    #[test]
+    fn verdict_is_the_default_policy_whatever_the_options() {
+        let sg = vec!["argparse.Namespace".to_string()];
+        // Allowed by the user, not by torch's defaults: loads, and the verdict says no.
+        let mut p = Policy::new(true, &sg);
+        assert!(p.global("argparse.Namespace").is_ok());
+        assert!(p.refusal().is_some_and(|m| m.contains("argparse.Namespace")));
+        // Without weights_only nothing is refused, and the first refusal is the one kept.
+        let mut p = Policy::new(false, &[]);
+        assert!(p.opcode(op::FRAME).is_ok());
+        assert!(p.global("os.system").is_ok());
+        assert!(p.refusal().is_some_and(|m| m.contains("FRAME")));
+        let mut p = Policy::new(true, &[]);
+        assert!(p.global("collections.OrderedDict").is_ok());
+        assert!(p.set_item("collections.Counter").is_ok());
+        assert!(p.container(Format::Zip).is_ok());
+        assert_eq!(p.refusal(), None);
+        let e = p.container(Format::Tar).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::UnsafeGlobal);
+        assert!(e.message.contains("only if you trust the file"));
     }
 
     #[test]

@@ -25,9 +25,11 @@
 //! becomes U+FFFD (documented loss; real checkpoints do not contain them). Python 2 byte
 //! strings (STRING/BINSTRING/SHORT_BINSTRING) are decoded per `StrEncoding`.
 
-use super::interpret::{self, Ctx};
+use super::interpret;
+use super::kinds::{kind_name, value_kind};
 use super::opcodes as op;
-use super::policy;
+use super::policy::{self, Policy};
+use super::reconstruct::Ctx;
 use super::{PersistentLoad, UnpickleOptions, UnpickleOutput};
 use crate::error::{Error, Result};
 use crate::options::StrEncoding;
@@ -52,6 +54,7 @@ pub fn unpickle(
         seen_globals: HashSet::new(),
         protocol: 0,
         opts,
+        policy: opts.policy(),
     };
     let root = vm.run(graph, loader)?;
     Ok(UnpickleOutput {
@@ -59,6 +62,7 @@ pub fn unpickle(
         consumed: vm.pos,
         globals: vm.globals,
         protocol: vm.protocol,
+        weights_only_refusal: vm.policy.into_refusal(),
     })
 }
 
@@ -72,6 +76,8 @@ struct Vm<'a> {
     seen_globals: HashSet<String>,
     protocol: u8,
     opts: &'a UnpickleOptions,
+    /// Asked before every opcode and every risky construct.
+    policy: Policy,
 }
 
 impl<'a> Vm<'a> {
@@ -111,13 +117,7 @@ impl<'a> Vm<'a> {
                 self.pos - 1
             );
         };
-        if self.opts.weights_only && !op::weights_only_accepts(code) {
-            crate::bail!(
-                BadPickle,
-                "weights_only rejects opcode {opname} (0x{code:02x}), as torch.load(weights_only=True) does; \
-                 load with weightsOnly: false if you trust the file"
-            );
-        }
+        self.policy.opcode(code)?;
         match code {
             op::PROTO => {
                 let p = self.u8()?;
@@ -347,12 +347,12 @@ impl<'a> Vm<'a> {
             op::APPEND => {
                 let item = self.pop()?;
                 let target = self.top()?.clone();
-                interpret::append(graph, &target, vec![item], self.opts)?;
+                interpret::append(graph, &target, vec![item], &mut self.policy)?;
             }
             op::APPENDS => {
                 let items = self.pop_mark()?;
                 let target = self.top()?.clone();
-                interpret::append(graph, &target, items, self.opts)?;
+                interpret::append(graph, &target, items, &mut self.policy)?;
             }
             op::ADDITEMS => {
                 let items = self.pop_mark()?;
@@ -370,13 +370,13 @@ impl<'a> Vm<'a> {
                 let v = self.pop()?;
                 let k = self.pop()?;
                 let target = self.top()?.clone();
-                interpret::set_items(graph, &target, vec![(k, v)], self.opts)?;
+                interpret::set_items(graph, &target, vec![(k, v)], &mut self.policy)?;
             }
             op::SETITEMS => {
                 let items = self.pop_mark()?;
                 let pairs = pairs(items, "SETITEMS")?;
                 let target = self.top()?.clone();
-                interpret::set_items(graph, &target, pairs, self.opts)?;
+                interpret::set_items(graph, &target, pairs, &mut self.policy)?;
             }
 
             // Memo.
@@ -523,9 +523,7 @@ impl<'a> Vm<'a> {
             // Persistent ids.
             op::BINPERSID => {
                 let pid = self.pop()?;
-                if self.opts.weights_only {
-                    check_weights_only_pid(graph, &pid)?;
-                }
+                self.policy.persistent_id(graph, &pid)?;
                 let v = loader.persistent_load(graph, pid)?;
                 self.push(v)?;
             }
@@ -545,11 +543,16 @@ impl<'a> Vm<'a> {
         Ok(None)
     }
 
-    fn ctx<'g>(&'g self, graph: &'g mut Graph, loader: &'g mut dyn PersistentLoad) -> Ctx<'g> {
+    fn ctx<'g>(
+        &'g mut self,
+        graph: &'g mut Graph,
+        loader: &'g mut dyn PersistentLoad,
+    ) -> Ctx<'g> {
         Ctx {
             graph,
             loader,
             opts: self.opts,
+            policy: &mut self.policy,
         }
     }
 
@@ -563,7 +566,7 @@ impl<'a> Vm<'a> {
         }
         let (module, name) = policy::map_py2_name(module, name);
         let full = format!("{module}.{name}");
-        policy::check_global(&full, self.opts.weights_only, &self.opts.safe_globals)?;
+        self.policy.global(&full)?;
         Ok(interpret::global(graph, &module, &name))
     }
 
@@ -763,42 +766,6 @@ fn target_node<'g>(graph: &'g mut Graph, v: &Value) -> Result<&'g mut Node> {
     }
 }
 
-pub(crate) fn value_kind(v: &Value) -> &'static str {
-    match v {
-        Value::None => "None",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::BigInt(_) => "int",
-        Value::Float(_) => "float",
-        Value::Complex(..) => "complex",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::Ref(_) => "object",
-    }
-}
-
-pub(crate) fn kind_name(n: &Node) -> &'static str {
-    match n {
-        Node::List(_) => "list",
-        Node::Tuple(_) => "tuple",
-        Node::Dict(_) => "dict",
-        Node::OrderedDict { .. } => "OrderedDict",
-        Node::Set(_) => "set",
-        Node::FrozenSet(_) => "frozenset",
-        Node::ByteArray(_) => "bytearray",
-        Node::Tensor(_) => "tensor",
-        Node::SparseTensor(_) => "sparse tensor",
-        Node::Storage(_) => "storage",
-        Node::Size(_) => "torch.Size",
-        Node::Device(_) => "torch.device",
-        Node::Dtype(_) => "torch.dtype",
-        Node::Layout(_) => "torch.layout",
-        Node::Global { .. } => "global",
-        Node::NdArray(_) => "numpy array",
-        Node::NpScalar(_) => "numpy scalar",
-        Node::Object(_) => "object",
-    }
-}
-
 fn pairs(items: Vec<Value>, what: &str) -> Result<Vec<(Value, Value)>> {
     if items.len() & 1 == 1 {
         crate::bail!(
@@ -813,26 +780,6 @@ fn pairs(items: Vec<Value>, what: &str) -> Result<Vec<(Value, Value)>> {
         out.push((k, v));
     }
     Ok(out)
-}
-
-/// torch's weights-only BINPERSID rule: a tuple whose first item is "storage", or an int.
-fn check_weights_only_pid(graph: &Graph, pid: &Value) -> Result<()> {
-    match pid {
-        Value::Int(_) | Value::BigInt(_) => Ok(()),
-        Value::Ref(id) => match graph.node(*id) {
-            Some(Node::Tuple(items)) => match items.first() {
-                None => Ok(()),
-                Some(Value::Str(s)) if s == "storage" => Ok(()),
-                Some(Value::Bytes(b)) if b == b"storage" => Ok(()),
-                _ => crate::bail!(
-                    BadPickle,
-                    "weights_only allows only ('storage', ...) persistent ids; load with weightsOnly: false if you trust the file"
-                ),
-            },
-            _ => crate::bail!(BadPickle, "weights_only: persistent id must be a tuple or an int"),
-        },
-        other => crate::bail!(BadPickle, "weights_only: persistent id must be a tuple or an int, got {}", value_kind(other)),
-    }
 }
 
 fn utf8_line(b: &[u8], what: &str) -> Result<String> {
