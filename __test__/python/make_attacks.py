@@ -182,7 +182,8 @@ def _(p):
     torch_zip(p, proto() + b"X" + struct.pack("<I", 0xFFFFFFF0) + b"hello" + STOP, storages=())
 
 
-@attack("pickle_huge_long4.pt", ["E_BAD_PICKLE", "E_TRUNCATED", "E_LIMIT_EXCEEDED"], "LONG4 claiming 2 GiB of integer bytes (weights-only rejects LONG4 first, like torch)")
+@attack("pickle_huge_long4.pt", ["E_UNSAFE_GLOBAL", "E_TRUNCATED", "E_LIMIT_EXCEEDED"],
+        "LONG4 claiming 2 GiB of integer bytes (weights-only rejects LONG4 first, like torch: a policy refusal)")
 def _(p):
     torch_zip(p, proto() + b"\x8b" + struct.pack("<i", 0x7FFFFFF0) + b"\x01" + STOP, storages=())
 
