@@ -4,8 +4,10 @@
  * container and writer fixtures), `weights_only_ok` is true exactly when
  * `torch.load(path, weights_only=True)` succeeds. All files go to ONE Python process
  * (`__test__/python/policy/weights_only_verdict.py`, which never loads with
- * weights_only=False). Files torch refuses for damage rather than policy have no verdict:
- * torchsave must then refuse them too, or be on the short list of files it reads beyond torch.
+ * weights_only=False). Where torchsave cannot read a file at all, torch must refuse it too
+ * (for damage or policy), unless the file is on the short list of limits torchsave keeps on
+ * purpose; where torch refuses a file for damage (no verdict), torchsave must refuse it too or
+ * have it on the short list of files it reads beyond torch.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -17,7 +19,20 @@ import { REPO_ROOT, ensureFixtures, pythonPath } from './helpers/python';
 const VERDICT = join(REPO_ROOT, '__test__', 'python', 'policy', 'weights_only_verdict.py');
 
 /** Files torch refuses for damage that torchsave reads on purpose (documented extensions). */
-const READ_BEYOND_TORCH: Record<string, string> = {};
+const READ_BEYOND_TORCH: Record<string, string> = {
+  'crate/core/tests/pickles/py2_strings.pkl':
+    "Python 2 str that is not UTF-8 decodes as latin-1 (StrEncoding::Utf8); torch's utf-8 decode raises",
+};
+
+/** Files torch loads that torchsave refuses on purpose: its limits, not the policy. */
+const STRICTER_THAN_TORCH: Record<string, string> = {
+  '__test__/fixtures/generated/attacks/pickle_deep_nesting.pt': 'Limits::max_depth',
+  '__test__/fixtures/generated/attacks/pickle_deep_tuples.pt': 'Limits::max_depth',
+  '__test__/fixtures/generated/attacks/zip_bomb_deflate.pt': 'the zip-bomb ratio check',
+  '__test__/fixtures/generated/attacks/zip_duplicate_names.pt': 'duplicate zip names are ambiguous',
+  'crate/core/tests/pickles/deep_nesting.pkl': 'Limits::max_depth',
+  'crate/core/tests/pickles/protocol_6.pkl': 'pickle protocol 6 does not exist (CPython refuses it too)',
+};
 
 function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
   const out: string[] = [];
@@ -76,6 +91,13 @@ describe("inspect's weights_only_ok", () => {
       const name = relative(REPO_ROOT, f);
       const t = theirs[i]!;
       const ours = ourVerdict(f);
+      if (typeof ours === 'string') {
+        // torchsave cannot read it: torch must refuse it too, or it is one of our limits.
+        if (t.verdict === true && !(name in STRICTER_THAN_TORCH)) {
+          disagree.push(`${name}: torch loads it, torchsave refuses it (${ours})`);
+        }
+        return;
+      }
       if (t.verdict === null) {
         // Damage for torch: torchsave refuses too, or reads it on purpose.
         if (typeof ours === 'boolean' && !(name in READ_BEYOND_TORCH)) {

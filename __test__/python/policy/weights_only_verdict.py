@@ -3,9 +3,10 @@
 
 stdin: a JSON list of paths. stdout: a JSON list, one entry per path:
   {"verdict": true}   torch.load(path, weights_only=True) succeeds
-  {"verdict": false, "error": "..."}   torch's weights-only policy refuses it ("Weights only
-                      load failed"); for a bare pickle (no torch.save container, which
-                      torch.load cannot read at all) the weights-only Unpickler's own verdict
+  {"verdict": false, "error": "..."}   torch's weights-only unpickler refuses it ("Weights only
+                      load failed": its policy, or a pickle it cannot parse); for a bare
+                      pickle (no torch.save container: torch.load says "Invalid magic
+                      number") the weights-only Unpickler's own verdict on the whole file
   {"verdict": null, "error": "..."}    torch refuses it for damage (not the policy)
 
 Nothing is ever loaded with weights_only=False: attack fixtures would run their payloads.
@@ -27,7 +28,7 @@ def bare_pickle_verdict(path):
         data = f.read()
     buf = io.BytesIO(data)
     try:
-        wo.Unpickler(buf, encoding="ASCII").load()
+        wo.Unpickler(buf, encoding="utf-8").load()
     except wo.UnpicklingError as e:
         return False, str(e)
     except Exception as e:  # damage: truncated, not a pickle, ...
@@ -39,12 +40,16 @@ def bare_pickle_verdict(path):
 
 def verdict(path):
     try:
-        torch.load(path, weights_only=True)
+        # map_location: a CUDA-saved file is judged on this CPU-only machine too.
+        torch.load(path, weights_only=True, map_location="cpu")
         return {"verdict": True}
     except Exception as e:
         msg = f"{type(e).__name__}: {e}"
         if POLICY in str(e) or "Cannot use ``weights_only=True`` with files saved in the legacy .tar format" in str(e):
             return {"verdict": False, "error": msg[:300]}
+        if "Invalid magic number" not in str(e):
+            return {"verdict": None, "error": msg[:300]}
+        # Not a torch.save container at all: judge the bare pickle with torch's Unpickler.
         ok, why = bare_pickle_verdict(path)
         if ok is None:
             return {"verdict": None, "error": msg[:300]}
