@@ -217,6 +217,18 @@ impl DType {
             .find(|d| d.storage_class() == Some(name))
     }
 
+    /// The dtype of a legacy tensor class name (`FloatTensor`, `BoolTensor`): the storage
+    /// class with `Tensor` for `Storage`, for the dtypes torch has tensor classes for (no
+    /// complex and no quantized ones; `torch._tensor_classes`).
+    pub fn from_tensor_class(name: &str) -> Option<DType> {
+        let stem = name.strip_suffix("Tensor")?;
+        DType::ALL
+            .iter()
+            .copied()
+            .find(|d| d.storage_class().and_then(|c| c.strip_suffix("Storage")) == Some(stem))
+            .filter(|d| !d.is_complex() && !d.is_quantized())
+    }
+
     pub fn from_name_checked(name: &str) -> Result<DType> {
         DType::from_name(name).ok_or_else(|| {
             crate::error::Error::new(
@@ -246,6 +258,16 @@ mod tests {
             }
         }
         assert_eq!(DType::from_name("half"), Some(DType::Float16));
+        // torch._tensor_classes (dense): ten, derived from the storage-class table.
+        let dense = DType::ALL
+            .iter()
+            .filter_map(|d| d.storage_class())
+            .filter(|c| DType::from_tensor_class(&c.replace("Storage", "Tensor")).is_some())
+            .count();
+        assert_eq!(dense, 10);
+        assert_eq!(DType::from_tensor_class("LongTensor"), Some(DType::Int64));
+        assert_eq!(DType::from_tensor_class("ComplexFloatTensor"), None);
+        assert_eq!(DType::from_tensor_class("QInt8Tensor"), None);
         assert_eq!(DType::from_name("nope"), None);
     }
 }

@@ -378,46 +378,20 @@ const FIXED: &[&str] = &[
     "torch._tensor._rebuild_from_type_v2",
 ];
 
-/// `torch._tensor_classes` element names (dense CPU/CUDA, sparse CPU/CUDA).
-const DENSE_TENSOR_CLASSES: &[&str] = &[
-    "BFloat16Tensor",
-    "BoolTensor",
-    "ByteTensor",
-    "CharTensor",
-    "DoubleTensor",
-    "FloatTensor",
-    "HalfTensor",
-    "IntTensor",
-    "LongTensor",
-    "ShortTensor",
-];
-const SPARSE_TENSOR_CLASSES: &[&str] = &[
-    "BFloat16Tensor",
-    "ByteTensor",
-    "CharTensor",
-    "DoubleTensor",
-    "FloatTensor",
-    "HalfTensor",
-    "IntTensor",
-    "LongTensor",
-    "ShortTensor",
-];
+// Tensor and storage classes come from the one storage-class table (`dtype.rs`):
+// `torch._tensor_classes` holds the dense classes of `DType::from_tensor_class` (CPU and CUDA)
+// and their sparse twins less `BoolTensor`; `torch.cuda` has every storage class but the
+// quantized ones.
 
-/// `torch._storage_classes` in `torch.cuda` (no quantized CUDA storages there).
-const CUDA_STORAGE_CLASSES: &[&str] = &[
-    "BFloat16Storage",
-    "BoolStorage",
-    "ByteStorage",
-    "CharStorage",
-    "ComplexDoubleStorage",
-    "ComplexFloatStorage",
-    "DoubleStorage",
-    "FloatStorage",
-    "HalfStorage",
-    "IntStorage",
-    "LongStorage",
-    "ShortStorage",
-];
+/// `torch.sparse.<X>Tensor` / `torch.cuda.sparse.<X>Tensor`.
+fn is_sparse_tensor_class(name: &str) -> bool {
+    DType::from_tensor_class(name).is_some_and(|d| d != DType::Bool)
+}
+
+/// `torch.cuda.<X>Storage`.
+fn is_cuda_storage_class(name: &str) -> bool {
+    DType::from_storage_class(name).is_some_and(|d| !d.is_quantized())
+}
 
 /// True when `full_name` (`module.qualname`, already mapped from Python 2 names) is a module
 /// or builtin that may never be allowed, not even through `safe_globals`.
@@ -452,19 +426,19 @@ pub fn is_allowed_by_default(full_name: &str) -> bool {
                 return true;
             }
         }
-        if DENSE_TENSOR_CLASSES.contains(&rest) || DType::from_storage_class(rest).is_some() {
+        if DType::from_tensor_class(rest).is_some() || DType::from_storage_class(rest).is_some() {
             return true;
         }
         if let Some(c) = rest.strip_prefix("cuda.") {
-            if DENSE_TENSOR_CLASSES.contains(&c) || CUDA_STORAGE_CLASSES.contains(&c) {
+            if DType::from_tensor_class(c).is_some() || is_cuda_storage_class(c) {
                 return true;
             }
             if let Some(s) = c.strip_prefix("sparse.") {
-                return SPARSE_TENSOR_CLASSES.contains(&s);
+                return is_sparse_tensor_class(s);
             }
         }
         if let Some(s) = rest.strip_prefix("sparse.") {
-            return SPARSE_TENSOR_CLASSES.contains(&s);
+            return is_sparse_tensor_class(s);
         }
     }
     false
@@ -673,6 +647,56 @@ mod tests {
     }
 
     #[test]
+    fn tensor_and_storage_classes_derive_from_the_dtype_table() {
+        // torch 2.11's torch._tensor_classes / torch.cuda storage classes, as torch lists them.
+        let dense = [
+            "BFloat16Tensor",
+            "BoolTensor",
+            "ByteTensor",
+            "CharTensor",
+            "DoubleTensor",
+            "FloatTensor",
+            "HalfTensor",
+            "IntTensor",
+            "LongTensor",
+            "ShortTensor",
+        ];
+        let cuda_storages = [
+            "BFloat16Storage",
+            "BoolStorage",
+            "ByteStorage",
+            "CharStorage",
+            "ComplexDoubleStorage",
+            "ComplexFloatStorage",
+            "DoubleStorage",
+            "FloatStorage",
+            "HalfStorage",
+            "IntStorage",
+            "LongStorage",
+            "ShortStorage",
+        ];
+        let names: Vec<String> = DType::ALL
+            .iter()
+            .filter_map(|d| d.storage_class())
+            .flat_map(|c| [c.to_string(), c.replace("Storage", "Tensor")])
+            .collect();
+        for n in &names {
+            let n = n.as_str();
+            assert_eq!(
+                DType::from_tensor_class(n).is_some(),
+                dense.contains(&n),
+                "{n}"
+            );
+            assert_eq!(
+                is_sparse_tensor_class(n),
+                dense.contains(&n) && n != "BoolTensor",
+                "{n}"
+            );
+            assert_eq!(is_cuda_storage_class(n), cuda_storages.contains(&n), "{n}");
+        }
+    }
+
+    #[test]
     fn blocklist_wins_over_safe_globals() {
         let sg = vec![
             "os.system".to_string(),
@@ -695,7 +719,9 @@ mod tests {
         // Allowed by the user, not by torch's defaults: loads, and the verdict says no.
         let mut p = Policy::new(true, &sg);
         assert!(p.global("argparse.Namespace").is_ok());
-        assert!(p.refusal().is_some_and(|m| m.contains("argparse.Namespace")));
+        assert!(p
+            .refusal()
+            .is_some_and(|m| m.contains("argparse.Namespace")));
         // Without weights_only nothing is refused, and the first refusal is the one kept.
         let mut p = Policy::new(false, &[]);
         assert!(p.opcode(op::FRAME).is_ok());

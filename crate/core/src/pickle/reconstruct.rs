@@ -4,7 +4,9 @@
 //! and `collections.OrderedDict`. Each checks its argument shapes (`E_BAD_RECONSTRUCT`) and
 //! adds one typed node; the interpreter ([`super::interpret`]) decides which one runs.
 
-use super::args::{bad, boolean, dtype_arg, global_name, int, ints, iterable_items, tensor_node, tuple_items};
+use super::args::{
+    bad, boolean, dtype_arg, global_name, int, ints, iterable_items, tensor_node, tuple_items,
+};
 use super::policy::Policy;
 use super::{PersistentLoad, UnpickleOptions};
 use crate::dtype::DType;
@@ -29,17 +31,7 @@ pub(crate) fn tensor_class(module: &str, name: &str) -> Option<(DType, Option<&'
     };
     let d = match name {
         "Tensor" if device.is_none() => DType::Float32,
-        "DoubleTensor" => DType::Float64,
-        "FloatTensor" => DType::Float32,
-        "HalfTensor" => DType::Float16,
-        "BFloat16Tensor" => DType::BFloat16,
-        "LongTensor" => DType::Int64,
-        "IntTensor" => DType::Int32,
-        "ShortTensor" => DType::Int16,
-        "CharTensor" => DType::Int8,
-        "ByteTensor" => DType::UInt8,
-        "BoolTensor" => DType::Bool,
-        _ => return None,
+        _ => DType::from_tensor_class(name)?,
     };
     Some((d, device))
 }
@@ -71,7 +63,12 @@ pub(crate) fn empty_tensor(graph: &mut Graph, dtype: DType, device: Option<&str>
 }
 
 /// `_rebuild_tensor` (v1), `_rebuild_tensor_v2`, `_rebuild_tensor_v3`.
-pub(crate) fn rebuild_tensor(ctx: &mut Ctx<'_>, args: &Value, what: &str, version: u8) -> Result<Value> {
+pub(crate) fn rebuild_tensor(
+    ctx: &mut Ctx<'_>,
+    args: &Value,
+    what: &str,
+    version: u8,
+) -> Result<Value> {
     let a = tuple_items(ctx.graph, args, what)?;
     let (fixed, max) = match version {
         1 => (4, 4),
