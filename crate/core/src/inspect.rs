@@ -24,8 +24,9 @@
 
 use crate::container::Loaded;
 use crate::value::{Format, Graph, Node, Tensor, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InspectOptions {
@@ -277,87 +278,76 @@ pub fn tensor_sha256(graph: &Graph, t: &Tensor) -> Option<String> {
 }
 
 fn json_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
-fn json_ints(v: &[i64]) -> String {
-    format!(
-        "[{}]",
-        v.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    )
+/// The `inspect --json` document: a serde view of the report, keys in schema order.
+struct JsonDoc<'a>(&'a InspectReport);
+struct JsonTensor<'a> {
+    t: &'a TensorReport,
+    with_sha256: bool,
+}
+struct JsonKey<'a>(&'a PathKey);
+
+impl Serialize for JsonKey<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            PathKey::Str(x) => s.serialize_str(x),
+            PathKey::Int(n) => s.serialize_i64(*n),
+            // Already JSON (a big int keeps every digit, a float its Rust rendering).
+            PathKey::Json(j) => match RawValue::from_string(j.clone()) {
+                Ok(raw) => raw.serialize(s),
+                Err(_) => s.serialize_str(j),
+            },
+        }
+    }
+}
+
+impl Serialize for JsonTensor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let t = self.t;
+        let mut m = s.serialize_map(None)?;
+        let path: Vec<JsonKey<'_>> = t.path.iter().map(JsonKey).collect();
+        m.serialize_entry("path", &path)?;
+        m.serialize_entry("dtype", &t.dtype)?;
+        m.serialize_entry("shape", &t.shape)?;
+        m.serialize_entry("stride", &t.stride)?;
+        m.serialize_entry("storage_offset", &t.storage_offset)?;
+        m.serialize_entry("requires_grad", &t.requires_grad)?;
+        if let Some(l) = &t.layout {
+            m.serialize_entry("layout", l)?;
+        }
+        if self.with_sha256 {
+            m.serialize_entry("sha256", &t.sha256)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for JsonDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("format", r.format.as_str())?;
+        let tensors: Vec<JsonTensor<'_>> = r
+            .tensors
+            .iter()
+            .map(|t| JsonTensor {
+                t,
+                with_sha256: r.with_sha256,
+            })
+            .collect();
+        m.serialize_entry("tensors", &tensors)?;
+        m.serialize_entry("globals", &r.globals)?;
+        m.serialize_entry("weights_only_ok", &r.weights_only_ok)?;
+        m.end()
+    }
 }
 
 impl InspectReport {
     /// The `inspect --json` object (compact, keys in schema order).
     pub fn to_json(&self) -> String {
-        let mut o = String::new();
-        let _ = write!(
-            o,
-            "{{\"format\":{},\"tensors\":[",
-            json_string(self.format.as_str())
-        );
-        for (i, t) in self.tensors.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            let path: Vec<String> = t
-                .path
-                .iter()
-                .map(|k| match k {
-                    PathKey::Str(s) => json_string(s),
-                    PathKey::Int(n) => n.to_string(),
-                    PathKey::Json(j) => j.clone(),
-                })
-                .collect();
-            let _ = write!(
-                o,
-                "{{\"path\":[{}],\"dtype\":{},\"shape\":{},\"stride\":{},\"storage_offset\":{},\"requires_grad\":{}",
-                path.join(","),
-                json_string(&t.dtype),
-                json_ints(&t.shape),
-                t.stride.as_deref().map_or("null".to_string(), json_ints),
-                t.storage_offset.map_or("null".to_string(), |x| x.to_string()),
-                t.requires_grad
-            );
-            if let Some(l) = &t.layout {
-                let _ = write!(o, ",\"layout\":{}", json_string(l));
-            }
-            if self.with_sha256 {
-                let _ = write!(
-                    o,
-                    ",\"sha256\":{}",
-                    t.sha256.as_deref().map_or("null".to_string(), json_string)
-                );
-            }
-            o.push('}');
-        }
-        let globals: Vec<String> = self.globals.iter().map(|g| json_string(g)).collect();
-        let _ = write!(
-            o,
-            "],\"globals\":[{}],\"weights_only_ok\":{}}}",
-            globals.join(","),
-            self.weights_only_ok
-        );
-        o
+        serde_json::to_string(&JsonDoc(self)).unwrap_or_default()
     }
 }
 
