@@ -110,7 +110,8 @@ fn every_policy_refusal_is_unsafe_global_and_inert_without_weights_only() {
         let e = run(data, true, safe).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsafeGlobal, "{what}: {}", e.message);
         assert!(
-            e.message.contains("weightsOnly: false only if you trust the file")
+            e.message
+                .contains("weightsOnly: false only if you trust the file")
                 || e.message.contains("blocked"),
             "{what}: {}",
             e.message
@@ -137,10 +138,14 @@ fn every_policy_refusal_is_unsafe_global_and_inert_without_weights_only() {
 fn build_and_containers_ask_the_same_policy() {
     // BUILD on an object of a class the policy does not allow (unreachable through a pickle
     // under weights_only, since the call that made the object was refused first).
-    let e = Policy::new(true, &[]).build("argparse.Namespace").unwrap_err();
+    let e = Policy::new(true, &[])
+        .build("argparse.Namespace")
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsafeGlobal);
     let allowed = ["argparse.Namespace".to_string()];
-    assert!(Policy::new(true, &allowed).build("argparse.Namespace").is_ok());
+    assert!(Policy::new(true, &allowed)
+        .build("argparse.Namespace")
+        .is_ok());
     assert!(Policy::new(true, &[]).build("collections.Counter").is_ok());
     let e = Policy::new(true, &[])
         .container(torchsave_core::value::Format::Tar)

@@ -112,7 +112,9 @@ pub(crate) fn call(
         "torch._utils._rebuild_qtensor" => rec::rebuild_qtensor(ctx, &args, &full),
         "torch._utils._rebuild_sparse_tensor" => rec::rebuild_sparse(ctx, &args, &full),
         "torch._utils._rebuild_meta_tensor_no_storage" => rec::rebuild_meta(ctx, &args, &full),
-        "torch._utils._rebuild_device_tensor_from_cpu_tensor" => rec::rebuild_device(ctx, &args, &full),
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor" => {
+            rec::rebuild_device(ctx, &args, &full)
+        }
         "torch._tensor._rebuild_from_type_v2" => rebuild_from_type(ctx, &args, &full),
         "torch.serialization._get_layout" => {
             let a = tuple_items(ctx.graph, &args, &full)?;
@@ -398,11 +400,7 @@ mod tests {
         }
     }
 
-    fn run(
-        data: &[u8],
-        src: &mut Src,
-        wo: bool,
-    ) -> Result<(Graph, Value, Vec<StorageId>)> {
+    fn run(data: &[u8], src: &mut Src, wo: bool) -> Result<(Graph, Value, Vec<StorageId>)> {
         let mut loader = TorchPersistentLoader::new(src);
         let mut graph = Graph::new();
         let opts = UnpickleOptions {

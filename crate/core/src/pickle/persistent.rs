@@ -123,15 +123,14 @@ impl<'a> TorchPersistentLoader<'a> {
                 id
             }
         };
-        let id = match get(5) {
-            Value::None => root,
-            _ => {
-                return bad(
+        let id =
+            match get(5) {
+                Value::None => root,
+                _ => return bad(
                     what,
                     "view_metadata must be None (storage views exist only in legacy-format files)",
-                )
-            }
-        };
+                ),
+            };
         let node = graph.add(Node::Storage(id));
         if let Value::Ref(n) = node {
             self.node_dtypes.insert(n, dtype);

@@ -543,11 +543,7 @@ impl<'a> Vm<'a> {
         Ok(None)
     }
 
-    fn ctx<'g>(
-        &'g mut self,
-        graph: &'g mut Graph,
-        loader: &'g mut dyn PersistentLoad,
-    ) -> Ctx<'g> {
+    fn ctx<'g>(&'g mut self, graph: &'g mut Graph, loader: &'g mut dyn PersistentLoad) -> Ctx<'g> {
         Ctx {
             graph,
             loader,
