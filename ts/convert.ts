@@ -21,7 +21,7 @@
  * Patterns (`rename`) use Rust's regex syntax (like JS without look-around and
  * back-references); replacements use JS's: `$1`, `$<name>`, `$&`, `$$`.
  */
-import { native, type NativeConvertOptions, type NativeFileReport } from './native';
+import { native, type NativeConvertOptions, type NativeFileReport } from './raw/native';
 import { type TorchsaveError, type TorchsaveErrorCode, torchsaveError } from './errors';
 
 export type ConvertTarget = 'pt' | 'pt-legacy' | 'safetensors';

@@ -16,7 +16,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, UsageError, formatBytes, parseFlags } from './io';
 import { type InspectSummary, inspectMany } from '../convert';
-import { native } from '../native';
+import { native } from '../raw/native';
 import { repr } from '../repr';
 import { load } from '../serialization';
 import { Tensor } from '../tensor';
