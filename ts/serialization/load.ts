@@ -56,7 +56,8 @@ export function isSafetensorsPath(f: unknown): f is string {
 /** Reads a safetensors file through the same raw → TS conversion as torch files: an
  * OrderedDict name → Tensor, plus the `__metadata__`. */
 export function loadSafetensorsWithInfo<T = unknown>(path: string, opts: LoadOptions = {}): { value: T; info: LoadInfo } {
-  const raw = native().loadSafetensors(path, nativeLoadOptions(opts), true);
+  // restoreAliases: the binding's default (true) applies.
+  const raw = native().loadSafetensors(path, nativeLoadOptions(opts));
   const info: LoadInfo = { format: 'safetensors', globals: [], bigEndian: false, pickleProtocol: 0, metadata: Object.fromEntries(raw.metadata) };
   return { value: fromRaw(raw, opts, path) as T, info };
 }
