@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import * as nn from '../ts/nn';
-import { HAVE_PYTHON, MODEL_NAMES, TheModelClass, build, enc, runPy } from './nn-helpers';
+import { HAVE_PYTHON, MODEL_NAMES, build, enc, runPy } from './nn-helpers';
 
 describe.skipIf(!HAVE_PYTHON)('nn modules match torch 2.11 (pickled __dict__ and state_dict)', () => {
   const py = HAVE_PYTHON ? runPy<Record<string, { pickle: unknown; state_dict: unknown }>>('describe.py') : {};

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as torch from '../ts/index';
-import { native } from '../ts/native';
-import type { RawSaveTree } from '../ts/raw';
+import { native } from '../ts/raw/native';
+import type { RawSaveTree } from '../ts/raw/tree';
 import { fromRaw, loadWithInfo, toRaw, wasPyFloat } from '../ts/serialization';
 import {
   Device,

@@ -42,3 +42,10 @@ test('errors, repr, devices, dtypes', () => {
   expectTypeOf(torch.long).toEqualTypeOf<'int64'>();
   expectTypeOf(torch.float32).toMatchTypeOf<torch.DType>();
 });
+
+test('every code torchsave throws is in TorchsaveErrorCode', () => {
+  const check = (e: torch.TorchsaveError): boolean => e.code === 'E_STATE_DICT_MISMATCH' || e.code === 'E_UNSUPPORTED_CLASS';
+  expectTypeOf(check).returns.toEqualTypeOf<boolean>();
+  expectTypeOf<'E_STATE_DICT_MISMATCH'>().toMatchTypeOf<torch.TorchsaveErrorCode>();
+  expectTypeOf<'E_UNSUPPORTED_CLASS'>().toMatchTypeOf<torch.TorchsaveErrorCode>();
+});

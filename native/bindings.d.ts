@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
-export declare function _graphRoundTrip(raw: unknown): unknown
+export declare function _graphRoundTrip(raw: import('../ts/raw/tree').RawSaveTree): import('../ts/raw/tree').RawLoaded
 
 /** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */
 export declare function convert(inputs: Array<string>, options: NativeConvertOptions, onProgress?: ((event: NativeProgress) => void) | undefined | null, signal?: AbortSignal | undefined | null): Promise<Array<NativeFileReport>>
@@ -38,10 +38,10 @@ export declare function inspect(source: string | Uint8Array, options?: NativeIns
 export declare function inspectMany(patterns: Array<string>, weightsOnly?: boolean | undefined | null): Promise<NativeSummary>
 
 /** Loads a file (path) or in-memory bytes; returns the raw tree. */
-export declare function load(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): unknown
+export declare function load(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): import('../ts/raw/tree').RawLoaded
 
 /** `load` off the event loop: reading and parsing run on the libuv pool. */
-export declare function loadAsync(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): Promise<unknown>
+export declare function loadAsync(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): Promise<import('../ts/raw/tree').RawLoaded>
 
 /**
  * Reads a safetensors file: `{root, storages, metadata}` where root is an OrderedDict
@@ -49,12 +49,12 @@ export declare function loadAsync(source: string | Uint8Array, options?: NativeL
  * true) names a writer dropped as shared (recorded in the metadata) come back as second
  * keys for the kept tensor.
  */
-export declare function loadSafetensors(path: string, options?: NativeLoadOptions | undefined | null, restoreAliases?: boolean | undefined | null): unknown
+export declare function loadSafetensors(path: string, options?: NativeLoadOptions | undefined | null, restoreAliases?: boolean | undefined | null): import('../ts/raw/tree').RawLoaded & { metadata: Array<[string, string]> }
 
 export interface NativeChanged {
   key: string
   /** `dtype` | `shape` | `values`. */
-  reason: string
+  reason: 'dtype' | 'shape' | 'values'
   /** Largest |a - b| when both are real numbers of the same shape (NaN: a NaN on one side). */
   maxAbsDiff?: number
 }
@@ -176,7 +176,7 @@ export interface NativeReportError {
 
 export interface NativeSaveOptions {
   /** `zip` (default) or `legacy`. */
-  format?: string
+  format?: 'zip' | 'legacy'
   /** Pickle protocol (default 2). */
   protocol?: number
   /** Top folder inside the zip; default: the file's stem for ASCII paths, else `archive`. */
@@ -205,18 +205,18 @@ export interface NativeSummary {
 export declare function parseSize(size: string): number
 
 /** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
-export declare function save(raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
+export declare function save(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
 
 /**
  * `save` off the event loop. The raw tree is converted now (no tensor bytes are copied: the
  * storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
  * libuv pool. Do not modify the tensors until the promise settles.
  */
-export declare function saveAsync(raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<unknown>
+export declare function saveAsync(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<Buffer | null>
 
 /**
  * Writes a flat state dict (raw tree root: a dict name -> tensor) as safetensors, to `path`
  * atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
  * `format: pt`; tensors sharing memory are written once and the alias recorded.
  */
-export declare function saveSafetensors(raw: unknown, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null
+export declare function saveSafetensors(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null

@@ -21,7 +21,7 @@
  * Patterns (`rename`) use Rust's regex syntax (like JS without look-around and
  * back-references); replacements use JS's: `$1`, `$<name>`, `$&`, `$$`.
  */
-import { native, type NativeConvertOptions, type NativeFileReport } from './native';
+import { native, type NativeConvertOptions, type NativeFileReport } from './raw/native';
 import { type TorchsaveError, type TorchsaveErrorCode, torchsaveError } from './errors';
 
 export type ConvertTarget = 'pt' | 'pt-legacy' | 'safetensors';
@@ -166,7 +166,7 @@ function count(name: string, v: number | undefined, min: number): number | undef
 }
 
 /** Camel-cased options → the binding's (validated shapes; values are checked in Rust). */
-export function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
+function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   const out: NativeConvertOptions = {};
   if (o.to !== undefined) out.to = o.to;
   if (o.out !== undefined) out.out = o.out;
@@ -300,7 +300,7 @@ export interface InspectSummary {
  * executed; `weightsOnly` additionally rejects what torch's weights-only loader rejects. */
 export async function inspectMany(paths: string | string[], opts: { weightsOnly?: boolean } = {}): Promise<InspectSummary> {
   const specs = typeof paths === 'string' ? [paths] : paths;
-  const s = await native().inspectMany(specs, opts.weightsOnly ?? false);
+  const s = await native().inspectMany(specs, opts.weightsOnly);
   return {
     files: s.files,
     count: s.count,
@@ -311,6 +311,16 @@ export async function inspectMany(paths: string | string[], opts: { weightsOnly?
     tensorBytes: s.tensorBytes,
     errors: s.errors.map((e) => ({ path: e.path, code: e.code as TorchsaveErrorCode, message: e.message })),
   };
+}
+
+/**
+ * The `inspect --json` document (ARCHITECTURE.md schema) of one file or its bytes, as a JSON
+ * string; `sha256` adds a digest per tensor. Nothing in the file is executed; `weightsOnly`
+ * additionally rejects what torch's weights-only loader rejects.
+ * @internal The CLI's; not exported from the package.
+ */
+export function inspectJson(source: string | Uint8Array, opts: { sha256?: boolean; weightsOnly?: boolean } = {}): string {
+  return native().inspect(source, opts);
 }
 
 /** {@link diff}'s answer. Keys are tensor paths (`fc.weight`, `model_state_dict/fc.weight`). */
@@ -329,7 +339,7 @@ export interface DiffResult {
 /** Compares two checkpoints of any supported format (a `.pt` and the `.safetensors`
  * converted from it compare equal), off the event loop. */
 export async function diff(a: string, b: string, opts: { weightsOnly?: boolean } = {}): Promise<DiffResult> {
-  const d = await native().diff(a, b, opts.weightsOnly ?? false);
+  const d = await native().diff(a, b, opts.weightsOnly);
   return {
     added: d.added,
     removed: d.removed,

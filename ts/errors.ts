@@ -13,6 +13,8 @@
  * From the libtorch addon: `E_COMPUTE` (libtorch refused an op: shapes, dtypes; the message is
  * libtorch's), and `E_DEVICE_UNAVAILABLE` when the addon or a device is missing.
  * `E_NOT_IMPLEMENTED`: a Module subclass without `forward` (PyTorch's NotImplementedError).
+ * From nn: `E_STATE_DICT_MISMATCH` (`loadStateDict`, with `missingKeys`/`unexpectedKeys`),
+ * `E_UNSUPPORTED_CLASS` (a value that is not an nn.Module where one is expected).
  */
 
 export type TorchsaveErrorCode =
@@ -44,7 +46,9 @@ export type TorchsaveErrorCode =
   | 'E_INTERNAL'
   | 'E_NATIVE_MISSING'
   | 'E_COMPUTE'
-  | 'E_NOT_IMPLEMENTED';
+  | 'E_NOT_IMPLEMENTED'
+  | 'E_STATE_DICT_MISMATCH'
+  | 'E_UNSUPPORTED_CLASS';
 
 /** The shape of every error torchsave throws. */
 export interface TorchsaveError extends Error {
@@ -57,7 +61,11 @@ export interface TorchsaveError extends Error {
   offset?: number;
 }
 
-export function torchsaveError(code: TorchsaveErrorCode, message: string, extra: Partial<TorchsaveError> = {}): TorchsaveError {
+/**
+ * The one constructor of torchsave's errors: an `Error` with `code` and any extra fields
+ * (`path`, `record`, `offset`, or a caller's own such as `missingKeys`).
+ */
+export function torchsaveError(code: TorchsaveErrorCode, message: string, extra: Partial<TorchsaveError> & Record<string, unknown> = {}): TorchsaveError {
   return Object.assign(new Error(message), extra, { code }) as TorchsaveError;
 }
 

@@ -103,7 +103,7 @@ export { cat, stack } from './nn/functional';
 export * as nn from './nn';
 export * as optim from './optim';
 
-import { native } from './native';
+import { native } from './raw/native';
 
 /** Version of the Rust core inside the loaded addon. */
 export function coreVersion(): string {

@@ -8,7 +8,7 @@
  * recorded in `__metadata__`, and loading re-adds such aliases as second keys for the same
  * tensor (`restoreAliases: false` reads the file as `load_file` does).
  */
-import { native } from './native';
+import { native } from './raw/native';
 import { torchsaveError } from './errors';
 import { type LoadOptions, fromRaw, loadSafetensorsWithInfo, toRaw } from './serialization';
 import { Tensor } from './tensor';

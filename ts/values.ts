@@ -21,6 +21,7 @@
  * float from scratch where the number is integral, wrap it: `new PyFloat(2)`.
  */
 import { inspect } from 'node:util';
+import { torchsaveError } from './errors';
 
 /** A Python tuple: an array that re-saves as a tuple, not a list. */
 export class PyTuple<T = unknown> extends Array<T> {
@@ -102,7 +103,7 @@ export class Device {
       return;
     }
     const m = /^([a-zA-Z_][a-zA-Z0-9_]*)(?::(\d+))?$/.exec(spec);
-    if (!m) throw Object.assign(new Error(`Invalid device string: '${spec}'`), { code: 'E_INVALID_ARGUMENT' });
+    if (!m) throw torchsaveError('E_INVALID_ARGUMENT', `Invalid device string: '${spec}'`);
     this.type = m[1]!;
     this.index = m[2] !== undefined ? Number(m[2]) : (index ?? null);
   }
@@ -227,9 +228,7 @@ export class NpScalar {
 function npTypedArray(descr: string, data: Uint8Array): ArrayLike<number | bigint> {
   const code = descr.replace(/^[<>|=]/, '');
   if (descr.startsWith('>') && code !== 'u1' && code !== 'i1' && code !== 'b1') {
-    throw Object.assign(new Error(`big-endian numpy dtype ${descr} is not supported for typed access`), {
-      code: 'E_UNSUPPORTED_DTYPE',
-    });
+    throw torchsaveError('E_UNSUPPORTED_DTYPE', `big-endian numpy dtype ${descr} is not supported for typed access`);
   }
   const copy = data.slice(); // aligned copy: pickled numpy data has no alignment guarantee
   const buf = copy.buffer;
@@ -256,7 +255,7 @@ function npTypedArray(descr: string, data: Uint8Array): ArrayLike<number | bigin
     case 'b1':
       return new Uint8Array(buf);
     default:
-      throw Object.assign(new Error(`numpy dtype ${descr} has no typed-array view`), { code: 'E_UNSUPPORTED_DTYPE' });
+      throw torchsaveError('E_UNSUPPORTED_DTYPE', `numpy dtype ${descr} has no typed-array view`);
   }
 }
 

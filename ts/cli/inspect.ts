@@ -15,8 +15,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, UsageError, formatBytes, parseFlags } from './io';
-import { type InspectSummary, inspectMany } from '../convert';
-import { native } from '../native';
+import { type InspectSummary, inspectJson, inspectMany } from '../convert';
 import { repr } from '../repr';
 import { load } from '../serialization';
 import { Tensor } from '../tensor';
@@ -119,7 +118,7 @@ export const inspectCommand: Command = {
     const file = positional[0]!;
     const weightsOnly = flags.has('--weights-only');
     if (flags.has('--json')) {
-      const doc = native().inspect(file, { sha256: flags.has('--sha256'), weightsOnly });
+      const doc = inspectJson(file, { sha256: flags.has('--sha256'), weightsOnly });
       io.stdout(doc.endsWith('\n') ? doc : doc + '\n');
       return EXIT_OK;
     }

@@ -1,5 +1,6 @@
 /** `Sequential`, `ModuleList`, `ModuleDict`: submodules under string keys ('0', '1', ... or names). */
-import { Module, nnError } from './module';
+import { torchsaveError } from '../errors';
+import { Module } from './module';
 
 function modulesOf(m: Module): Map<string, Module | null> {
   return (m as unknown as { _modules: Map<string, Module | null> })._modules;
@@ -25,7 +26,7 @@ export class Sequential extends Module implements Iterable<Module> {
     const mods = [...modulesOf(this).values()];
     const j = i < 0 ? i + mods.length : i;
     const m = mods[j];
-    if (m === undefined) throw nnError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
+    if (m === undefined) throw torchsaveError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
     return m as Module;
   }
   append(m: Module): this {
@@ -56,7 +57,7 @@ export class ModuleList extends Module implements Iterable<Module> {
   at(i: number): Module {
     const mods = [...modulesOf(this).values()];
     const m = mods[i < 0 ? i + mods.length : i];
-    if (m === undefined) throw nnError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
+    if (m === undefined) throw torchsaveError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
     return m as Module;
   }
   append(m: Module): this {

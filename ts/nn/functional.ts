@@ -2,9 +2,9 @@
  * `torch.nn.functional`: libtorch's own kernels through the libtorch addon, with PyTorch's
  * argument names and defaults, so outputs match PyTorch's on the same device.
  */
+import { torchsaveError } from '../errors';
 import { Tensor } from '../tensor';
 import { lt, nat, type NativeTensor } from '../libtorch/addon';
-import { nnError } from './module';
 
 type IntOrList = number | readonly number[];
 
@@ -40,7 +40,7 @@ export interface ConvArgs {
 
 /** conv1d/2d/3d share this: the weight's rank says which. */
 function convNd(n: number, input: Tensor, weight: Tensor, bias: Tensor | null | undefined, a: ConvArgs): Tensor {
-  if (weight.dim() !== n + 2) throw nnError('E_INVALID_ARGUMENT', `conv${n}d expects a ${n + 2}-d weight, got ${weight.dim()}-d`);
+  if (weight.dim() !== n + 2) throw torchsaveError('E_INVALID_ARGUMENT', `conv${n}d expects a ${n + 2}-d weight, got ${weight.dim()}-d`);
   const stride = expand(a.stride ?? 1, n);
   const dilation = expand(a.dilation ?? 1, n);
   let padding: number[];
@@ -193,7 +193,7 @@ export function embedding(input: Tensor, weight: Tensor, a: { paddingIdx?: numbe
 
 /** `F.dropout(input, p=0.5, training=True)`: identity when not training (libtorch's RNG otherwise). */
 export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
-  if (p < 0 || p > 1) throw nnError('E_INVALID_ARGUMENT', `dropout probability has to be between 0 and 1, but got ${p}`);
+  if (p < 0 || p > 1) throw torchsaveError('E_INVALID_ARGUMENT', `dropout probability has to be between 0 and 1, but got ${p}`);
   const x = nt(input);
   return wrap(() => x.dropout(p, training));
 }

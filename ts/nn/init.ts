@@ -4,15 +4,15 @@
  * Like PyTorch's, they write under `no_grad`: a parameter already on libtorch requires grad,
  * and libtorch refuses in-place writes to such a leaf while autograd records.
  */
+import { torchsaveError } from '../errors';
 import { noGradIfLoaded } from '../autograd';
 import { type Generator, Tensor, defaultGenerator } from '../tensor';
-import { nnError } from './module';
 
 /** `_calculate_fan_in_and_fan_out`: fan_in = size(1)·receptive, fan_out = size(0)·receptive. */
 export function calculateFanInAndFanOut(t: Tensor): [number, number] {
   const dims = t.size();
   if (dims.length < 2) {
-    throw nnError('E_INVALID_ARGUMENT', 'Fan in and fan out can not be computed for tensor with fewer than 2 dimensions');
+    throw torchsaveError('E_INVALID_ARGUMENT', 'Fan in and fan out can not be computed for tensor with fewer than 2 dimensions');
   }
   let receptive = 1;
   for (let i = 2; i < dims.length; i++) receptive *= dims[i]!;
@@ -41,7 +41,7 @@ export function calculateGain(nonlinearity: string, param?: number): number {
     case 'selu':
       return 3 / 4;
     default:
-      throw nnError('E_INVALID_ARGUMENT', `Unsupported nonlinearity ${nonlinearity}`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `Unsupported nonlinearity ${nonlinearity}`);
   }
 }
 

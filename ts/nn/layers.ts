@@ -3,11 +3,12 @@
  * attributes (names, order and Python types as torch 2.11's `__init__` leaves `__dict__`).
  * Every class here pickles under torch's real module path, so Python rebuilds it.
  */
+import { torchsaveError } from '../errors';
 import type { DType } from '../dtype';
 import { Parameter, type Tensor, empty, ones, zeros } from '../tensor';
 import * as F from './functional';
 import * as init from './init';
-import { Module, type PyAttrSpec, nnError, zeroLong } from './module';
+import { Module, type PyAttrSpec, zeroLong } from './module';
 import { PyTuple } from '../values';
 
 export interface FactoryOpts {
@@ -20,7 +21,7 @@ function param(shape: number[], opts: FactoryOpts = {}): Parameter {
 
 function ntuple(v: number | readonly number[], n: number, what: string): number[] {
   if (typeof v === 'number') return new Array<number>(n).fill(v);
-  if (v.length !== n) throw nnError('E_INVALID_ARGUMENT', `${what} must have ${n} elements, got ${v.length}`);
+  if (v.length !== n) throw torchsaveError('E_INVALID_ARGUMENT', `${what} must have ${n} elements, got ${v.length}`);
   return [...v];
 }
 
@@ -158,17 +159,17 @@ export abstract class ConvNd extends Module {
     opts: ConvOptions & { outputPadding?: number | number[] },
   ): void {
     const groups = opts.groups ?? 1;
-    if (groups <= 0) throw nnError('E_INVALID_ARGUMENT', 'groups must be a positive integer');
-    if (inChannels % groups !== 0) throw nnError('E_INVALID_ARGUMENT', 'in_channels must be divisible by groups');
-    if (outChannels % groups !== 0) throw nnError('E_INVALID_ARGUMENT', 'out_channels must be divisible by groups');
+    if (groups <= 0) throw torchsaveError('E_INVALID_ARGUMENT', 'groups must be a positive integer');
+    if (inChannels % groups !== 0) throw torchsaveError('E_INVALID_ARGUMENT', 'in_channels must be divisible by groups');
+    if (outChannels % groups !== 0) throw torchsaveError('E_INVALID_ARGUMENT', 'out_channels must be divisible by groups');
     const stride = ntuple(opts.stride ?? 1, n, 'stride');
     const padding = opts.padding ?? 0;
     if (typeof padding === 'string') {
       if (padding !== 'same' && padding !== 'valid') {
-        throw nnError('E_INVALID_ARGUMENT', `Invalid padding string '${padding}', should be one of ['valid', 'same']`);
+        throw torchsaveError('E_INVALID_ARGUMENT', `Invalid padding string '${padding}', should be one of ['valid', 'same']`);
       }
       if (padding === 'same' && stride.some((s) => s !== 1)) {
-        throw nnError('E_INVALID_ARGUMENT', "padding='same' is not supported for strided convolutions");
+        throw torchsaveError('E_INVALID_ARGUMENT', "padding='same' is not supported for strided convolutions");
       }
     }
     this.inChannels = inChannels;
@@ -237,7 +238,7 @@ export abstract class ConvNd extends Module {
   override forward(input: Tensor): Tensor {
     const n = this.kernelSize.length;
     if (this.transposed) {
-      if (this.paddingMode !== 'zeros') throw nnError('E_INVALID_ARGUMENT', `Only "zeros" padding mode is supported for ConvTranspose${n}d`);
+      if (this.paddingMode !== 'zeros') throw torchsaveError('E_INVALID_ARGUMENT', `Only "zeros" padding mode is supported for ConvTranspose${n}d`);
       const args = { stride: this.stride, padding: this.padding as number[], outputPadding: this.outputPadding, groups: this.groups, dilation: this.dilation };
       return n === 1
         ? F.convTranspose1d(input, this.weight, this.bias, args)
@@ -329,7 +330,7 @@ export class MaxPool2d extends Module {
   override forward(input: Tensor): Tensor {
     if (this.returnIndices) {
       // Typed JS cannot return Python's tuple from the same method: it has its own.
-      throw nnError('E_INVALID_ARGUMENT', 'MaxPool2d(returnIndices: true): call forwardWithIndices(input) for [output, indices]');
+      throw torchsaveError('E_INVALID_ARGUMENT', 'MaxPool2d(returnIndices: true): call forwardWithIndices(input) for [output, indices]');
     }
     return F.maxPool2d(input, this.kernelSize, { stride: this.stride, padding: this.padding, dilation: this.dilation, ceilMode: this.ceilMode });
   }
@@ -553,7 +554,7 @@ export class GroupNorm extends Module {
   declare bias: Parameter | null;
   constructor(numGroups: number, numChannels: number, opts: { eps?: number; affine?: boolean } & FactoryOpts = {}) {
     super();
-    if (numChannels % numGroups !== 0) throw nnError('E_INVALID_ARGUMENT', 'num_channels must be divisible by num_groups');
+    if (numChannels % numGroups !== 0) throw torchsaveError('E_INVALID_ARGUMENT', 'num_channels must be divisible by num_groups');
     this.numGroups = numGroups;
     this.numChannels = numChannels;
     this.eps = opts.eps ?? 1e-5;
@@ -602,7 +603,7 @@ export class Embedding extends Module {
     super();
     let pad = opts.paddingIdx ?? null;
     if (pad !== null) {
-      if (pad >= numEmbeddings || pad < -numEmbeddings) throw nnError('E_INVALID_ARGUMENT', 'Padding_idx must be within num_embeddings');
+      if (pad >= numEmbeddings || pad < -numEmbeddings) throw torchsaveError('E_INVALID_ARGUMENT', 'Padding_idx must be within num_embeddings');
       if (pad < 0) pad += numEmbeddings;
     }
     this.numEmbeddings = numEmbeddings;
@@ -622,7 +623,7 @@ export class Embedding extends Module {
     }
   }
   override forward(input: Tensor): Tensor {
-    if (this.maxNorm !== null) throw nnError('E_INVALID_ARGUMENT', 'Embedding(max_norm=...) forward is not supported');
+    if (this.maxNorm !== null) throw torchsaveError('E_INVALID_ARGUMENT', 'Embedding(max_norm=...) forward is not supported');
     return F.embedding(input, this.weight, { paddingIdx: this.paddingIdx, scaleGradByFreq: this.scaleGradByFreq, sparse: this.sparse });
   }
 }
@@ -640,7 +641,7 @@ export class Dropout extends Module {
   declare inplace: boolean;
   constructor(p = 0.5, inplace = false) {
     super();
-    if (p < 0 || p > 1) throw nnError('E_INVALID_ARGUMENT', `dropout probability has to be between 0 and 1, but got ${p}`);
+    if (p < 0 || p > 1) throw torchsaveError('E_INVALID_ARGUMENT', `dropout probability has to be between 0 and 1, but got ${p}`);
     this.p = p;
     this.inplace = inplace;
   }

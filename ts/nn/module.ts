@@ -26,14 +26,13 @@ import { inspect } from 'node:util';
 import type { DType } from '../dtype';
 import { noGradIfLoaded } from '../autograd';
 import { Parameter, Tensor, tensor } from '../tensor';
+import { torchsaveError } from '../errors';
 import { LIBTORCH_HOW_TO } from '../libtorch/addon';
 import { keep, untracked } from '../scope';
 import { Device, OrderedDict, PyFloat, PyObject, PyTuple, lookupPyClass, pyReduce, type PyReducible } from '../values';
 
-/** An `Error` with a stable `.code` (and optional extra fields). */
-export function nnError(code: string, message: string, extra: Record<string, unknown> = {}): Error {
-  return Object.assign(new Error(message), { code }, extra);
-}
+/** @deprecated The same function as `torchsaveError` (ts/errors.ts), the one error constructor; kept for callers of `nn.nnError`. */
+export const nnError = torchsaveError;
 
 /** How libtorch-backed compute is reached (the same text every compute error carries). */
 export const LIBTORCH_HINT = LIBTORCH_HOW_TO;
@@ -202,7 +201,7 @@ function setAttr(target: Module, name: string, value: unknown): void {
   if (params.has(name)) {
     if (value === null) params.set(name, null);
     else if (value !== undefined) {
-      throw nnError('E_INVALID_ARGUMENT', `cannot assign '${tensorTypeName(value)}' as parameter '${name}' (torch.nn.Parameter or None expected)`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `cannot assign '${tensorTypeName(value)}' as parameter '${name}' (torch.nn.Parameter or None expected)`);
     }
     return;
   }
@@ -214,14 +213,14 @@ function setAttr(target: Module, name: string, value: unknown): void {
   if (modules.has(name)) {
     if (value === null) modules.set(name, null);
     else if (value !== undefined) {
-      throw nnError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(value)}' as child module '${name}' (torch.nn.Module or None expected)`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(value)}' as child module '${name}' (torch.nn.Module or None expected)`);
     }
     return;
   }
   if (buffers.has(name)) {
     if (value === null || value instanceof Tensor) buffers.set(name, value);
     else if (value !== undefined) {
-      throw nnError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(value)}' as buffer '${name}' (torch.Tensor or None expected)`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(value)}' as buffer '${name}' (torch.Tensor or None expected)`);
     }
     return;
   }
@@ -299,7 +298,7 @@ function childFromPy(v: unknown): Module | null {
     if (cls && typeof cls.fromPyObject === 'function') return cls.fromPyObject(v) as Module;
     if (looksLikeModule(v)) return Module.fromPyObject(v);
   }
-  throw nnError('E_UNSUPPORTED_CLASS', `a submodule is a ${pyTypeName(v)}, not an nn.Module`);
+  throw torchsaveError('E_UNSUPPORTED_CLASS', `a submodule is a ${pyTypeName(v)}, not an nn.Module`);
 }
 
 /** True when a PyObject's state has the shape of a pickled `nn.Module`. */
@@ -353,12 +352,12 @@ export class Module implements PyReducible {
 
   /** `register_buffer`: a tensor saved in the state dict (unless `persistent` is false). */
   registerBuffer(name: string, t: Tensor | null, persistent = true): void {
-    if (typeof name !== 'string') throw nnError('E_INVALID_ARGUMENT', `buffer name should be a string. Got ${pyTypeName(name)}`);
-    if (name.includes('.')) throw nnError('E_INVALID_ARGUMENT', `buffer name can't contain "."`);
-    if (name === '') throw nnError('E_INVALID_ARGUMENT', `buffer name can't be empty string ""`);
-    if (name in this && !this._i._buffers.has(name)) throw nnError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
+    if (typeof name !== 'string') throw torchsaveError('E_INVALID_ARGUMENT', `buffer name should be a string. Got ${pyTypeName(name)}`);
+    if (name.includes('.')) throw torchsaveError('E_INVALID_ARGUMENT', `buffer name can't contain "."`);
+    if (name === '') throw torchsaveError('E_INVALID_ARGUMENT', `buffer name can't be empty string ""`);
+    if (name in this && !this._i._buffers.has(name)) throw torchsaveError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
     if (t !== null && !(t instanceof Tensor)) {
-      throw nnError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(t)}' object to buffer '${name}' (torch Tensor or None required)`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `cannot assign '${pyTypeName(t)}' object to buffer '${name}' (torch Tensor or None required)`);
     }
     if (t) keep(t);
     this._i._buffers.set(name, t);
@@ -368,21 +367,21 @@ export class Module implements PyReducible {
 
   /** `register_parameter`. */
   registerParameter(name: string, p: Parameter | null): void {
-    if (name.includes('.')) throw nnError('E_INVALID_ARGUMENT', `parameter name can't contain "."`);
-    if (name === '') throw nnError('E_INVALID_ARGUMENT', `parameter name can't be empty string ""`);
-    if (name in this && !this._i._parameters.has(name)) throw nnError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
+    if (name.includes('.')) throw torchsaveError('E_INVALID_ARGUMENT', `parameter name can't contain "."`);
+    if (name === '') throw torchsaveError('E_INVALID_ARGUMENT', `parameter name can't be empty string ""`);
+    if (name in this && !this._i._parameters.has(name)) throw torchsaveError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
     if (p !== null && !(p instanceof Parameter)) {
-      throw nnError('E_INVALID_ARGUMENT', `cannot assign '${tensorTypeName(p)}' object to parameter '${name}' (torch.nn.Parameter or None required)`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `cannot assign '${tensorTypeName(p)}' object to parameter '${name}' (torch.nn.Parameter or None required)`);
     }
     this._i._parameters.set(name, p);
   }
 
   /** `add_module` / `register_module`. */
   addModule(name: string, module: Module | null): void {
-    if (module !== null && !(module instanceof Module)) throw nnError('E_INVALID_ARGUMENT', `${pyTypeName(module)} is not a Module subclass`);
-    if (name.includes('.')) throw nnError('E_INVALID_ARGUMENT', `module name can't contain ".", got: ${name}`);
-    if (name === '') throw nnError('E_INVALID_ARGUMENT', `module name can't be empty string ""`);
-    if (name in this && !this._i._modules.has(name)) throw nnError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
+    if (module !== null && !(module instanceof Module)) throw torchsaveError('E_INVALID_ARGUMENT', `${pyTypeName(module)} is not a Module subclass`);
+    if (name.includes('.')) throw torchsaveError('E_INVALID_ARGUMENT', `module name can't contain ".", got: ${name}`);
+    if (name === '') throw torchsaveError('E_INVALID_ARGUMENT', `module name can't be empty string ""`);
+    if (name in this && !this._i._modules.has(name)) throw torchsaveError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
     this._i._modules.set(name, module);
   }
   registerModule(name: string, module: Module | null): void {
@@ -395,7 +394,7 @@ export class Module implements PyReducible {
     let mod: Module = this;
     for (const item of target.split('.')) {
       const next = mod._i._modules.get(item);
-      if (!next) throw nnError('E_INVALID_ARGUMENT', `${mod.pyGlobal()[1]} has no attribute \`${item}\``);
+      if (!next) throw torchsaveError('E_INVALID_ARGUMENT', `${mod.pyGlobal()[1]} has no attribute \`${item}\``);
       mod = next;
     }
     return mod;
@@ -536,7 +535,7 @@ export class Module implements PyReducible {
    * throw E_DEVICE_UNAVAILABLE); a subclass of your own overrides this.
    */
   forward(..._args: unknown[]): unknown {
-    throw nnError('E_NOT_IMPLEMENTED', `Module [${this.pyGlobal()[1]}] is missing the required "forward" function`);
+    throw torchsaveError('E_NOT_IMPLEMENTED', `Module [${this.pyGlobal()[1]}] is missing the required "forward" function`);
   }
   /** `model(x)`: runs `forward`. */
   call(...args: unknown[]): unknown {
@@ -588,7 +587,7 @@ export class Module implements PyReducible {
     let entries: Iterable<[unknown, unknown]>;
     if (stateDict instanceof Map) entries = stateDict;
     else if (typeof stateDict === 'object' && stateDict !== null && !(stateDict instanceof Tensor) && !Array.isArray(stateDict)) entries = Object.entries(stateDict);
-    else throw nnError('E_INVALID_ARGUMENT', `Expected state_dict to be dict-like, got ${pyTypeName(stateDict)}.`);
+    else throw torchsaveError('E_INVALID_ARGUMENT', `Expected state_dict to be dict-like, got ${pyTypeName(stateDict)}.`);
     const metadata = stateDict instanceof OrderedDict ? stateDict._metadata : undefined;
     const sd = new OrderedDict<string, unknown>();
     for (const [k, v] of entries) sd.set(String(k), v);
@@ -617,7 +616,7 @@ export class Module implements PyReducible {
     if (errorMsgs.length > 0) {
       const pytorchMessage = `Error(s) in loading state_dict for ${this.pyGlobal()[1]}:\n\t${errorMsgs.join('\n\t')}`;
       const hint = strict ? prefixHint(missingKeys, unexpectedKeys) : '';
-      throw nnError('E_STATE_DICT_MISMATCH', pytorchMessage + hint, { missingKeys, unexpectedKeys, errorMsgs, pytorchMessage });
+      throw torchsaveError('E_STATE_DICT_MISMATCH', pytorchMessage + hint, { missingKeys, unexpectedKeys, errorMsgs, pytorchMessage });
     }
     return { missingKeys, unexpectedKeys };
   }
@@ -751,10 +750,10 @@ export class Module implements PyReducible {
    * forward needs the real class).
    */
   static fromPyObject<T extends Module>(this: abstract new (...a: never[]) => T, obj: PyObject): T {
-    if (!(obj instanceof PyObject)) throw nnError('E_INVALID_ARGUMENT', `fromPyObject expects a PyObject, got ${pyTypeName(obj)}`);
+    if (!(obj instanceof PyObject)) throw torchsaveError('E_INVALID_ARGUMENT', `fromPyObject expects a PyObject, got ${pyTypeName(obj)}`);
     const st = pyState(obj);
     if (!st || !st.has('_parameters') || !st.has('_modules')) {
-      throw nnError('E_UNSUPPORTED_CLASS', `${obj.fullName} is not a pickled torch.nn.Module (its state has no _parameters/_modules)`);
+      throw torchsaveError('E_UNSUPPORTED_CLASS', `${obj.fullName} is not a pickled torch.nn.Module (its state has no _parameters/_modules)`);
     }
     const m = Reflect.construct(Module, [], this) as T;
     const i = m as unknown as ModuleInternals;
@@ -860,7 +859,7 @@ export function expectModule<T extends Module = Module>(value: unknown): T {
     const hint = looksLikeModule(value)
       ? `it is a pickled nn.Module of class ${value.fullName}, which has no TypeScript class here. Pass torch.load(path, { weightsOnly: false, classes: { '${value.fullName}': YourClass } }) with a class that extends nn.Module, or call nn.Module.fromPyObject(obj) for a generic module (state dict only)`
       : `it is a pickled ${value.fullName}, not an nn.Module`;
-    throw nnError('E_UNSUPPORTED_CLASS', `expected an nn.Module, but ${hint}`, { className: value.fullName });
+    throw torchsaveError('E_UNSUPPORTED_CLASS', `expected an nn.Module, but ${hint}`, { className: value.fullName });
   }
-  throw nnError('E_INVALID_ARGUMENT', `expected an nn.Module, got ${pyTypeName(value)}`);
+  throw torchsaveError('E_INVALID_ARGUMENT', `expected an nn.Module, got ${pyTypeName(value)}`);
 }

@@ -24,11 +24,12 @@
  * `device_ids = []` (verified with the venv's torch on CPU); with devices it is the base keys
  * plus `dim`, `device_ids`, `output_device` and `src_device_obj`.
  */
+import { torchsaveError } from '../errors';
 import { Tensor } from '../tensor';
 import { Device, OrderedDict, PyTuple } from '../values';
 import { loadLibtorch } from '../libtorch/addon';
 import { cat } from './functional';
-import { Module, nnError, type PyAttrSpec } from './module';
+import { Module, type PyAttrSpec } from './module';
 
 /** A device as `torch.nn.parallel` takes it: an index (`cuda:N`), `'cuda:1'`, `'cpu'`, or a Device. */
 export type DeviceLike = number | string | Device;
@@ -46,7 +47,7 @@ export interface DataParallelOptions {
 export function toDevice(d: DeviceLike): Device {
   if (d instanceof Device) return d.type === 'cuda' && d.index === null ? new Device('cuda', 0) : d;
   if (typeof d === 'number') {
-    if (!Number.isInteger(d) || d < -1) throw nnError('E_INVALID_ARGUMENT', `invalid device index ${d}`);
+    if (!Number.isInteger(d) || d < -1) throw torchsaveError('E_INVALID_ARGUMENT', `invalid device index ${d}`);
     return d === -1 ? new Device('cpu') : new Device('cuda', d);
   }
   const dev = new Device(d);
@@ -55,7 +56,7 @@ export function toDevice(d: DeviceLike): Device {
 
 function cudaIndex(d: DeviceLike): number {
   const dev = toDevice(d);
-  if (dev.type !== 'cuda') throw nnError('E_INVALID_ARGUMENT', `DataParallel device ids must be CUDA devices, got '${dev}'`);
+  if (dev.type !== 'cuda') throw torchsaveError('E_INVALID_ARGUMENT', `DataParallel device ids must be CUDA devices, got '${dev}'`);
   return dev.index ?? 0;
 }
 
@@ -81,7 +82,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * `zip`, the result has as many entries as the shortest scattered member.
  */
 export function scatter(inputs: readonly unknown[], devices: readonly DeviceLike[], dim = 0): unknown[][] {
-  if (devices.length === 0) throw nnError('E_INVALID_ARGUMENT', 'scatter needs at least one device');
+  if (devices.length === 0) throw torchsaveError('E_INVALID_ARGUMENT', 'scatter needs at least one device');
   const devs = devices.map(toDevice);
   const zip = (cols: unknown[][]): unknown[][] => {
     const n = Math.min(...cols.map((c) => c.length));
@@ -170,7 +171,7 @@ export function replicate<M extends Module>(network: M, devices: readonly Device
  */
 export function parallelApply(modules: readonly Module[], inputs: readonly (readonly unknown[])[]): unknown[] {
   if (modules.length !== inputs.length) {
-    throw nnError('E_INVALID_ARGUMENT', `parallelApply: ${modules.length} modules but ${inputs.length} inputs`);
+    throw torchsaveError('E_INVALID_ARGUMENT', `parallelApply: ${modules.length} modules but ${inputs.length} inputs`);
   }
   return modules.map((m, i) => m.call(...inputs[i]!));
 }
@@ -184,12 +185,12 @@ let warnedScalars = false;
  * null stays null. Other values (numbers, strings) cannot be gathered, as in PyTorch.
  */
 export function gather(outputs: readonly unknown[], targetDevice: DeviceLike, dim = 0): unknown {
-  if (outputs.length === 0) throw nnError('E_INVALID_ARGUMENT', 'gather needs at least one output');
+  if (outputs.length === 0) throw torchsaveError('E_INVALID_ARGUMENT', 'gather needs at least one output');
   const dev = toDevice(targetDevice);
   const rec = (outs: readonly unknown[]): unknown => {
     const out = outs[0];
     if (out instanceof Tensor) {
-      if (!outs.every((o) => o instanceof Tensor)) throw nnError('E_INVALID_ARGUMENT', 'gather: replicas returned a tensor and a non-tensor at the same place');
+      if (!outs.every((o) => o instanceof Tensor)) throw torchsaveError('E_INVALID_ARGUMENT', 'gather: replicas returned a tensor and a non-tensor at the same place');
       let ts = (outs as Tensor[]).map((t) => t.to(dev));
       if (dim === 0 && ts.every((t) => t.dim() === 0)) {
         if (!warnedScalars) {
@@ -202,7 +203,7 @@ export function gather(outputs: readonly unknown[], targetDevice: DeviceLike, di
     }
     if (out === null || out === undefined) return out;
     if (out instanceof Map) {
-      if (!outs.every((o) => o instanceof Map && o.size === out.size)) throw nnError('E_INVALID_ARGUMENT', 'All dicts must have the same number of keys');
+      if (!outs.every((o) => o instanceof Map && o.size === out.size)) throw torchsaveError('E_INVALID_ARGUMENT', 'All dicts must have the same number of keys');
       const Ctor: new (e: [unknown, unknown][]) => Map<unknown, unknown> = out instanceof OrderedDict ? OrderedDict : Map;
       return new Ctor([...out.keys()].map((k) => [k, rec(outs.map((o) => (o as Map<unknown, unknown>).get(k)))] as [unknown, unknown]));
     }
@@ -213,10 +214,10 @@ export function gather(outputs: readonly unknown[], targetDevice: DeviceLike, di
     }
     if (isPlainObject(out)) {
       const keys = Object.keys(out);
-      if (!outs.every((o) => isPlainObject(o) && Object.keys(o).length === keys.length)) throw nnError('E_INVALID_ARGUMENT', 'All dicts must have the same number of keys');
+      if (!outs.every((o) => isPlainObject(o) && Object.keys(o).length === keys.length)) throw torchsaveError('E_INVALID_ARGUMENT', 'All dicts must have the same number of keys');
       return Object.fromEntries(keys.map((k) => [k, rec(outs.map((o) => (o as Record<string, unknown>)[k]))]));
     }
-    throw nnError('E_INVALID_ARGUMENT', `gather: cannot gather a ${typeof out} returned by the replicas (return tensors, or arrays / Maps / objects of them)`);
+    throw torchsaveError('E_INVALID_ARGUMENT', `gather: cannot gather a ${typeof out} returned by the replicas (return tensors, or arrays / Maps / objects of them)`);
   };
   return rec(outputs);
 }
@@ -239,7 +240,7 @@ function runParallel(module: Module, inputs: readonly unknown[], devices: readon
 function checkOnDevice(module: Module, src: Device): void {
   for (const t of [...module.parameters(), ...module.buffers()]) {
     if (!t.device.equals(src)) {
-      throw nnError('E_INVALID_ARGUMENT', `module must have its parameters and buffers on device ${src} (device_ids[0]) but found one of them on device: ${t.device}`);
+      throw torchsaveError('E_INVALID_ARGUMENT', `module must have its parameters and buffers on device ${src} (device_ids[0]) but found one of them on device: ${t.device}`);
     }
   }
 }
@@ -277,7 +278,7 @@ export class DataParallel<M extends Module = Module> extends Module {
     const count = cudaDeviceCount();
     const ids = count === 0 ? [] : (opts.deviceIds ?? Array.from({ length: count }, (_, i) => i)).map(cudaIndex);
     for (const id of ids) {
-      if (id >= count) throw nnError('E_DEVICE_UNAVAILABLE', `DataParallel: cuda:${id} is not available (torch.cuda.deviceCount() is ${count})`);
+      if (id >= count) throw torchsaveError('E_DEVICE_UNAVAILABLE', `DataParallel: cuda:${id} is not available (torch.cuda.deviceCount() is ${count})`);
     }
     const hidden = (k: string, value: unknown): void => {
       Object.defineProperty(this, k, { value, writable: true, enumerable: false, configurable: true });
@@ -375,7 +376,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
     Object.defineProperty(this, 'options', { value: opts, enumerable: false });
   }
   override pyStateDict(): Map<string, unknown> {
-    throw nnError(
+    throw torchsaveError(
       'E_UNSERIALIZABLE',
       'a DistributedDataParallel wrapper cannot be pickled without a process group; save ddp.module (or ddp.stateDict()) instead',
     );

@@ -4,10 +4,11 @@
  * pickled attributes `RNNBase.__setstate__` relies on (`_flat_weights_names`, `_all_weights`,
  * `_flat_weights`; `__getstate__` drops `_flat_weight_refs`, so we never write it).
  */
+import { torchsaveError } from '../errors';
 import { Parameter, Tensor, empty, zeros } from '../tensor';
 import { nat } from '../libtorch/addon';
 import * as init from './init';
-import { Module, type PyAttrSpec, nnError } from './module';
+import { Module, type PyAttrSpec } from './module';
 import type { FactoryOpts } from './layers';
 
 export interface RNNOptions extends FactoryOpts {
@@ -51,12 +52,12 @@ export abstract class RNNBase extends Module {
     const numLayers = opts.numLayers ?? 1;
     const projSize = opts.projSize ?? 0;
     const dropout = opts.dropout ?? 0;
-    if (dropout < 0 || dropout > 1) throw nnError('E_INVALID_ARGUMENT', 'dropout should be a number in range [0, 1] representing the probability of an element being zeroed');
-    if (hiddenSize <= 0) throw nnError('E_INVALID_ARGUMENT', 'hidden_size must be greater than zero');
-    if (numLayers <= 0) throw nnError('E_INVALID_ARGUMENT', 'num_layers must be greater than zero');
-    if (projSize < 0) throw nnError('E_INVALID_ARGUMENT', 'proj_size should be a positive integer or zero to disable projections');
-    if (projSize >= hiddenSize) throw nnError('E_INVALID_ARGUMENT', 'proj_size has to be smaller than hidden_size');
-    if (projSize > 0 && mode !== 'LSTM') throw nnError('E_INVALID_ARGUMENT', 'proj_size argument is only supported for LSTM, not RNN or GRU');
+    if (dropout < 0 || dropout > 1) throw torchsaveError('E_INVALID_ARGUMENT', 'dropout should be a number in range [0, 1] representing the probability of an element being zeroed');
+    if (hiddenSize <= 0) throw torchsaveError('E_INVALID_ARGUMENT', 'hidden_size must be greater than zero');
+    if (numLayers <= 0) throw torchsaveError('E_INVALID_ARGUMENT', 'num_layers must be greater than zero');
+    if (projSize < 0) throw torchsaveError('E_INVALID_ARGUMENT', 'proj_size should be a positive integer or zero to disable projections');
+    if (projSize >= hiddenSize) throw torchsaveError('E_INVALID_ARGUMENT', 'proj_size has to be smaller than hidden_size');
+    if (projSize > 0 && mode !== 'LSTM') throw torchsaveError('E_INVALID_ARGUMENT', 'proj_size argument is only supported for LSTM, not RNN or GRU');
     this.mode = mode;
     this.inputSize = inputSize;
     this.hiddenSize = hiddenSize;
@@ -116,7 +117,7 @@ export abstract class RNNBase extends Module {
    */
   override forward(input: Tensor, hx?: Tensor | [Tensor, Tensor] | null): [Tensor, Tensor | [Tensor, Tensor]] {
     const batched = input.dim() === 3;
-    if (!batched && input.dim() !== 2) throw nnError('E_INVALID_ARGUMENT', `${this.mode}: Expected input to be 2D or 3D, got ${input.dim()}D instead`);
+    if (!batched && input.dim() !== 2) throw torchsaveError('E_INVALID_ARGUMENT', `${this.mode}: Expected input to be 2D or 3D, got ${input.dim()}D instead`);
     const batchDim = this.batchFirst ? 0 : 1;
     const x = batched ? input : input.unsqueeze(batchDim);
     const dirs = this.bidirectional ? 2 : 1;

@@ -13,13 +13,13 @@
  */
 import { Tensor, tensor } from '../tensor';
 import { PyFloat, PyTuple } from '../values';
+import { torchsaveError } from '../errors';
 import { lt } from '../libtorch/addon';
 import { enableGrad } from '../autograd';
 import { untracked } from '../scope';
 
-export function optimError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
+/** @deprecated The same function as `torchsaveError` (ts/errors.ts), the one error constructor; kept for callers of `optim.optimError`. */
+export const optimError = torchsaveError;
 
 /** One parameter group: PyTorch's keys (`lr`, `weight_decay`, ...) and `params`. */
 export interface ParamGroup {
@@ -62,22 +62,22 @@ export abstract class Optimizer {
   constructor(params: ParamsInput, defaults: Map<string, unknown>) {
     this.defaults = defaults;
     if (params instanceof Tensor) {
-      throw optimError('E_INVALID_ARGUMENT', 'params argument given to the optimizer should be an iterable of Tensors or dicts, but got torch.FloatTensor');
+      throw torchsaveError('E_INVALID_ARGUMENT', 'params argument given to the optimizer should be an iterable of Tensors or dicts, but got torch.FloatTensor');
     }
     const list = [...(params as Iterable<unknown>)];
-    if (list.length === 0) throw optimError('E_INVALID_ARGUMENT', 'optimizer got an empty parameter list');
+    if (list.length === 0) throw torchsaveError('E_INVALID_ARGUMENT', 'optimizer got an empty parameter list');
     const groups: ParamGroupInput[] = isGroup(list[0]) ? (list as ParamGroupInput[]) : [{ params: list as Tensor[] }];
     for (const g of groups) this.addParamGroup(g);
   }
 
   /** `add_param_group`: fills defaults after the user's keys, like `setdefault`. */
   addParamGroup(input: ParamGroupInput): void {
-    if (!isGroup(input)) throw optimError('E_INVALID_ARGUMENT', `param_group must be a dict, but got ${typeof input}`);
+    if (!isGroup(input)) throw torchsaveError('E_INVALID_ARGUMENT', `param_group must be a dict, but got ${typeof input}`);
     const group: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(input)) group[k === 'params' ? k : toPyKey(k)] = v;
     const raw = input.params instanceof Tensor ? [input.params] : [...(input.params as Iterable<unknown>)];
     if (input.params instanceof Set) {
-      throw optimError('E_INVALID_ARGUMENT', 'optimizer parameters need to be organized in ordered collections, but the ordering of tensors in sets will change between runs. Please use a list instead.');
+      throw torchsaveError('E_INVALID_ARGUMENT', 'optimizer parameters need to be organized in ordered collections, but the ordering of tensors in sets will change between runs. Please use a list instead.');
     }
     const tensors: Tensor[] = [];
     const names: string[] = [];
@@ -89,20 +89,20 @@ export abstract class Optimizer {
     }
     group.params = tensors;
     if (names.length !== 0) {
-      if (names.length !== tensors.length) throw optimError('E_INVALID_ARGUMENT', 'all optimizer params should be with/without names. Some param names are missing');
+      if (names.length !== tensors.length) throw torchsaveError('E_INVALID_ARGUMENT', 'all optimizer params should be with/without names. Some param names are missing');
       group.param_names = names;
     }
     for (const p of tensors) {
-      if (!(p instanceof Tensor)) throw optimError('E_INVALID_ARGUMENT', `optimizer can only optimize Tensors, but one of the params is ${typeof p}`);
+      if (!(p instanceof Tensor)) throw torchsaveError('E_INVALID_ARGUMENT', `optimizer can only optimize Tensors, but one of the params is ${typeof p}`);
     }
     for (const [k, v] of this.defaults) if (!(k in group)) group[k] = v instanceof PyTuple ? PyTuple.fromItems(v) : v;
     if (Array.isArray(group.betas) && !(group.betas instanceof PyTuple)) group.betas = PyTuple.fromItems(group.betas as unknown[]);
     const seen = new Set<Tensor>();
     for (const g of this.paramGroups) for (const p of g.params) seen.add(p);
-    if (tensors.some((p) => seen.has(p))) throw optimError('E_INVALID_ARGUMENT', 'some parameters appear in more than one parameter group');
+    if (tensors.some((p) => seen.has(p))) throw torchsaveError('E_INVALID_ARGUMENT', 'some parameters appear in more than one parameter group');
     for (const g of this.paramGroups) {
       if (('param_names' in g) !== ('param_names' in group)) {
-        throw optimError('E_INVALID_ARGUMENT', 'all optimizer param groups should be with/without names.');
+        throw torchsaveError('E_INVALID_ARGUMENT', 'all optimizer param groups should be with/without names.');
       }
     }
     this.paramGroups.push(group as ParamGroup);
@@ -143,18 +143,18 @@ export abstract class Optimizer {
     const get = (k: string): unknown => (sd instanceof Map ? sd.get(k) : (sd as Record<string, unknown>)[k]);
     const savedGroupsRaw = get('param_groups');
     const savedState = get('state');
-    if (!Array.isArray(savedGroupsRaw)) throw optimError('E_INVALID_ARGUMENT', "optimizer state_dict has no 'param_groups' list");
+    if (!Array.isArray(savedGroupsRaw)) throw torchsaveError('E_INVALID_ARGUMENT', "optimizer state_dict has no 'param_groups' list");
     const savedGroups = savedGroupsRaw.map((g) => (g instanceof Map ? new Map(g as Map<string, unknown>) : new Map(Object.entries(g as object))));
     if (this.paramGroups.length !== savedGroups.length) {
-      throw optimError('E_STATE_DICT_MISMATCH', 'loaded state dict has a different number of parameter groups');
+      throw torchsaveError('E_STATE_DICT_MISMATCH', 'loaded state dict has a different number of parameter groups');
     }
     const savedParams = savedGroups.map((g) => {
       const ps = g.get('params');
-      if (!Array.isArray(ps)) throw optimError('E_INVALID_ARGUMENT', "a saved param group has no 'params' list");
+      if (!Array.isArray(ps)) throw torchsaveError('E_INVALID_ARGUMENT', "a saved param group has no 'params' list");
       return ps as unknown[];
     });
     if (this.paramGroups.some((g, i) => g.params.length !== savedParams[i]!.length)) {
-      throw optimError('E_STATE_DICT_MISMATCH', "loaded state dict contains a parameter group that doesn't match the size of optimizer's group");
+      throw torchsaveError('E_STATE_DICT_MISMATCH', "loaded state dict contains a parameter group that doesn't match the size of optimizer's group");
     }
     const idMap = new Map<unknown, Tensor>();
     savedParams.forEach((ps, gi) => ps.forEach((id, j) => idMap.set(normKey(id), this.paramGroups[gi]!.params[j]!)));

@@ -4,9 +4,10 @@
  * Options may be camelCase (`weightDecay`) or PyTorch's names (`weight_decay`).
  */
 import { Tensor, full, tensor } from '../tensor';
+import { torchsaveError } from '../errors';
 import { lt, nat } from '../libtorch/addon';
 import { PyTuple } from '../values';
-import { Optimizer, type ParamGroup, type ParamsInput, num, optimError, toPyKey } from './optimizer';
+import { Optimizer, type ParamGroup, type ParamsInput, num, toPyKey } from './optimizer';
 
 type Opts = Record<string, unknown>;
 
@@ -16,14 +17,14 @@ function merge(defaults: [string, unknown][], opts: Opts): Map<string, unknown> 
   const out = new Map<string, unknown>();
   for (const [k, v] of defaults) out.set(k, given.has(k) ? given.get(k) : v);
   for (const k of given.keys()) {
-    if (!out.has(k)) throw optimError('E_INVALID_ARGUMENT', `unexpected optimizer option '${k}'`);
+    if (!out.has(k)) throw torchsaveError('E_INVALID_ARGUMENT', `unexpected optimizer option '${k}'`);
   }
   if (Array.isArray(out.get('betas')) && !(out.get('betas') instanceof PyTuple)) out.set('betas', PyTuple.fromItems(out.get('betas') as unknown[]));
   return out;
 }
 
 function check(ok: boolean, msg: string): void {
-  if (!ok) throw optimError('E_INVALID_ARGUMENT', msg);
+  if (!ok) throw torchsaveError('E_INVALID_ARGUMENT', msg);
 }
 
 function fmt(v: unknown): string {

@@ -482,6 +482,7 @@ pub fn inspect_many(
 pub struct NativeChanged {
     pub key: String,
     /// `dtype` | `shape` | `values`.
+    #[napi(ts_type = "'dtype' | 'shape' | 'values'")]
     pub reason: String,
     /// Largest |a - b| when both are real numbers of the same shape (NaN: a NaN on one side).
     pub max_abs_diff: Option<f64>,

@@ -60,7 +60,7 @@ pub fn core_version() -> String {
 }
 
 /// Loads a file (path) or in-memory bytes; returns the raw tree.
-#[napi(ts_return_type = "unknown")]
+#[napi(ts_return_type = "import('../ts/raw/tree').RawLoaded")]
 pub fn load(
     env: Env,
     source: Either<String, Uint8Array>,
@@ -75,7 +75,7 @@ pub fn load(
 }
 
 /// `load` off the event loop: reading and parsing run on the libuv pool.
-#[napi(ts_return_type = "Promise<unknown>")]
+#[napi(ts_return_type = "Promise<import('../ts/raw/tree').RawLoaded>")]
 pub fn load_async(
     env: Env,
     source: Either<String, Uint8Array>,
@@ -97,7 +97,7 @@ fn graph_from_js(env: &Env, raw: Unknown) -> Result<Graph> {
 
 /// Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null.
 #[napi(
-    ts_args_type = "raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null"
+    ts_args_type = "raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null"
 )]
 pub fn save(
     env: Env,
@@ -118,7 +118,8 @@ pub fn save(
 /// storages' `Uint8Array`s are held until the write finishes); pickling and I/O run on the
 /// libuv pool. Do not modify the tensors until the promise settles.
 #[napi(
-    ts_args_type = "raw: unknown, path: string | null, options?: NativeSaveOptions | undefined | null"
+    ts_args_type = "raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null",
+    ts_return_type = "Promise<Buffer | null>"
 )]
 pub fn save_async(
     env: Env,
@@ -155,8 +156,8 @@ pub fn inspect(
 /// Test hook: raw tree → Graph → raw tree with no file in between (storages are copied).
 #[napi(
     js_name = "_graphRoundTrip",
-    ts_args_type = "raw: unknown",
-    ts_return_type = "unknown"
+    ts_args_type = "raw: import('../ts/raw/tree').RawSaveTree",
+    ts_return_type = "import('../ts/raw/tree').RawLoaded"
 )]
 pub fn graph_round_trip(env: Env, raw: Unknown) -> Result<RawValue> {
     guard(&env, || {
@@ -172,7 +173,7 @@ pub fn graph_round_trip(env: Env, raw: Unknown) -> Result<RawValue> {
 /// keys for the kept tensor.
 #[napi(
     ts_args_type = "path: string, options?: NativeLoadOptions | undefined | null, restoreAliases?: boolean | undefined | null",
-    ts_return_type = "unknown"
+    ts_return_type = "import('../ts/raw/tree').RawLoaded & { metadata: Array<[string, string]> }"
 )]
 pub fn load_safetensors(
     env: Env,
@@ -205,7 +206,7 @@ pub fn load_safetensors(
 /// atomically or to bytes when `path` is null. `metadata` pairs go to `__metadata__` after
 /// `format: pt`; tensors sharing memory are written once and the alias recorded.
 #[napi(
-    ts_args_type = "raw: unknown, path: string | null, metadata?: Array<[string, string]> | undefined | null"
+    ts_args_type = "raw: import('../ts/raw/tree').RawSaveTree, path: string | null, metadata?: Array<[string, string]> | undefined | null"
 )]
 pub fn save_safetensors(
     env: Env,

@@ -28,6 +28,7 @@ pub struct NativeLoadOptions {
 #[derive(Default)]
 pub struct NativeSaveOptions {
     /// `zip` (default) or `legacy`.
+    #[napi(ts_type = "'zip' | 'legacy'")]
     pub format: Option<String>,
     /// Pickle protocol (default 2).
     pub protocol: Option<u32>,

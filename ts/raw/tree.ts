@@ -2,7 +2,10 @@
  * The raw tree: what the native binding returns from `load` and accepts in `save`.
  *
  * This is the typed mirror of `crate/node/src/to_js.rs` / `from_js.rs`; keep them in step.
- * Users never see it: `serialization.ts` turns it into TS values (Map, OrderedDict, PyTuple,
+ * The binding builds these values by hand, so napi cannot describe them: the generated
+ * `native/bindings.d.ts` points at `RawLoaded` and `RawSaveTree` here (`ts_return_type` /
+ * `ts_args_type` in `crate/node/src/lib.rs`), so this is their one description.
+ * Users never see it: `serialization/` turns it into TS values (Map, OrderedDict, PyTuple,
  * Tensor, ...) and back.
  *
  * * scalars: `null`, boolean, number (an int within ±2^53 or a non-integral float), bigint
