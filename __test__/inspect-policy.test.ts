@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { native } from '../ts/native';
+import { native } from '../ts/raw/native';
 import { REPO_ROOT, ensureFixtures, pythonPath } from './helpers/python';
 
 const VERDICT = join(REPO_ROOT, '__test__', 'python', 'policy', 'weights_only_verdict.py');

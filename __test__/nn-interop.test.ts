@@ -2,7 +2,7 @@
  * File interop with real PyTorch 2.11 (runs once ts/serialization.ts — torch.save/torch.load —
  * is in the tree; skipped before). The Python side is __test__/python/nn/crosscheck.py.
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,9 +11,8 @@ import * as optim from '../ts/optim';
 import type { TorchIO } from '../ts/demo/seed';
 import type { Tensor } from '../ts/tensor';
 import type { OrderedDict } from '../ts/values';
-import { HAVE_PYTHON, MODEL_CLASSES, TheModelClass, build, enc, runPy } from './nn-helpers';
+import { MODEL_CLASSES, TheModelClass, build, enc, runPy } from './nn-helpers';
 
-const HAVE_IO = existsSync(join(__dirname, '..', 'ts', 'serialization.ts'));
 type Sums = Record<string, [number[], string, number, number]>;
 
 function sums(sd: Map<string, Tensor>): Sums {
@@ -35,11 +34,11 @@ function expectSums(got: Sums, want: Sums): void {
   }
 }
 
-describe.skipIf(!HAVE_IO || !HAVE_PYTHON)('nn/optim files cross with torch 2.11', () => {
+describe('nn/optim files cross with torch 2.11', () => {
   let io: TorchIO;
   let dir: string;
   beforeAll(async () => {
-    io = (await import('../ts/serialization' as string)) as TorchIO;
+    io = (await import('../ts/serialization')) as TorchIO;
     dir = mkdtempSync(join(tmpdir(), 'nn-interop-'));
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as nn from '../ts/nn';
 import { Parameter, Tensor, ones, tensor, zeros } from '../ts/tensor';
 import { OrderedDict, PyObject, pyReduce } from '../ts/values';
-import { BNNet, HAVE_PYTHON, TheModelClass, build, runPy } from './nn-helpers';
+import { BNNet, TheModelClass, build, runPy } from './nn-helpers';
 
 const SEED_KEYS = [
   ['conv1.weight', '[6, 3, 5, 5]'],
@@ -202,7 +202,7 @@ describe('Module registration and state dicts', () => {
   });
 });
 
-describe.skipIf(!HAVE_PYTHON)('semantics checked against torch 2.11', () => {
+describe('semantics checked against torch 2.11', () => {
   it('consumePrefixInStateDictIfPresent matches Python on key order and _metadata quirks', () => {
     const cases = [
       { keys: ['module.a', 'b', 'module.c'], metadata: null, prefix: 'module.' },

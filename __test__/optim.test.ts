@@ -22,7 +22,7 @@ function configs(): Record<string, () => optim.Optimizer> {
   };
 }
 
-describe.skipIf(!HAVE_PYTHON)('optimizer state_dict layout matches torch 2.11', () => {
+describe('optimizer state_dict layout matches torch 2.11', () => {
   const py = HAVE_PYTHON ? runPy<Record<string, unknown>>('optim_describe.py') : {};
   for (const [name, make] of Object.entries(configs())) {
     it(name, () => {

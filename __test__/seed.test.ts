@@ -7,7 +7,6 @@ import { TheModelClass, type TorchIO, printStateDicts, runSeed } from '../ts/dem
 import { Parameter, Tensor } from '../ts/tensor';
 import { OrderedDict, PyObject, PyTuple, type PyClass, isPyReducible, lookupPyClass, pyReduce } from '../ts/values';
 
-const HAVE_IO = existsSync(join(__dirname, '..', 'ts', 'serialization.ts'));
 
 /**
  * An in-memory stand-in for torch.save/torch.load with the same value contract: save turns
@@ -107,8 +106,8 @@ describe('the seed demo', () => {
     expect(() => io.load('/mem/model.pt')).toThrow(expect.objectContaining({ code: 'E_UNSAFE_GLOBAL' }));
   });
 
-  it.skipIf(!HAVE_IO)('runs end to end on real files (state dict, whole model, checkpoint, DataParallel)', async () => {
-    const io = (await import('../ts/serialization' as string)) as TorchIO;
+  it('runs end to end on real files (state dict, whole model, checkpoint, DataParallel)', async () => {
+    const io = (await import('../ts/serialization')) as TorchIO;
     const dir = mkdtempSync(join(tmpdir(), 'seed-test-'));
     const lines = runSeed(dir, io);
     expect(lines).toContain('loaded it into DataParallel(TheModelClass()) as saved');
