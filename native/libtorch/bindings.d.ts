@@ -31,7 +31,7 @@ export declare class NativeTensor {
   /**
    * Drops this handle's reference to libtorch's memory now, without waiting for the
    * garbage collector (memory still used by other tensors or JS views stays alive). Any
-   * later op on this handle fails with E_COMPUTE.
+   * later op on this handle fails with E_INVALID_ARGUMENT.
    */
   dispose(): void
   /** Releases references to JS memory that libtorch no longer uses (see keepalive.rs). */

@@ -208,7 +208,7 @@ impl NativeTensor {
 
     /// Drops this handle's reference to libtorch's memory now, without waiting for the
     /// garbage collector (memory still used by other tensors or JS views stays alive). Any
-    /// later op on this handle fails with E_COMPUTE.
+    /// later op on this handle fails with E_INVALID_ARGUMENT.
     #[napi]
     pub fn dispose(&mut self) {
         self.inner = Tensor::new();

@@ -86,7 +86,7 @@ macro_rules! scalar {
             $(
                 #[napi(js_name = $js)]
                 pub fn $name(&self, s: f64) -> Result<NativeTensor> {
-                    errors::scalar_op(|| self.inner.$f(s)).map(NativeTensor::wrap)
+                    self.t().and_then(|t| errors::scalar_op(|| t.$f(s))).map(NativeTensor::wrap)
                 }
             )*
         }
