@@ -354,7 +354,7 @@ impl NativeTensor {
             // SAFETY: the storage's `len` bytes at `base`, alive while `self` holds the tensor.
             unsafe { std::slice::from_raw_parts(base as *const u8, len) }
         };
-        let out = torchsave_napi_common::buffer::arraybuffer_copy(env.raw(), bytes)
+        let out = torchsave_napi_common::buffer::arraybuffer_copy(&env, bytes)
             .map_err(torchsave_napi_common::error::from_napi)?;
         // SAFETY: as above.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), out) })

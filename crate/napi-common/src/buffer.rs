@@ -38,7 +38,8 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
 }
 
 /// A JS-owned ArrayBuffer holding a copy of `bytes`.
-pub fn arraybuffer_copy(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+pub fn arraybuffer_copy(env: &napi::Env, bytes: &[u8]) -> Result<sys::napi_value> {
+    let env = env.raw();
     let mut out = ptr::null_mut();
     let mut data: *mut c_void = ptr::null_mut();
     // SAFETY: V8 allocates `len` bytes and gives us a pointer to them.
@@ -116,7 +117,7 @@ pub unsafe fn external_or_copy<T: 'static>(
         None => {
             // SAFETY: `len` readable bytes at `data`, alive while `keep` is.
             let bytes = unsafe { std::slice::from_raw_parts(data.cast_const(), len) };
-            let copy = arraybuffer_copy(env, bytes)?;
+            let copy = arraybuffer_copy(&napi::Env::from_raw(env), bytes)?;
             drop(keep);
             Ok(ArrayBufferOf::Copied(copy))
         }

@@ -164,7 +164,7 @@ impl Js {
 
     /// A JS-owned ArrayBuffer holding a copy of `bytes`.
     pub fn arraybuffer_copy(&self, bytes: &[u8]) -> Result<V> {
-        torchsave_napi_common::buffer::arraybuffer_copy(self.env, bytes)
+        torchsave_napi_common::buffer::arraybuffer_copy(&Env::from_raw(self.env), bytes)
     }
 
     /// A `Uint8Array` over a fresh copy of `bytes`.
