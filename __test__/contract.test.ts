@@ -10,7 +10,6 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../ts';
 import { DTYPES, elementSize, isComplex, isFloatingPoint } from '../ts/dtype';
 import { ERROR_CODES } from '../ts/errors';
-import { DTYPE_TABLE } from '../ts/generated/contract';
 import { REPO_ROOT } from './helpers/python';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -27,12 +26,12 @@ describe('the error-code and dtype contract', () => {
     const c = binding.contract() as { errorCodes: string[]; dtypes: { name: string; itemsize: number; isFloatingPoint: boolean; isComplex: boolean }[] };
     expect([...ERROR_CODES]).toEqual(c.errorCodes);
     expect([...DTYPES]).toEqual(c.dtypes.map((d) => d.name));
+    expect(DTYPES.length).toBeGreaterThanOrEqual(32);
     for (const d of c.dtypes) {
       const name = d.name as (typeof DTYPES)[number];
       expect([elementSize(name), isFloatingPoint(name), isComplex(name)], d.name).toEqual([d.itemsize, d.isFloatingPoint, d.isComplex]);
       expect((torch as unknown as Record<string, unknown>)[d.name], `torch.${d.name}`).toBe(d.name);
     }
-    expect(DTYPE_TABLE.length).toBe(32);
   });
 
   it('codes are unique E_SCREAMING_SNAKE', () => {
