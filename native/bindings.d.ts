@@ -9,8 +9,16 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Test hook: the core's float cast (`float64/32/16`, `bfloat16`) of little-endian `bytes`,
+ * so the TS casts can be checked bit for bit against it.
+ */
+export declare function _castFloats(bytes: Uint8Array, from: string, to: string): Buffer
+
 /** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
 export declare function _graphRoundTrip(raw: import('../ts/raw/tree').RawSaveTree): import('../ts/raw/tree').RawLoaded
+
+export declare function contract(): NativeContract
 
 /** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */
 export declare function convert(inputs: Array<string>, options: NativeConvertOptions, onProgress?: ((event: NativeProgress) => void) | undefined | null, signal?: AbortSignal | undefined | null): Promise<Array<NativeFileReport>>
@@ -57,6 +65,16 @@ export interface NativeChanged {
   reason: 'dtype' | 'shape' | 'values'
   /** Largest |a - b| when both are real numbers of the same shape (NaN: a NaN on one side). */
   maxAbsDiff?: number
+}
+
+/**
+ * The contracts TS shares with Rust, read from their one Rust owner: every error code JS can
+ * see and the dtype table. `scripts/gen-contract.js` writes `ts/generated/contract.ts` from
+ * this (run by `npm run build`), and a test checks that the file is current.
+ */
+export interface NativeContract {
+  errorCodes: Array<string>
+  dtypes: Array<NativeDTypeInfo>
 }
 
 export interface NativeConvertOptions {
@@ -107,6 +125,20 @@ export interface NativeDiff {
   removed: Array<string>
   changed: Array<NativeChanged>
   same: number
+}
+
+/** One dtype of the core's table ([`torchsave_core::DType::ALL`]). */
+export interface NativeDTypeInfo {
+  /** PyTorch's name (`float32`, `bfloat16`, ...). */
+  name: string
+  /** Bytes per element. */
+  itemsize: number
+  isFloatingPoint: boolean
+  isComplex: boolean
+  /** `float`, `complex`, `int`, `bool`, `quantized` or `bits`. */
+  class: string
+  /** The legacy storage class (`FloatStorage`), or null for the dtypes pickled untyped. */
+  storageClass?: string
 }
 
 export interface NativeDtypeStat {

@@ -835,7 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports._castFloats = nativeBinding._castFloats
 module.exports._graphRoundTrip = nativeBinding._graphRoundTrip
+module.exports.contract = nativeBinding.contract
 module.exports.convert = nativeBinding.convert
 module.exports.coreVersion = nativeBinding.coreVersion
 module.exports.diff = nativeBinding.diff

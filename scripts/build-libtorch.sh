@@ -8,8 +8,9 @@
 # The addon records libtorch's folder as its rpath, so it loads without LD_LIBRARY_PATH on the
 # machine that built it; elsewhere point LD_LIBRARY_PATH at torch/lib (see the README).
 #
-# Output: native/libtorch/torchsave-libtorch.<platform>.node and its typings bindings.d.ts
-# (committed; the test command fails when they differ from what the build generates).
+# Output: native/libtorch/torchsave-libtorch.<platform>.node, napi's generated loader
+# bindings.js and typings bindings.d.ts (both committed; the test command fails when they
+# differ from what the build generates).
 #
 # `build-libtorch.sh clippy` lints the crate instead, with the same environment and target
 # as the build, so cargo reuses the compiled libtorch bindings (their C++ takes minutes).
@@ -40,4 +41,4 @@ fi
 npx napi build --platform --release \
   --manifest-path crate/libtorch/Cargo.toml \
   --package-json-path crate/libtorch/package.json \
-  --output-dir native/libtorch --no-js --dts bindings.d.ts "$@"
+  --output-dir native/libtorch --js bindings.js --dts bindings.d.ts "$@"

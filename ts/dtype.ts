@@ -7,42 +7,15 @@
  * float8/quantized/bits as raw integer arrays.
  */
 
-export const DTYPES = [
-  'float64',
-  'float32',
-  'float16',
-  'bfloat16',
-  'complex32',
-  'complex64',
-  'complex128',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'bool',
-  'qint8',
-  'quint8',
-  'qint32',
-  'quint4x2',
-  'quint2x4',
-  'float8_e5m2',
-  'float8_e4m3fn',
-  'float8_e5m2fnuz',
-  'float8_e4m3fnuz',
-  'float8_e8m0fnu',
-  'float4_e2m1fn_x2',
-  'bits8',
-  'bits16',
-  'bits1x8',
-  'bits2x4',
-  'bits4x2',
-] as const;
+import { DTYPE_TABLE, type DTypeInfo, type DTypeName } from './generated/contract';
 
-export type DType = (typeof DTYPES)[number];
+/** Every dtype the core knows, in its table's order (crate/core/src/dtype.rs `dtypes!`). */
+export const DTYPES: readonly DType[] = DTYPE_TABLE.map((d) => d.name);
+
+export type DType = DTypeName;
+
+const INFO = new Map<string, DTypeInfo>(DTYPE_TABLE.map((d) => [d.name, d]));
+
 
 /** PyTorch's aliases (`torch.float`, `torch.long`, ...). */
 const ALIASES: Record<string, DType> = {
@@ -67,43 +40,15 @@ export function parseDType(name: string): DType {
 }
 
 export function elementSize(dtype: DType): number {
-  switch (dtype) {
-    case 'float64':
-    case 'int64':
-    case 'uint64':
-    case 'complex64':
-      return 8;
-    case 'complex128':
-      return 16;
-    case 'float32':
-    case 'int32':
-    case 'uint32':
-    case 'qint32':
-    case 'complex32':
-      return 4;
-    case 'float16':
-    case 'bfloat16':
-    case 'int16':
-    case 'uint16':
-    case 'bits16':
-      return 2;
-    default:
-      return 1;
-  }
+  return INFO.get(dtype)?.itemsize ?? 1;
 }
 
 export function isFloatingPoint(dtype: DType): boolean {
-  return (
-    dtype === 'float64' ||
-    dtype === 'float32' ||
-    dtype === 'float16' ||
-    dtype === 'bfloat16' ||
-    dtype.startsWith('float8_')
-  );
+  return INFO.get(dtype)?.isFloatingPoint ?? false;
 }
 
 export function isComplex(dtype: DType): boolean {
-  return dtype === 'complex32' || dtype === 'complex64' || dtype === 'complex128';
+  return INFO.get(dtype)?.isComplex ?? false;
 }
 
 export type TypedArray =
@@ -158,28 +103,39 @@ export function typedArrayCtor(dtype: DType): TypedArrayCtor {
   }
 }
 
-// --- half-precision conversions (exact, round-to-nearest-even on the way down) ---
+// --- half-precision conversions ---
+// Bit for bit what torch 2.11's CPU kernels write (x86-64, vectorised body): round to nearest
+// even, float64 through float32 first (as c10 does), and NaNs as the F16C instructions write
+// them (sign and top payload kept, quiet bit set) except float32 -> bfloat16, where torch's
+// kernel writes 0xFFFF for every NaN. __test__/casts.test.ts checks every function against
+// torch and against the core's casts (crate/core `cast_buffer`).
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** float16 bits -> the float32 torch widens them to (NaN payloads kept), as a JS number. */
 export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
+  const sign = (h & 0x8000) << 16;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;
+  if (e === 31) {
+    u32[0] = sign | 0x7f800000 | (m ? 0x400000 | (m << 13) : 0);
+    return f32[0]!;
+  }
+  const s = h & 0x8000 ? -1 : 1;
   if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** A number (rounded to float32 first) -> float16 bits, round to nearest even. */
 export function floatToHalf(v: number): number {
   f32[0] = v;
   const x = u32[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  if (exp === 0xff) return mant ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -194,19 +150,20 @@ export function floatToHalf(v: number): number {
   let half = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  e = half >>> 10;
   return sign | half;
 }
 
+/** bfloat16 bits -> float32 (the top half of one), as a JS number. */
 export function bf16ToFloat(b: number): number {
   u32[0] = b << 16;
   return f32[0]!;
 }
 
+/** A number (rounded to float32 first) -> bfloat16 bits, round to nearest even; NaN -> 0xFFFF. */
 export function floatToBf16(v: number): number {
   f32[0] = v;
   const x = u32[0]!;
-  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff; // quiet NaN
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return 0xffff;
   const rounding = 0x7fff + ((x >>> 16) & 1);
   return ((x + rounding) >>> 16) & 0xffff;
 }

@@ -1,54 +1,18 @@
 /**
  * Errors: every failure torchsave reports is an `Error` with a stable `code`.
  *
- * Codes from the Rust core: `E_IO`, `E_TRUNCATED`, `E_UNKNOWN_FORMAT`, `E_BAD_ZIP`,
- * `E_BAD_CRC`, `E_MISSING_RECORD`, `E_BAD_MAGIC`, `E_UNSUPPORTED_VERSION`, `E_BAD_TAR`,
- * `E_BAD_PICKLE`, `E_UNKNOWN_OPCODE`, `E_UNSAFE_GLOBAL`, `E_BAD_RECONSTRUCT`,
- * `E_STORAGE_BOUNDS`, `E_STORAGE_SIZE`, `E_UNSUPPORTED_DTYPE`, `E_LIMIT_EXCEEDED`,
- * `E_UNSERIALIZABLE`, `E_INVALID_ARGUMENT`, `E_DEVICE_UNAVAILABLE`, `E_CANCELLED`,
- * `E_BAD_SAFETENSORS`, `E_BAD_INDEX` (a Hugging Face `*.index.json`), `E_OUTPUT_EXISTS`
- * (convert without `force`), `E_VERIFY_FAILED` (convert's read-back check).
- * Added by the binding/facade: `E_INTERNAL` (a bug: please report), `E_NATIVE_MISSING`
- * (the prebuilt addon could not be loaded).
- * From the libtorch addon: `E_COMPUTE` (libtorch refused an op: shapes, dtypes; the message is
- * libtorch's), and `E_DEVICE_UNAVAILABLE` when the addon or a device is missing.
- * `E_NOT_IMPLEMENTED`: a Module subclass without `forward` (PyTorch's NotImplementedError).
- * From nn: `E_STATE_DICT_MISMATCH` (`loadStateDict`, with `missingKeys`/`unexpectedKeys`),
- * `E_UNSUPPORTED_CLASS` (a value that is not an nn.Module where one is expected).
+ * The codes' one owner is crate/core/src/error.rs (`error_codes!`, whose doc comments say when
+ * each happens): the core's format and policy codes, the bindings' `E_INTERNAL` (a bug: please
+ * report), the libtorch addon's `E_COMPUTE` (libtorch refused an op; the message is
+ * libtorch's), and the facade's `E_NATIVE_MISSING`, `E_NOT_IMPLEMENTED`,
+ * `E_STATE_DICT_MISMATCH`, `E_UNSUPPORTED_CLASS`. `TorchsaveErrorCode` and `ERROR_CODES` are
+ * generated from it (ts/generated/contract.ts, written by `npm run build`).
  */
 
-export type TorchsaveErrorCode =
-  | 'E_IO'
-  | 'E_TRUNCATED'
-  | 'E_UNKNOWN_FORMAT'
-  | 'E_BAD_ZIP'
-  | 'E_BAD_CRC'
-  | 'E_MISSING_RECORD'
-  | 'E_BAD_MAGIC'
-  | 'E_UNSUPPORTED_VERSION'
-  | 'E_BAD_TAR'
-  | 'E_BAD_PICKLE'
-  | 'E_UNKNOWN_OPCODE'
-  | 'E_UNSAFE_GLOBAL'
-  | 'E_BAD_RECONSTRUCT'
-  | 'E_STORAGE_BOUNDS'
-  | 'E_STORAGE_SIZE'
-  | 'E_UNSUPPORTED_DTYPE'
-  | 'E_LIMIT_EXCEEDED'
-  | 'E_UNSERIALIZABLE'
-  | 'E_INVALID_ARGUMENT'
-  | 'E_DEVICE_UNAVAILABLE'
-  | 'E_CANCELLED'
-  | 'E_BAD_SAFETENSORS'
-  | 'E_BAD_INDEX'
-  | 'E_OUTPUT_EXISTS'
-  | 'E_VERIFY_FAILED'
-  | 'E_INTERNAL'
-  | 'E_NATIVE_MISSING'
-  | 'E_COMPUTE'
-  | 'E_NOT_IMPLEMENTED'
-  | 'E_STATE_DICT_MISMATCH'
-  | 'E_UNSUPPORTED_CLASS';
+import type { TorchsaveErrorCode } from './generated/contract';
+
+export type { TorchsaveErrorCode } from './generated/contract';
+export { ERROR_CODES } from './generated/contract';
 
 /** The shape of every error torchsave throws. */
 export interface TorchsaveError extends Error {

@@ -110,28 +110,8 @@ export function coreVersion(): string {
   return native().coreVersion();
 }
 
-// dtype constants, as `torch.float32` etc. (values are the DType names)
-export const float64 = 'float64' as const;
-export const float32 = 'float32' as const;
-export const float16 = 'float16' as const;
-export const bfloat16 = 'bfloat16' as const;
-export const complex32 = 'complex32' as const;
-export const complex64 = 'complex64' as const;
-export const complex128 = 'complex128' as const;
-export const int8 = 'int8' as const;
-export const int16 = 'int16' as const;
-export const int32 = 'int32' as const;
-export const int64 = 'int64' as const;
-export const uint8 = 'uint8' as const;
-export const uint16 = 'uint16' as const;
-export const uint32 = 'uint32' as const;
-export const uint64 = 'uint64' as const;
-export const bool = 'bool' as const;
-export const qint8 = 'qint8' as const;
-export const quint8 = 'quint8' as const;
-export const qint32 = 'qint32' as const;
-export const float8_e5m2 = 'float8_e5m2' as const;
-export const float8_e4m3fn = 'float8_e4m3fn' as const;
+// dtype constants, as `torch.float32` etc.: every dtype of the core's table (generated)
+export * from './generated/dtype-constants';
 // PyTorch's aliases
 export const float = 'float32' as const;
 export const double = 'float64' as const;

@@ -4,15 +4,19 @@
  * `torch.cuda.isAvailable()` does.
  *
  * Where it looks, in order:
- * 1. `TORCHSAVE_LIBTORCH_ADDON`: a path to the `.node` file (`TORCHSAVE_LIBTORCH=0` turns the
- *    addon off);
+ * 1. `TORCHSAVE_LIBTORCH_ADDON`: a path to the `.node` file, required as is
+ *    (`TORCHSAVE_LIBTORCH=0` turns the addon off);
  * 2. the `@torchsave/libtorch` package, if installed;
- * 3. `native/libtorch/torchsave-libtorch.<platform>.node` in this package, which
- *    `scripts/build-libtorch.sh` builds against a pip-installed torch 2.11 or a `LIBTORCH`.
+ * 3. napi's generated loader `native/libtorch/bindings.js` (written by
+ *    `scripts/build-libtorch.sh`, which builds against a pip-installed torch 2.11 or a
+ *    `LIBTORCH`): `torchsave-libtorch.<platform>.node` next to it, or its platform package.
+ *
+ * The addon throws coded errors itself (`.code` from crate/core's ErrorCode: `E_COMPUTE` for
+ * an error libtorch raised, `E_INVALID_ARGUMENT` for a freed handle, ...).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { torchsaveError, type TorchsaveErrorCode } from '../errors';
+import { torchsaveError } from '../errors';
 import type * as Bindings from '../../native/libtorch/bindings';
 
 export type LibtorchAddon = typeof Bindings;
@@ -30,15 +34,8 @@ interface LoadState {
 
 let state: LoadState | undefined;
 
-function platformTag(): string {
-  const arch = process.arch;
-  if (process.platform === 'linux') {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-    return `linux-${arch}-${report?.header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
-  }
-  if (process.platform === 'win32') return `win32-${arch}-msvc`;
-  return `${process.platform}-${arch}`;
-}
+// dist/libtorch/addon.js and ts/libtorch/addon.ts both sit two levels below the package root.
+const GENERATED_LOADER = join(__dirname, '..', '..', 'native', 'libtorch', 'bindings.js');
 
 function candidates(): string[] {
   const out: string[] = [];
@@ -49,8 +46,7 @@ function candidates(): string[] {
   } catch {
     // not installed: fine
   }
-  // dist/libtorch/addon.js and ts/libtorch/addon.ts both sit two levels below the package root.
-  out.push(join(__dirname, '..', '..', 'native', 'libtorch', `torchsave-libtorch.${platformTag()}.node`));
+  out.push(GENERATED_LOADER);
   return out;
 }
 
@@ -91,21 +87,15 @@ export function lt(what = 'this operation'): LibtorchAddon {
   throw torchsaveError('E_DEVICE_UNAVAILABLE', `${what} needs the libtorch addon; torchsave loads and saves without it. ${s.reason}`);
 }
 
-const CODE_PREFIX = /^(E_[A-Z_]+): /;
-
-/** Runs a native call, moving the addon's `E_...: ` message prefix into the error's `code`. */
+/**
+ * Runs a native call. The addon throws coded errors itself now, so this passes through; the
+ * call sites go at merge time.
+ */
 export function nat<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw withCode(e);
-  }
+  return f();
 }
 
+/** Pass-through like {@link nat} (its one caller, ts/serialization.ts, goes at merge time). */
 export function withCode(e: unknown): unknown {
-  if (e instanceof Error) {
-    const m = CODE_PREFIX.exec(e.message);
-    if (m) return torchsaveError(m[1] as TorchsaveErrorCode, e.message.slice(m[0].length));
-  }
   return e;
 }

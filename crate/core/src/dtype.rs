@@ -4,120 +4,110 @@
 //! (`torch.FloatStorage`, ...) map one-to-one onto the "old" dtypes; the "new" dtypes
 //! (float8 variants, unsigned 16/32/64, complex32, bits*) are pickled with
 //! `torch.storage.UntypedStorage` and an explicit dtype argument to `_rebuild_tensor_v3`
-//! (FORMAT.md 3.1). Keep `ALL`, `name`, `element_size` and `storage_class` in step.
+//! (FORMAT.md 3.1). The `dtypes!` table is the one list of dtypes; `storage_class` maps
+//! the old ones to their classes.
 
 use crate::error::{ErrorCode, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DType {
-    Float64,
-    Float32,
-    Float16,
-    BFloat16,
-    Complex32,
-    Complex64,
-    Complex128,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    UInt8,
-    UInt16,
-    UInt32,
-    UInt64,
+/// What kind of number a dtype holds (PyTorch's `is_floating_point`/`is_complex` and the
+/// quantized/bits families). `float4_e2m1fn_x2` packs two values per byte and is `Bits` here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DTypeClass {
+    Float,
+    Complex,
+    /// Signed and unsigned integers.
+    Int,
     Bool,
-    QInt8,
-    QUInt8,
-    QInt32,
-    QUInt4x2,
-    QUInt2x4,
-    Float8E5M2,
-    Float8E4M3Fn,
-    Float8E5M2Fnuz,
-    Float8E4M3Fnuz,
-    Float8E8M0Fnu,
-    Float4E2M1FnX2,
-    Bits8,
-    Bits16,
-    Bits1x8,
-    Bits2x4,
-    Bits4x2,
+    Quantized,
+    Bits,
+}
+
+impl DTypeClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            DTypeClass::Float => "float",
+            DTypeClass::Complex => "complex",
+            DTypeClass::Int => "int",
+            DTypeClass::Bool => "bool",
+            DTypeClass::Quantized => "quantized",
+            DTypeClass::Bits => "bits",
+        }
+    }
+}
+
+/// Declares [`DType`], [`DType::ALL`], names, sizes and classes from one table, so a new dtype
+/// is one line here (plus its storage class below if it has one); the node binding exports
+/// the table and `npm run build` regenerates the TS types from it.
+macro_rules! dtypes {
+    ($($variant:ident => $name:literal, $size:literal, $class:ident;)+) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DType {
+            $($variant,)+
+        }
+
+        impl DType {
+            /// Every dtype, in the table's order.
+            pub const ALL: [DType; [$(DType::$variant),+].len()] = [$(DType::$variant),+];
+
+            /// PyTorch's canonical name, as in `str(dtype)` minus `torch.`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DType::$variant => $name,)+
+                }
+            }
+
+            /// Bytes per element (PyTorch's `itemsize`).
+            pub fn element_size(self) -> usize {
+                match self {
+                    $(DType::$variant => $size,)+
+                }
+            }
+
+            pub fn class(self) -> DTypeClass {
+                match self {
+                    $(DType::$variant => DTypeClass::$class,)+
+                }
+            }
+        }
+    };
+}
+
+dtypes! {
+    Float64 => "float64", 8, Float;
+    Float32 => "float32", 4, Float;
+    Float16 => "float16", 2, Float;
+    BFloat16 => "bfloat16", 2, Float;
+    Complex32 => "complex32", 4, Complex;
+    Complex64 => "complex64", 8, Complex;
+    Complex128 => "complex128", 16, Complex;
+    Int8 => "int8", 1, Int;
+    Int16 => "int16", 2, Int;
+    Int32 => "int32", 4, Int;
+    Int64 => "int64", 8, Int;
+    UInt8 => "uint8", 1, Int;
+    UInt16 => "uint16", 2, Int;
+    UInt32 => "uint32", 4, Int;
+    UInt64 => "uint64", 8, Int;
+    Bool => "bool", 1, Bool;
+    QInt8 => "qint8", 1, Quantized;
+    QUInt8 => "quint8", 1, Quantized;
+    QInt32 => "qint32", 4, Quantized;
+    QUInt4x2 => "quint4x2", 1, Quantized;
+    QUInt2x4 => "quint2x4", 1, Quantized;
+    Float8E5M2 => "float8_e5m2", 1, Float;
+    Float8E4M3Fn => "float8_e4m3fn", 1, Float;
+    Float8E5M2Fnuz => "float8_e5m2fnuz", 1, Float;
+    Float8E4M3Fnuz => "float8_e4m3fnuz", 1, Float;
+    Float8E8M0Fnu => "float8_e8m0fnu", 1, Float;
+    Float4E2M1FnX2 => "float4_e2m1fn_x2", 1, Bits;
+    Bits8 => "bits8", 1, Bits;
+    Bits16 => "bits16", 2, Bits;
+    Bits1x8 => "bits1x8", 1, Bits;
+    Bits2x4 => "bits2x4", 1, Bits;
+    Bits4x2 => "bits4x2", 1, Bits;
 }
 
 impl DType {
-    pub const ALL: [DType; 32] = [
-        DType::Float64,
-        DType::Float32,
-        DType::Float16,
-        DType::BFloat16,
-        DType::Complex32,
-        DType::Complex64,
-        DType::Complex128,
-        DType::Int8,
-        DType::Int16,
-        DType::Int32,
-        DType::Int64,
-        DType::UInt8,
-        DType::UInt16,
-        DType::UInt32,
-        DType::UInt64,
-        DType::Bool,
-        DType::QInt8,
-        DType::QUInt8,
-        DType::QInt32,
-        DType::QUInt4x2,
-        DType::QUInt2x4,
-        DType::Float8E5M2,
-        DType::Float8E4M3Fn,
-        DType::Float8E5M2Fnuz,
-        DType::Float8E4M3Fnuz,
-        DType::Float8E8M0Fnu,
-        DType::Float4E2M1FnX2,
-        DType::Bits8,
-        DType::Bits16,
-        DType::Bits1x8,
-        DType::Bits2x4,
-        DType::Bits4x2,
-    ];
-
-    /// PyTorch's canonical name, as in `str(dtype)` minus `torch.`.
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::Float64 => "float64",
-            DType::Float32 => "float32",
-            DType::Float16 => "float16",
-            DType::BFloat16 => "bfloat16",
-            DType::Complex32 => "complex32",
-            DType::Complex64 => "complex64",
-            DType::Complex128 => "complex128",
-            DType::Int8 => "int8",
-            DType::Int16 => "int16",
-            DType::Int32 => "int32",
-            DType::Int64 => "int64",
-            DType::UInt8 => "uint8",
-            DType::UInt16 => "uint16",
-            DType::UInt32 => "uint32",
-            DType::UInt64 => "uint64",
-            DType::Bool => "bool",
-            DType::QInt8 => "qint8",
-            DType::QUInt8 => "quint8",
-            DType::QInt32 => "qint32",
-            DType::QUInt4x2 => "quint4x2",
-            DType::QUInt2x4 => "quint2x4",
-            DType::Float8E5M2 => "float8_e5m2",
-            DType::Float8E4M3Fn => "float8_e4m3fn",
-            DType::Float8E5M2Fnuz => "float8_e5m2fnuz",
-            DType::Float8E4M3Fnuz => "float8_e4m3fnuz",
-            DType::Float8E8M0Fnu => "float8_e8m0fnu",
-            DType::Float4E2M1FnX2 => "float4_e2m1fn_x2",
-            DType::Bits8 => "bits8",
-            DType::Bits16 => "bits16",
-            DType::Bits1x8 => "bits1x8",
-            DType::Bits2x4 => "bits2x4",
-            DType::Bits4x2 => "bits4x2",
-        }
-    }
-
     /// Parses a canonical name or one of PyTorch's aliases (`float`, `half`, `long`, ...).
     pub fn from_name(name: &str) -> Option<DType> {
         let canonical = match name {
@@ -135,17 +125,6 @@ impl DType {
         DType::ALL.iter().copied().find(|d| d.name() == canonical)
     }
 
-    /// Bytes per element.
-    pub fn element_size(self) -> usize {
-        match self {
-            DType::Float64 | DType::Int64 | DType::UInt64 | DType::Complex64 => 8,
-            DType::Complex128 => 16,
-            DType::Float32 | DType::Int32 | DType::UInt32 | DType::QInt32 | DType::Complex32 => 4,
-            DType::Float16 | DType::BFloat16 | DType::Int16 | DType::UInt16 | DType::Bits16 => 2,
-            _ => 1,
-        }
-    }
-
     /// Size of one scalar component for byte swapping (complex swaps each half).
     pub fn swap_unit(self) -> usize {
         match self {
@@ -155,32 +134,15 @@ impl DType {
     }
 
     pub fn is_floating_point(self) -> bool {
-        matches!(
-            self,
-            DType::Float64
-                | DType::Float32
-                | DType::Float16
-                | DType::BFloat16
-                | DType::Float8E5M2
-                | DType::Float8E4M3Fn
-                | DType::Float8E5M2Fnuz
-                | DType::Float8E4M3Fnuz
-                | DType::Float8E8M0Fnu
-        )
+        self.class() == DTypeClass::Float
     }
 
     pub fn is_complex(self) -> bool {
-        matches!(
-            self,
-            DType::Complex32 | DType::Complex64 | DType::Complex128
-        )
+        self.class() == DTypeClass::Complex
     }
 
     pub fn is_quantized(self) -> bool {
-        matches!(
-            self,
-            DType::QInt8 | DType::QUInt8 | DType::QInt32 | DType::QUInt4x2 | DType::QUInt2x4
-        )
+        self.class() == DTypeClass::Quantized
     }
 
     /// The legacy storage class PyTorch pickles for this dtype (`torch.<Name>`), or `None`
@@ -248,6 +210,40 @@ impl std::fmt::Display for DType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table gives what the hand-written matches gave (sizes, floating-point set).
+    #[test]
+    fn table_facts() {
+        assert_eq!(DType::Complex128.element_size(), 16);
+        assert_eq!(DType::QInt32.element_size(), 4);
+        assert_eq!(DType::Bits16.element_size(), 2);
+        // The floating-point set the hand-written match had (a new dtype adds to it freely).
+        for name in [
+            "float64",
+            "float32",
+            "float16",
+            "bfloat16",
+            "float8_e5m2",
+            "float8_e4m3fn",
+            "float8_e5m2fnuz",
+            "float8_e4m3fnuz",
+            "float8_e8m0fnu",
+        ] {
+            assert!(
+                DType::from_name(name).is_some_and(DType::is_floating_point),
+                "{name}"
+            );
+        }
+        for d in [
+            DType::Float4E2M1FnX2,
+            DType::Complex64,
+            DType::Int64,
+            DType::Bool,
+            DType::QInt8,
+        ] {
+            assert!(!d.is_floating_point(), "{d}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {

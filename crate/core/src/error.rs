@@ -5,93 +5,105 @@
 
 use std::fmt;
 
-/// Stable error codes. Adding a code is fine; renaming one is a breaking change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// Operating-system I/O failure (open, read, write, rename, fsync).
-    Io,
-    /// The input ended before a structure it announced was complete.
-    Truncated,
-    /// The bytes are not any format torch.save has written.
-    UnknownFormat,
-    /// The zip container is malformed (directory, headers, zip64 fields, duplicate names).
-    BadZip,
-    /// A record's CRC-32 does not match its bytes.
-    BadCrc,
-    /// A record the format requires (data.pkl, data/<key>, version) is missing.
-    MissingRecord,
-    /// The legacy stream's magic number or protocol version is wrong.
-    BadMagic,
-    /// The file's format version is newer than this reader supports.
-    UnsupportedVersion,
-    /// The tar container is malformed.
-    BadTar,
-    /// The pickle stream is malformed (stack underflow, bad memo index, bad argument).
-    BadPickle,
-    /// An opcode this reader does not know.
-    UnknownOpcode,
-    /// A GLOBAL that the weights-only policy does not allow (or that is never allowed).
-    UnsafeGlobal,
-    /// A known reconstructor was called with arguments of the wrong shape.
-    BadReconstruct,
-    /// A tensor view reaches outside its storage, or sizes/strides are invalid.
-    StorageBounds,
-    /// A storage's declared size disagrees with its record's length.
-    StorageSize,
-    /// A dtype or storage type this library cannot represent.
-    UnsupportedDtype,
-    /// A named limit (depth, memo size, string size, element count) was exceeded.
-    LimitExceeded,
-    /// A value cannot be written in the requested format.
-    Unserializable,
-    /// The caller's options are invalid.
-    InvalidArgument,
-    /// A device (cuda, mps, ...) is needed and unavailable.
-    DeviceUnavailable,
-    /// The operation was cancelled by the caller.
-    Cancelled,
-    /// A safetensors file is malformed (header JSON, offsets, sizes, duplicate names).
-    BadSafetensors,
-    /// A Hugging Face `*.index.json` for a sharded checkpoint is malformed or inconsistent
-    /// with its shards.
-    BadIndex,
-    /// The output file exists and overwriting was not requested.
-    OutputExists,
-    /// A written file, read back, does not hold the values that were meant to be written.
-    VerifyFailed,
+/// Declares [`ErrorCode`], its strings and [`ErrorCode::ALL`] from one list, so a new code is
+/// one line here (the binding exports the list, `npm run build` regenerates the TS types).
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident => $s:literal,)+) => {
+        /// Stable error codes: every `E_*` string JS can see as `err.code`, from the core, the
+        /// bindings, the libtorch addon and the TS facade. Adding a code is fine; renaming one
+        /// is a breaking change.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order (exported to JS by the node binding).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The string JS sees as `err.code`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $s,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The string JS sees as `err.code`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Io => "E_IO",
-            ErrorCode::Truncated => "E_TRUNCATED",
-            ErrorCode::UnknownFormat => "E_UNKNOWN_FORMAT",
-            ErrorCode::BadZip => "E_BAD_ZIP",
-            ErrorCode::BadCrc => "E_BAD_CRC",
-            ErrorCode::MissingRecord => "E_MISSING_RECORD",
-            ErrorCode::BadMagic => "E_BAD_MAGIC",
-            ErrorCode::UnsupportedVersion => "E_UNSUPPORTED_VERSION",
-            ErrorCode::BadTar => "E_BAD_TAR",
-            ErrorCode::BadPickle => "E_BAD_PICKLE",
-            ErrorCode::UnknownOpcode => "E_UNKNOWN_OPCODE",
-            ErrorCode::UnsafeGlobal => "E_UNSAFE_GLOBAL",
-            ErrorCode::BadReconstruct => "E_BAD_RECONSTRUCT",
-            ErrorCode::StorageBounds => "E_STORAGE_BOUNDS",
-            ErrorCode::StorageSize => "E_STORAGE_SIZE",
-            ErrorCode::UnsupportedDtype => "E_UNSUPPORTED_DTYPE",
-            ErrorCode::LimitExceeded => "E_LIMIT_EXCEEDED",
-            ErrorCode::Unserializable => "E_UNSERIALIZABLE",
-            ErrorCode::InvalidArgument => "E_INVALID_ARGUMENT",
-            ErrorCode::DeviceUnavailable => "E_DEVICE_UNAVAILABLE",
-            ErrorCode::Cancelled => "E_CANCELLED",
-            ErrorCode::BadSafetensors => "E_BAD_SAFETENSORS",
-            ErrorCode::BadIndex => "E_BAD_INDEX",
-            ErrorCode::OutputExists => "E_OUTPUT_EXISTS",
-            ErrorCode::VerifyFailed => "E_VERIFY_FAILED",
-        }
-    }
+error_codes! {
+    /// Operating-system I/O failure (open, read, write, rename, fsync).
+    Io => "E_IO",
+    /// The input ended before a structure it announced was complete.
+    Truncated => "E_TRUNCATED",
+    /// The bytes are not any format torch.save has written.
+    UnknownFormat => "E_UNKNOWN_FORMAT",
+    /// The zip container is malformed (directory, headers, zip64 fields, duplicate names).
+    BadZip => "E_BAD_ZIP",
+    /// A record's CRC-32 does not match its bytes.
+    BadCrc => "E_BAD_CRC",
+    /// A record the format requires (data.pkl, data/<key>, version) is missing.
+    MissingRecord => "E_MISSING_RECORD",
+    /// The legacy stream's magic number or protocol version is wrong.
+    BadMagic => "E_BAD_MAGIC",
+    /// The file's format version is newer than this reader supports.
+    UnsupportedVersion => "E_UNSUPPORTED_VERSION",
+    /// The tar container is malformed.
+    BadTar => "E_BAD_TAR",
+    /// The pickle stream is malformed (stack underflow, bad memo index, bad argument).
+    BadPickle => "E_BAD_PICKLE",
+    /// An opcode this reader does not know.
+    UnknownOpcode => "E_UNKNOWN_OPCODE",
+    /// A GLOBAL that the weights-only policy does not allow (or that is never allowed).
+    UnsafeGlobal => "E_UNSAFE_GLOBAL",
+    /// A known reconstructor was called with arguments of the wrong shape.
+    BadReconstruct => "E_BAD_RECONSTRUCT",
+    /// A tensor view reaches outside its storage, or sizes/strides are invalid.
+    StorageBounds => "E_STORAGE_BOUNDS",
+    /// A storage's declared size disagrees with its record's length.
+    StorageSize => "E_STORAGE_SIZE",
+    /// A dtype or storage type this library cannot represent (or, in the libtorch addon,
+    /// one libtorch cannot compute in).
+    UnsupportedDtype => "E_UNSUPPORTED_DTYPE",
+    /// A named limit (depth, memo size, string size, element count) was exceeded.
+    LimitExceeded => "E_LIMIT_EXCEEDED",
+    /// A value cannot be written in the requested format.
+    Unserializable => "E_UNSERIALIZABLE",
+    /// The caller's options or arguments are invalid (also: a call on a freed/disposed
+    /// libtorch tensor).
+    InvalidArgument => "E_INVALID_ARGUMENT",
+    /// A device (cuda, mps, ...) is needed and unavailable, or the libtorch addon is missing.
+    DeviceUnavailable => "E_DEVICE_UNAVAILABLE",
+    /// The operation was cancelled by the caller.
+    Cancelled => "E_CANCELLED",
+    /// A safetensors file is malformed (header JSON, offsets, sizes, duplicate names).
+    BadSafetensors => "E_BAD_SAFETENSORS",
+    /// A Hugging Face `*.index.json` for a sharded checkpoint is malformed or inconsistent
+    /// with its shards.
+    BadIndex => "E_BAD_INDEX",
+    /// The output file exists and overwriting was not requested.
+    OutputExists => "E_OUTPUT_EXISTS",
+    /// A written file, read back, does not hold the values that were meant to be written.
+    VerifyFailed => "E_VERIFY_FAILED",
+    /// A bug on our side: a panic caught in a binding (or a Node-API call that failed); never
+    /// produced by bad input on purpose. Please report it.
+    Internal => "E_INTERNAL",
+    /// libtorch refused an op (shapes, dtypes, autograd state); the message is libtorch's.
+    /// Thrown by the libtorch addon only.
+    Compute => "E_COMPUTE",
+    /// The prebuilt native addon could not be loaded (thrown by the TS facade, with the
+    /// loader's reasons).
+    NativeMissing => "E_NATIVE_MISSING",
+    /// A method a subclass must provide is missing (`nn.Module` without `forward`, as
+    /// PyTorch's NotImplementedError). Thrown by the TS facade.
+    NotImplemented => "E_NOT_IMPLEMENTED",
+    /// `loadStateDict` found missing/unexpected keys or mismatched shapes, or an optimizer's
+    /// state dict does not match its parameter groups. Thrown by the TS facade.
+    StateDictMismatch => "E_STATE_DICT_MISMATCH",
+    /// A pickled object is not of the class an API needs (a submodule that is not an
+    /// `nn.Module`, a module pickle without module state). Thrown by the TS facade.
+    UnsupportedClass => "E_UNSUPPORTED_CLASS",
 }
 
 impl fmt::Display for ErrorCode {
@@ -178,4 +190,31 @@ macro_rules! err {
     ($code:ident, $($arg:tt)*) => {
         $crate::error::Error::new($crate::error::ErrorCode::$code, format!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The strings are the JS contract: unique, `E_` + SCREAMING_SNAKE.
+    #[test]
+    fn codes_are_unique_screaming_snake() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            let rest = s.strip_prefix("E_").unwrap_or_default();
+            assert!(
+                !rest.is_empty()
+                    && !rest.starts_with('_')
+                    && !rest.ends_with('_')
+                    && !rest.contains("__")
+                    && rest
+                        .chars()
+                        .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'),
+                "{s} is not E_SCREAMING_SNAKE"
+            );
+        }
+        assert_eq!(seen.len(), ErrorCode::ALL.len());
+    }
 }

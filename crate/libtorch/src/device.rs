@@ -4,7 +4,7 @@
 //! copy), then hands every storage's bytes here at once: a worker thread streams them through
 //! two pinned buffers into device memory (shim.cpp `ts_copy_to_device`), so reading the file
 //! and the host-to-device transfer overlap and no full host copy of the checkpoint is made.
-use crate::errors;
+use crate::errors::{self, Result};
 use crate::native::{from_shim, shim_call, NativeTensor};
 use crate::shim;
 use napi::bindgen_prelude::{AsyncTask, Uint8Array};
@@ -21,10 +21,24 @@ pub struct CopyToDevice {
 }
 
 impl Task for CopyToDevice {
-    type Output = Vec<tch::Tensor>;
+    /// The tensors, or the coded error (thrown from `resolve`, which has the env to build it).
+    type Output = Result<Vec<tch::Tensor>>;
     type JsValue = Vec<NativeTensor>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.copy())
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        match output {
+            Ok(tensors) => Ok(tensors.into_iter().map(NativeTensor::wrap).collect()),
+            Err(e) => Err(torchsave_napi_common::error::coded_to_napi(&env, &e)),
+        }
+    }
+}
+
+impl CopyToDevice {
+    fn copy(&self) -> Result<Vec<tch::Tensor>> {
         let srcs: Vec<*const c_void> = self.ranges.iter().map(|r| r.0 as *const c_void).collect();
         let sizes: Vec<u64> = self.ranges.iter().map(|r| r.1).collect();
         let mut out = vec![std::ptr::null_mut::<c_void>(); srcs.len()];
@@ -44,10 +58,6 @@ impl Task for CopyToDevice {
         res?;
         Ok(tensors)
     }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(output.into_iter().map(NativeTensor::wrap).collect())
-    }
 }
 
 /// Copies each byte range to `device` as a uint8 storage tensor, staged through pinned
@@ -57,7 +67,7 @@ pub fn copy_to_device(
     storages: Vec<Uint8Array>,
     device: String,
     chunk_bytes: Option<f64>,
-) -> napi::Result<AsyncTask<CopyToDevice>> {
+) -> Result<AsyncTask<CopyToDevice>> {
     crate::dtype::device(&device)?;
     let ranges = storages
         .iter()

@@ -1,57 +1,59 @@
-//! torchsave dtype names (PyTorch's: `float32`, `bfloat16`, ...) <-> libtorch scalar types.
-use crate::errors;
+//! The core's dtypes ([`torchsave_core::DType`], the one table) <-> libtorch scalar types,
+//! and device names.
+use crate::errors::{self, Result};
 use tch::Kind;
+use torchsave_core::DType;
 
-pub fn kind(dtype: &str) -> napi::Result<Kind> {
-    Ok(match dtype {
-        "uint8" => Kind::Uint8,
-        "int8" => Kind::Int8,
-        "int16" => Kind::Int16,
-        "int32" => Kind::Int,
-        "int64" => Kind::Int64,
-        "float16" => Kind::Half,
-        "float32" => Kind::Float,
-        "float64" => Kind::Double,
-        "complex32" => Kind::ComplexHalf,
-        "complex64" => Kind::ComplexFloat,
-        "complex128" => Kind::ComplexDouble,
-        "bool" => Kind::Bool,
-        "bfloat16" => Kind::BFloat16,
-        "float8_e5m2" => Kind::Float8e5m2,
-        "float8_e4m3fn" => Kind::Float8e4m3fn,
-        "float8_e5m2fnuz" => Kind::Float8e5m2fnuz,
-        "float8_e4m3fnuz" => Kind::Float8e4m3fnuz,
-        other => {
-            return Err(errors::dtype(format!(
-                "compute in dtype '{other}' is not supported by tch"
-            )))
-        }
+/// The libtorch scalar type of a core dtype, where tch has one (the one mapping).
+pub fn kind_of(d: DType) -> Option<Kind> {
+    Some(match d {
+        DType::UInt8 => Kind::Uint8,
+        DType::Int8 => Kind::Int8,
+        DType::Int16 => Kind::Int16,
+        DType::Int32 => Kind::Int,
+        DType::Int64 => Kind::Int64,
+        DType::Float16 => Kind::Half,
+        DType::Float32 => Kind::Float,
+        DType::Float64 => Kind::Double,
+        DType::Complex32 => Kind::ComplexHalf,
+        DType::Complex64 => Kind::ComplexFloat,
+        DType::Complex128 => Kind::ComplexDouble,
+        DType::Bool => Kind::Bool,
+        DType::QInt8 => Kind::QInt8,
+        DType::QUInt8 => Kind::QUInt8,
+        DType::QInt32 => Kind::QInt32,
+        DType::BFloat16 => Kind::BFloat16,
+        DType::Float8E5M2 => Kind::Float8e5m2,
+        DType::Float8E4M3Fn => Kind::Float8e4m3fn,
+        DType::Float8E5M2Fnuz => Kind::Float8e5m2fnuz,
+        DType::Float8E4M3Fnuz => Kind::Float8e4m3fnuz,
+        _ => return None,
     })
 }
 
+/// The core dtype of a libtorch scalar type ([`kind_of`] read backwards).
+pub fn dtype_of(kind: Kind) -> Option<DType> {
+    DType::ALL
+        .iter()
+        .copied()
+        .find(|d| kind_of(*d) == Some(kind))
+}
+
+/// The kind to compute in for a dtype name (the quantized kinds cannot be computed in).
+pub fn kind(dtype: &str) -> Result<Kind> {
+    DType::from_name(dtype)
+        .filter(|d| !d.is_quantized())
+        .and_then(kind_of)
+        .ok_or_else(|| {
+            errors::dtype(format!(
+                "compute in dtype '{dtype}' is not supported by tch"
+            ))
+        })
+}
+
 pub fn name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Uint8 => "uint8",
-        Kind::Int8 => "int8",
-        Kind::Int16 => "int16",
-        Kind::Int => "int32",
-        Kind::Int64 => "int64",
-        Kind::Half => "float16",
-        Kind::Float => "float32",
-        Kind::Double => "float64",
-        Kind::ComplexHalf => "complex32",
-        Kind::ComplexFloat => "complex64",
-        Kind::ComplexDouble => "complex128",
-        Kind::Bool => "bool",
-        Kind::QInt8 => "qint8",
-        Kind::QUInt8 => "quint8",
-        Kind::QInt32 => "qint32",
-        Kind::BFloat16 => "bfloat16",
-        Kind::Float8e5m2 => "float8_e5m2",
-        Kind::Float8e4m3fn => "float8_e4m3fn",
-        Kind::Float8e5m2fnuz => "float8_e5m2fnuz",
-        Kind::Float8e4m3fnuz => "float8_e4m3fnuz",
-    }
+    // Every tch Kind has a core dtype (kind_of covers them all).
+    dtype_of(kind).map_or("unknown", DType::name)
 }
 
 pub fn element_size(kind: Kind) -> usize {
@@ -59,7 +61,7 @@ pub fn element_size(kind: Kind) -> usize {
 }
 
 /// `cpu`, `cuda`, `cuda:1` -> tch Device.
-pub fn device(s: &str) -> napi::Result<tch::Device> {
+pub fn device(s: &str) -> Result<tch::Device> {
     if s == "cpu" {
         return Ok(tch::Device::Cpu);
     }
@@ -86,5 +88,19 @@ pub fn device_name(d: tch::Device) -> String {
         tch::Device::Cuda(i) => format!("cuda:{i}"),
         tch::Device::Mps => "mps".to_string(),
         tch::Device::Vulkan => "vulkan".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_dtype_and_back() {
+        for d in DType::ALL {
+            if let Some(k) = kind_of(d) {
+                assert_eq!(dtype_of(k), Some(d));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! whichever thread that happens, but a napi reference may only be released on its JS thread.
 //! So the deleter only queues the reference, and the JS thread releases queued references on
 //! its next call into the addon (every `fromStorage` and `drainReleased`).
+use crate::errors::{self, Result};
 use napi::sys;
 use std::ffi::c_void;
 use std::sync::Mutex;
@@ -23,15 +24,12 @@ pub struct Ctx {
 }
 
 /// Takes a strong reference to `value` (an ArrayBuffer) for a tensor that borrows its bytes.
-pub fn hold(env: sys::napi_env, value: sys::napi_value) -> napi::Result<*mut c_void> {
+pub fn hold(env: sys::napi_env, value: sys::napi_value) -> Result<*mut c_void> {
     let mut reference = std::ptr::null_mut();
     // SAFETY: `value` is a live handle in this call's scope; refcount 1 keeps it alive.
     let status = unsafe { sys::napi_create_reference(env, value, 1, &mut reference) };
     if status != sys::Status::napi_ok {
-        return Err(napi::Error::new(
-            napi::Status::GenericFailure,
-            "E_INTERNAL: napi_create_reference failed",
-        ));
+        return Err(errors::internal("napi_create_reference failed"));
     }
     let ctx = Box::new(Ctx {
         env: env as usize,

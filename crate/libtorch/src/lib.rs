@@ -6,9 +6,14 @@
 //! tensor through `from_blob` (the tensor keeps the JS ArrayBuffer alive, see [`keepalive`]),
 //! and a libtorch storage becomes an external ArrayBuffer whose finalizer keeps the tensor.
 //!
-//! Errors: every failure is thrown as a JS Error whose message starts with a stable code
-//! (`E_COMPUTE: ...` for an error libtorch raised, `E_INVALID_ARGUMENT: ...`, ...); the facade
-//! moves that prefix into `.code`.
+//! It speaks torchsave-core's vocabulary: dtypes are the core's [`torchsave_core::DType`]
+//! ([`dtype`] maps them to tch's `Kind` in one match), and every failure is a JS Error whose
+//! `.code` is a core [`torchsave_core::ErrorCode`] (`E_COMPUTE` for an error libtorch raised,
+//! with libtorch's message; `E_INVALID_ARGUMENT` for a call on a freed handle; ...), thrown
+//! through the shared `torchsave-napi-common` crate (also the default addon's), which owns
+//! the panic text and the external-ArrayBuffer copy fallback. No entry point panics into
+//! Node: handles are checked before use and tch's panicking accessors run under
+//! `catch_unwind` ([`errors::no_panic`]).
 #![allow(clippy::too_many_arguments)]
 
 mod device;

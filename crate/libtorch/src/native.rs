@@ -1,6 +1,6 @@
 //! `NativeTensor`: a libtorch tensor held by JS, and the zero-copy crossings of its memory.
 use crate::dtype;
-use crate::errors::{self, OrCompute};
+use crate::errors::{self, OrCompute, Result};
 use crate::keepalive;
 use crate::shim;
 use napi::bindgen_prelude::{BigInt, ClassInstance};
@@ -15,7 +15,7 @@ static EXTERNAL_REFUSED: AtomicBool = AtomicBool::new(false);
 
 #[napi]
 pub struct NativeTensor {
-    pub(crate) t: Tensor,
+    pub(crate) inner: Tensor,
     /// Bytes reported to V8 as external memory for this handle (see `track`).
     reported: i64,
 }
@@ -33,17 +33,45 @@ impl Drop for NativeTensor {
 }
 
 impl NativeTensor {
-    fn meta(&self) -> napi::Result<(i64, bool)> {
+    fn meta(&self) -> Result<(i64, bool)> {
         let (mut off, mut leaf) = (0i64, 0i32);
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| unsafe { shim::ts_tensor_meta(self.raw(), &mut off, &mut leaf, err) })?;
         Ok((off, leaf != 0))
     }
+    /// The libtorch tensor, or `E_INVALID_ARGUMENT` once [`NativeTensor::dispose`] freed it
+    /// (an undefined tensor makes tch's infallible accessors panic and its ops fail with
+    /// libtorch's "undefined Tensor").
+    pub(crate) fn t(&self) -> Result<&Tensor> {
+        if self.inner.defined() {
+            Ok(&self.inner)
+        } else {
+            Err(freed())
+        }
+    }
+    pub(crate) fn t_mut(&mut self) -> Result<&mut Tensor> {
+        if self.inner.defined() {
+            Ok(&mut self.inner)
+        } else {
+            Err(freed())
+        }
+    }
     pub fn wrap(t: Tensor) -> Self {
-        Self { t, reported: 0 }
+        Self {
+            inner: t,
+            reported: 0,
+        }
     }
     pub(crate) fn raw(&self) -> *mut c_void {
-        self.t.as_ptr() as *mut c_void
+        self.inner.as_ptr() as *mut c_void
     }
+}
+
+/// The error for any use of a disposed handle.
+pub(crate) fn freed() -> errors::Error {
+    errors::invalid(
+        "this tensor was freed (dispose() or a torch.tidy scope ended); keep it with torch.keep() or clone it before",
+    )
 }
 
 /// Wraps a `*mut at::Tensor` the shim allocated (null -> None).
@@ -56,7 +84,7 @@ pub(crate) fn from_shim(p: *mut c_void) -> Option<Tensor> {
     }
 }
 
-pub(crate) fn shim_call(f: impl FnOnce(*mut *mut std::ffi::c_char) -> i32) -> napi::Result<()> {
+pub(crate) fn shim_call(f: impl FnOnce(*mut *mut std::ffi::c_char) -> i32) -> Result<()> {
     let mut err = ptr::null_mut();
     let rc = f(&mut err);
     match shim::take_err(err) {
@@ -96,7 +124,7 @@ impl NativeTensor {
         buffer: Unknown,
         byte_offset: f64,
         nbytes: f64,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         keepalive::drain(env.raw());
         let mut data: *mut c_void = ptr::null_mut();
         let mut len = 0usize;
@@ -160,27 +188,30 @@ impl NativeTensor {
     /// handles reported before. Returns what the facade's wrapper of a result reads: one call
     /// instead of four getters, which cost more than a small op itself (about 4 us).
     #[napi]
-    pub fn track(&mut self, env: Env) -> napi::Result<TrackedMeta> {
-        let bytes = (self.t.numel() * self.t.kind().elt_size_in_bytes()) as i64;
+    pub fn track(&mut self, env: Env) -> Result<TrackedMeta> {
+        let t = self.t()?;
+        let (numel, kind, shape, strides) =
+            errors::no_panic(|| Ok((t.numel(), t.f_kind().or_compute()?, t.size(), t.stride())))?;
+        let bytes = (numel * kind.elt_size_in_bytes()) as i64;
         let delta = bytes - self.reported - OWED.swap(0, Ordering::Relaxed);
         self.reported = bytes;
         let mut total = 0i64;
         // SAFETY: a plain counter update on the JS thread.
         unsafe { sys::napi_adjust_external_memory(env.raw(), delta, &mut total) };
         Ok(TrackedMeta {
-            dtype: dtype::name(self.t.kind()),
-            shape: self.t.size(),
-            strides: self.t.stride(),
+            dtype: dtype::name(kind),
+            shape,
+            strides,
             storage_offset: self.meta()?.0,
         })
     }
 
     /// Drops this handle's reference to libtorch's memory now, without waiting for the
     /// garbage collector (memory still used by other tensors or JS views stays alive). Any
-    /// later op on this handle fails with E_COMPUTE.
+    /// later op on this handle fails with E_INVALID_ARGUMENT.
     #[napi]
     pub fn dispose(&mut self) {
-        self.t = Tensor::new();
+        self.inner = Tensor::new();
         if self.reported != 0 {
             OWED.fetch_add(self.reported, Ordering::Relaxed);
             self.reported = 0;
@@ -202,15 +233,15 @@ impl NativeTensor {
         shape: Vec<i64>,
         stride: Vec<i64>,
         offset: i64,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         let kind = dtype::kind(&dtype_name)?;
         let es = dtype::element_size(kind) as i64;
-        let nbytes = self.t.numel() as i64;
+        let nbytes = self.t()?.numel() as i64;
         let flat = if es == 1 {
-            self.t.f_view_dtype(kind).or_compute()?
+            self.t()?.f_view_dtype(kind).or_compute()?
         } else {
             // view_dtype needs a byte count divisible by the element size: trim the tail.
-            self.t
+            self.t()?
                 .f_narrow(0, 0, nbytes - nbytes % es)
                 .or_compute()?
                 .f_view_dtype(kind)
@@ -221,50 +252,59 @@ impl NativeTensor {
             .map(NativeTensor::wrap)
     }
 
+    // Getters: tch's accessors unwrap libtorch errors (a panic would abort Node), so each runs
+    // on a live handle and under `no_panic`.
     #[napi(getter)]
-    pub fn dtype(&self) -> &'static str {
-        dtype::name(self.t.kind())
+    pub fn dtype(&self) -> Result<&'static str> {
+        let t = self.t()?;
+        Ok(dtype::name(t.f_kind().or_compute()?))
     }
     #[napi(getter)]
-    pub fn shape(&self) -> Vec<i64> {
-        self.t.size()
+    pub fn shape(&self) -> Result<Vec<i64>> {
+        let t = self.t()?;
+        errors::no_panic(|| Ok(t.size()))
     }
     #[napi(getter)]
-    pub fn strides(&self) -> Vec<i64> {
-        self.t.stride()
+    pub fn strides(&self) -> Result<Vec<i64>> {
+        let t = self.t()?;
+        errors::no_panic(|| Ok(t.stride()))
     }
     #[napi(getter)]
-    pub fn storage_offset(&self) -> napi::Result<i64> {
+    pub fn storage_offset(&self) -> Result<i64> {
         Ok(self.meta()?.0)
     }
     #[napi(getter)]
-    pub fn device(&self) -> String {
-        dtype::device_name(self.t.device())
+    pub fn device(&self) -> Result<String> {
+        let t = self.t()?;
+        errors::no_panic(|| Ok(dtype::device_name(t.device())))
     }
     #[napi(getter)]
-    pub fn requires_grad(&self) -> bool {
-        self.t.requires_grad()
+    pub fn requires_grad(&self) -> Result<bool> {
+        let t = self.t()?;
+        errors::no_panic(|| Ok(t.requires_grad()))
     }
     #[napi(getter)]
-    pub fn is_leaf(&self) -> napi::Result<bool> {
+    pub fn is_leaf(&self) -> Result<bool> {
         Ok(self.meta()?.1)
     }
 
     #[napi]
-    pub fn storage_info(&self) -> napi::Result<StorageInfo> {
+    pub fn storage_info(&self) -> Result<StorageInfo> {
         let (mut base, mut nbytes) = (0u64, 0u64);
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| unsafe { shim::ts_storage_info(self.raw(), &mut base, &mut nbytes, err) })?;
         Ok(StorageInfo {
             id: BigInt::from(base),
             nbytes: nbytes as f64,
-            device: self.device(),
+            device: self.device()?,
         })
     }
 
     /// A 1-D uint8 tensor over this tensor's whole storage (same memory, same device).
     #[napi]
-    pub fn storage_tensor(&self) -> napi::Result<NativeTensor> {
+    pub fn storage_tensor(&self) -> Result<NativeTensor> {
         let mut out = ptr::null_mut();
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| {
             // SAFETY: a live tensor; the shim returns a new at::Tensor or sets err.
             out = unsafe { shim::ts_storage_tensor(self.raw(), err) };
@@ -279,48 +319,43 @@ impl NativeTensor {
     /// whose finalizer keeps the libtorch storage alive. Where the runtime refuses external
     /// memory (Electron's V8 sandbox) or `copy` is set, a JS-owned copy instead.
     #[napi(ts_return_type = "ArrayBuffer")]
-    pub fn storage_buffer(&self, env: Env, copy: Option<bool>) -> napi::Result<Unknown<'_>> {
-        if self.t.device() != tch::Device::Cpu {
+    pub fn storage_buffer(&self, env: Env, copy: Option<bool>) -> Result<Unknown<'_>> {
+        let t = self.t()?;
+        if errors::no_panic(|| Ok(t.device()))? != tch::Device::Cpu {
             return Err(errors::device("a CUDA tensor's bytes need .cpu() first"));
         }
         let (mut base, mut nbytes) = (0u64, 0u64);
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| unsafe { shim::ts_storage_info(self.raw(), &mut base, &mut nbytes, err) })?;
         let len = nbytes as usize;
-        let mut out = ptr::null_mut();
         if len > 0 && copy != Some(true) {
-            let keep = Box::into_raw(Box::new(self.t.shallow_clone()));
-            // SAFETY: `base` is the storage's memory, `len` bytes, kept alive by `keep` until
-            // the finalizer drops it.
-            let status = unsafe {
-                sys::napi_create_external_arraybuffer(
+            let keep = errors::no_panic(|| Ok(t.shallow_clone()))?;
+            // SAFETY: `base` is the storage's memory, `len` bytes, kept alive by `keep` (a
+            // handle on the same storage) until the finalizer drops it; a storage is exposed
+            // once per call and the facade keeps that ArrayBuffer as the storage.
+            let made = unsafe {
+                torchsave_napi_common::buffer::external_arraybuffer(
                     env.raw(),
-                    base as *mut c_void,
+                    base as *mut u8,
                     len,
-                    Some(finalize_tensor),
-                    keep.cast(),
-                    &mut out,
+                    keep,
                 )
-            };
-            if status == sys::Status::napi_ok {
-                // SAFETY: `out` is a fresh handle in this scope.
-                return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), out) });
             }
-            // SAFETY: the call failed, so V8 did not take `keep`.
-            drop(unsafe { Box::from_raw(keep) });
-            if status == sys::Status::napi_no_external_buffers_allowed {
-                EXTERNAL_REFUSED.store(true, Ordering::Relaxed);
+            .map_err(torchsave_napi_common::error::from_napi)?;
+            match made {
+                // SAFETY: `ab` is a fresh handle in this scope.
+                Some(ab) => return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), ab) }),
+                None => EXTERNAL_REFUSED.store(true, Ordering::Relaxed),
             }
         }
-        let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: V8 allocates `len` bytes for us.
-        let status = unsafe { sys::napi_create_arraybuffer(env.raw(), len, &mut data, &mut out) };
-        if status != sys::Status::napi_ok {
-            return Err(errors::compute("napi_create_arraybuffer failed"));
-        }
-        if len > 0 && !data.is_null() {
-            // SAFETY: both ranges are `len` bytes; the storage is alive (self holds it).
-            unsafe { ptr::copy_nonoverlapping(base as *const u8, data.cast::<u8>(), len) };
-        }
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the storage's `len` bytes at `base`, alive while `self` holds the tensor.
+            unsafe { std::slice::from_raw_parts(base as *const u8, len) }
+        };
+        let out = torchsave_napi_common::buffer::arraybuffer_copy(&env, bytes)
+            .map_err(torchsave_napi_common::error::from_napi)?;
         // SAFETY: as above.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), out) })
     }
@@ -328,9 +363,9 @@ impl NativeTensor {
     // ---- autograd ----
 
     #[napi]
-    pub fn set_requires_grad(&self, requires_grad: bool) -> napi::Result<NativeTensor> {
+    pub fn set_requires_grad(&self, requires_grad: bool) -> Result<NativeTensor> {
         // requires_grad_ works in place; the returned handle shares the tensor.
-        self.t
+        self.t()?
             .f_set_requires_grad(requires_grad)
             .or_compute()
             .map(NativeTensor::wrap)
@@ -338,15 +373,16 @@ impl NativeTensor {
 
     /// `.grad`, or null.
     #[napi]
-    pub fn grad(&self) -> Option<NativeTensor> {
-        let g = self.t.grad();
-        g.defined().then(|| NativeTensor::wrap(g))
+    pub fn grad(&self) -> Result<Option<NativeTensor>> {
+        let g = self.t()?.f_grad().or_compute()?;
+        Ok(g.defined().then(|| NativeTensor::wrap(g)))
     }
 
     /// `t.grad = g` / `t.grad = None`.
     #[napi]
-    pub fn set_grad(&self, grad: Option<&NativeTensor>) -> napi::Result<()> {
+    pub fn set_grad(&self, grad: Option<&NativeTensor>) -> Result<()> {
         let g = grad.map_or(ptr::null_mut(), |g| g.raw());
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| unsafe { shim::ts_set_grad(self.raw(), g, err) })
     }
 
@@ -357,9 +393,10 @@ impl NativeTensor {
         gradient: Option<&NativeTensor>,
         retain_graph: Option<bool>,
         create_graph: Option<bool>,
-    ) -> napi::Result<()> {
+    ) -> Result<()> {
         let g = gradient.map_or(ptr::null_mut(), |g| g.raw());
         let (keep, create) = (retain_graph.unwrap_or(false), create_graph.unwrap_or(false));
+        self.t()?; // a freed handle is E_INVALID_ARGUMENT, not a libtorch error
         shim_call(|err| unsafe {
             shim::ts_backward(self.raw(), g, i32::from(keep), i32::from(create), err)
         })
@@ -372,22 +409,15 @@ impl NativeTensor {
         inputs: Vec<ClassInstance<NativeTensor>>,
         retain_graph: Option<bool>,
         create_graph: Option<bool>,
-    ) -> napi::Result<Vec<NativeTensor>> {
-        let ins: Vec<&Tensor> = inputs.iter().map(|i| &i.t).collect();
+    ) -> Result<Vec<NativeTensor>> {
+        let ins: Vec<&Tensor> = inputs.iter().map(|i| i.t()).collect::<Result<_>>()?;
         let out = Tensor::f_run_backward(
-            &[&self.t],
+            &[self.t()?],
             &ins,
             retain_graph.unwrap_or(false),
             create_graph.unwrap_or(false),
         )
         .or_compute()?;
         Ok(out.into_iter().map(NativeTensor::wrap).collect())
-    }
-}
-
-unsafe extern "C" fn finalize_tensor(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    if !hint.is_null() {
-        // SAFETY: `hint` is the Box<Tensor> leaked by `storage_buffer`; V8 finalizes once.
-        drop(unsafe { Box::from_raw(hint.cast::<Tensor>()) });
     }
 }

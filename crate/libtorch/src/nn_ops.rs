@@ -1,17 +1,17 @@
 //! `torch.nn.functional`: the layers' forward passes and the losses, on libtorch's kernels so
 //! that outputs match PyTorch's on the same device.
 use crate::dtype;
-use crate::errors::{self, OrCompute};
+use crate::errors::{self, OrCompute, Result};
 use crate::native::NativeTensor;
 use napi::bindgen_prelude::ClassInstance;
 use napi_derive::napi;
 use tch::{Reduction, Tensor};
 
-fn ok(t: Result<Tensor, tch::TchError>) -> napi::Result<NativeTensor> {
+fn ok(t: std::result::Result<Tensor, tch::TchError>) -> Result<NativeTensor> {
     t.or_compute().map(NativeTensor::wrap)
 }
 
-fn reduction(r: &Option<String>) -> napi::Result<Reduction> {
+fn reduction(r: &Option<String>) -> Result<Reduction> {
     Ok(match r.as_deref().unwrap_or("mean") {
         "mean" => Reduction::Mean,
         "sum" => Reduction::Sum,
@@ -24,8 +24,8 @@ fn reduction(r: &Option<String>) -> napi::Result<Reduction> {
     })
 }
 
-fn opt(t: Option<&NativeTensor>) -> Option<&Tensor> {
-    t.map(|t| &t.t)
+fn opt(t: Option<&NativeTensor>) -> Result<Option<&Tensor>> {
+    t.map(|t| t.t()).transpose()
 }
 
 #[napi]
@@ -35,8 +35,8 @@ impl NativeTensor {
         &self,
         weight: &NativeTensor,
         bias: Option<&NativeTensor>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_linear(&weight.t, opt(bias)))
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_linear(weight.t()?, opt(bias)?))
     }
     #[napi]
     pub fn bilinear(
@@ -44,8 +44,13 @@ impl NativeTensor {
         input2: &NativeTensor,
         weight: &NativeTensor,
         bias: Option<&NativeTensor>,
-    ) -> napi::Result<NativeTensor> {
-        ok(Tensor::f_bilinear(&self.t, &input2.t, &weight.t, opt(bias)))
+    ) -> Result<NativeTensor> {
+        ok(Tensor::f_bilinear(
+            self.t()?,
+            input2.t()?,
+            weight.t()?,
+            opt(bias)?,
+        ))
     }
     /// conv1d/2d/3d by the weight's rank; `padding` as numbers (string modes are resolved in JS).
     #[napi]
@@ -57,27 +62,27 @@ impl NativeTensor {
         padding: Vec<i64>,
         dilation: Vec<i64>,
         groups: i64,
-    ) -> napi::Result<NativeTensor> {
-        let b = opt(bias);
-        match weight.t.dim() {
-            3 => ok(self.t.f_conv1d(
-                &weight.t,
+    ) -> Result<NativeTensor> {
+        let b = opt(bias)?;
+        match weight.t()?.dim() {
+            3 => ok(self.t()?.f_conv1d(
+                weight.t()?,
                 b,
                 stride.as_slice(),
                 padding.as_slice(),
                 dilation.as_slice(),
                 groups,
             )),
-            4 => ok(self.t.f_conv2d(
-                &weight.t,
+            4 => ok(self.t()?.f_conv2d(
+                weight.t()?,
                 b,
                 stride.as_slice(),
                 padding.as_slice(),
                 dilation.as_slice(),
                 groups,
             )),
-            5 => ok(self.t.f_conv3d(
-                &weight.t,
+            5 => ok(self.t()?.f_conv3d(
+                weight.t()?,
                 b,
                 stride.as_slice(),
                 padding.as_slice(),
@@ -100,18 +105,24 @@ impl NativeTensor {
         output_padding: Vec<i64>,
         groups: i64,
         dilation: Vec<i64>,
-    ) -> napi::Result<NativeTensor> {
-        let b = opt(bias);
+    ) -> Result<NativeTensor> {
+        let b = opt(bias)?;
         let (s, p, o, d) = (
             stride.as_slice(),
             padding.as_slice(),
             output_padding.as_slice(),
             dilation.as_slice(),
         );
-        match weight.t.dim() {
-            3 => ok(self.t.f_conv_transpose1d(&weight.t, b, s, p, o, groups, d)),
-            4 => ok(self.t.f_conv_transpose2d(&weight.t, b, s, p, o, groups, d)),
-            5 => ok(self.t.f_conv_transpose3d(&weight.t, b, s, p, o, groups, d)),
+        match weight.t()?.dim() {
+            3 => ok(self
+                .t()?
+                .f_conv_transpose1d(weight.t()?, b, s, p, o, groups, d)),
+            4 => ok(self
+                .t()?
+                .f_conv_transpose2d(weight.t()?, b, s, p, o, groups, d)),
+            5 => ok(self
+                .t()?
+                .f_conv_transpose3d(weight.t()?, b, s, p, o, groups, d)),
             n => Err(errors::invalid(format!(
                 "conv_transpose weight must have 3, 4 or 5 dims, got {n}"
             ))),
@@ -119,13 +130,8 @@ impl NativeTensor {
     }
     /// `F.pad(input, pad, mode, value)`: constant, reflect, replicate or circular.
     #[napi]
-    pub fn pad(
-        &self,
-        pad: Vec<i64>,
-        mode: String,
-        value: Option<f64>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_pad(pad.as_slice(), &mode, value))
+    pub fn pad(&self, pad: Vec<i64>, mode: String, value: Option<f64>) -> Result<NativeTensor> {
+        ok(self.t()?.f_pad(pad.as_slice(), &mode, value))
     }
     /// `F.max_pool2d(..., return_indices=True)`: `[values, indices]`.
     #[napi(js_name = "maxPool2dWithIndices")]
@@ -136,9 +142,9 @@ impl NativeTensor {
         padding: Vec<i64>,
         dilation: Vec<i64>,
         ceil_mode: bool,
-    ) -> napi::Result<Vec<NativeTensor>> {
+    ) -> Result<Vec<NativeTensor>> {
         let (v, i) = self
-            .t
+            .t()?
             .f_max_pool2d_with_indices(
                 kernel.as_slice(),
                 stride.as_slice(),
@@ -158,23 +164,23 @@ impl NativeTensor {
         padding: Vec<i64>,
         dilation: Vec<i64>,
         ceil_mode: bool,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         match kernel.len() {
-            1 => ok(self.t.f_max_pool1d(
+            1 => ok(self.t()?.f_max_pool1d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
                 dilation.as_slice(),
                 ceil_mode,
             )),
-            2 => ok(self.t.f_max_pool2d(
+            2 => ok(self.t()?.f_max_pool2d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
                 dilation.as_slice(),
                 ceil_mode,
             )),
-            3 => ok(self.t.f_max_pool3d(
+            3 => ok(self.t()?.f_max_pool3d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
@@ -193,16 +199,16 @@ impl NativeTensor {
         ceil_mode: bool,
         count_include_pad: bool,
         divisor_override: Option<i64>,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         match kernel.len() {
-            1 => ok(self.t.f_avg_pool1d(
+            1 => ok(self.t()?.f_avg_pool1d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
                 ceil_mode,
                 count_include_pad,
             )),
-            2 => ok(self.t.f_avg_pool2d(
+            2 => ok(self.t()?.f_avg_pool2d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
@@ -210,7 +216,7 @@ impl NativeTensor {
                 count_include_pad,
                 divisor_override,
             )),
-            3 => ok(self.t.f_avg_pool3d(
+            3 => ok(self.t()?.f_avg_pool3d(
                 kernel.as_slice(),
                 stride.as_slice(),
                 padding.as_slice(),
@@ -222,11 +228,11 @@ impl NativeTensor {
         }
     }
     #[napi]
-    pub fn adaptive_avg_pool(&self, output_size: Vec<i64>) -> napi::Result<NativeTensor> {
+    pub fn adaptive_avg_pool(&self, output_size: Vec<i64>) -> Result<NativeTensor> {
         match output_size.len() {
-            1 => ok(self.t.f_adaptive_avg_pool1d(output_size.as_slice())),
-            2 => ok(self.t.f_adaptive_avg_pool2d(output_size.as_slice())),
-            3 => ok(self.t.f_adaptive_avg_pool3d(output_size.as_slice())),
+            1 => ok(self.t()?.f_adaptive_avg_pool1d(output_size.as_slice())),
+            2 => ok(self.t()?.f_adaptive_avg_pool2d(output_size.as_slice())),
+            3 => ok(self.t()?.f_adaptive_avg_pool3d(output_size.as_slice())),
             n => Err(errors::invalid(format!("adaptive_avg_pool of {n} dims"))),
         }
     }
@@ -241,12 +247,12 @@ impl NativeTensor {
         training: bool,
         momentum: f64,
         eps: f64,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_batch_norm(
-            opt(weight),
-            opt(bias),
-            opt(running_mean),
-            opt(running_var),
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_batch_norm(
+            opt(weight)?,
+            opt(bias)?,
+            opt(running_mean)?,
+            opt(running_var)?,
             training,
             momentum,
             eps,
@@ -260,11 +266,11 @@ impl NativeTensor {
         weight: Option<&NativeTensor>,
         bias: Option<&NativeTensor>,
         eps: f64,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_layer_norm(
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_layer_norm(
             normalized_shape.as_slice(),
-            opt(weight),
-            opt(bias),
+            opt(weight)?,
+            opt(bias)?,
             eps,
             true,
         ))
@@ -276,10 +282,10 @@ impl NativeTensor {
         weight: Option<&NativeTensor>,
         bias: Option<&NativeTensor>,
         eps: f64,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         ok(self
-            .t
-            .f_group_norm(num_groups, opt(weight), opt(bias), eps, true))
+            .t()?
+            .f_group_norm(num_groups, opt(weight)?, opt(bias)?, eps, true))
     }
     /// `F.embedding(self=indices, weight)`.
     #[napi]
@@ -289,28 +295,28 @@ impl NativeTensor {
         padding_idx: Option<i64>,
         scale_grad_by_freq: Option<bool>,
         sparse: Option<bool>,
-    ) -> napi::Result<NativeTensor> {
+    ) -> Result<NativeTensor> {
         ok(Tensor::f_embedding(
-            &weight.t,
-            &self.t,
+            weight.t()?,
+            self.t()?,
             padding_idx.unwrap_or(-1),
             scale_grad_by_freq.unwrap_or(false),
             sparse.unwrap_or(false),
         ))
     }
     #[napi]
-    pub fn dropout(&self, p: f64, train: bool) -> napi::Result<NativeTensor> {
-        ok(self.t.f_dropout(p, train))
+    pub fn dropout(&self, p: f64, train: bool) -> Result<NativeTensor> {
+        ok(self.t()?.f_dropout(p, train))
     }
     #[napi]
-    pub fn softmax(&self, dim: i64, dtype_name: Option<String>) -> napi::Result<NativeTensor> {
+    pub fn softmax(&self, dim: i64, dtype_name: Option<String>) -> Result<NativeTensor> {
         let kind = dtype_name.map(|d| dtype::kind(&d)).transpose()?;
-        ok(self.t.f_softmax(dim, kind))
+        ok(self.t()?.f_softmax(dim, kind))
     }
     #[napi]
-    pub fn log_softmax(&self, dim: i64, dtype_name: Option<String>) -> napi::Result<NativeTensor> {
+    pub fn log_softmax(&self, dim: i64, dtype_name: Option<String>) -> Result<NativeTensor> {
         let kind = dtype_name.map(|d| dtype::kind(&d)).transpose()?;
-        ok(self.t.f_log_softmax(dim, kind))
+        ok(self.t()?.f_log_softmax(dim, kind))
     }
     #[napi]
     pub fn cross_entropy(
@@ -320,10 +326,10 @@ impl NativeTensor {
         reduction_: Option<String>,
         ignore_index: Option<i64>,
         label_smoothing: Option<f64>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_cross_entropy_loss(
-            &target.t,
-            opt(weight),
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_cross_entropy_loss(
+            target.t()?,
+            opt(weight)?,
             reduction(&reduction_)?,
             ignore_index.unwrap_or(-100),
             label_smoothing.unwrap_or(0.0),
@@ -336,10 +342,10 @@ impl NativeTensor {
         weight: Option<&NativeTensor>,
         reduction_: Option<String>,
         ignore_index: Option<i64>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_nll_loss(
-            &target.t,
-            opt(weight),
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_nll_loss(
+            target.t()?,
+            opt(weight)?,
             reduction(&reduction_)?,
             ignore_index.unwrap_or(-100),
         ))
@@ -349,16 +355,16 @@ impl NativeTensor {
         &self,
         target: &NativeTensor,
         reduction_: Option<String>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_mse_loss(&target.t, reduction(&reduction_)?))
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_mse_loss(target.t()?, reduction(&reduction_)?))
     }
     #[napi]
     pub fn l1_loss(
         &self,
         target: &NativeTensor,
         reduction_: Option<String>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_l1_loss(&target.t, reduction(&reduction_)?))
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_l1_loss(target.t()?, reduction(&reduction_)?))
     }
     #[napi]
     pub fn binary_cross_entropy_with_logits(
@@ -367,11 +373,11 @@ impl NativeTensor {
         weight: Option<&NativeTensor>,
         pos_weight: Option<&NativeTensor>,
         reduction_: Option<String>,
-    ) -> napi::Result<NativeTensor> {
-        ok(self.t.f_binary_cross_entropy_with_logits(
-            &target.t,
-            opt(weight),
-            opt(pos_weight),
+    ) -> Result<NativeTensor> {
+        ok(self.t()?.f_binary_cross_entropy_with_logits(
+            target.t()?,
+            opt(weight)?,
+            opt(pos_weight)?,
             reduction(&reduction_)?,
         ))
     }
@@ -391,9 +397,9 @@ impl NativeTensor {
         train: bool,
         bidirectional: bool,
         batch_first: bool,
-    ) -> napi::Result<Vec<NativeTensor>> {
-        let ps: Vec<&Tensor> = params.iter().map(|p| &p.t).collect();
-        let h: Vec<&Tensor> = hx.iter().map(|p| &p.t).collect();
+    ) -> Result<Vec<NativeTensor>> {
+        let ps: Vec<&Tensor> = params.iter().map(|p| p.t()).collect::<Result<_>>()?;
+        let h: Vec<&Tensor> = hx.iter().map(|p| p.t()).collect::<Result<_>>()?;
         let first = h
             .first()
             .copied()
@@ -401,7 +407,7 @@ impl NativeTensor {
         match mode.as_str() {
             "LSTM" => {
                 let (o, hn, cn) = self
-                    .t
+                    .t()?
                     .f_lstm(
                         &h,
                         &ps,
@@ -423,7 +429,7 @@ impl NativeTensor {
                 // The three take the same arguments: input, h0, flat weights, then the flags.
                 macro_rules! run {
                     ($f:ident) => {
-                        self.t.$f(
+                        self.t()?.$f(
                             first,
                             &ps,
                             has_biases,

@@ -1,6 +1,7 @@
 //! Optimizer updates for one parameter each (shim.cpp has the math, op for op as
 //! torch/optim's `_single_tensor_*`); the state tensors live on the JS side in PyTorch's
 //! state_dict layout and are passed in.
+use crate::errors::Result;
 use crate::native::{from_shim, shim_call, NativeTensor};
 use crate::shim;
 use napi_derive::napi;
@@ -23,7 +24,9 @@ pub fn sgd_step(
     weight_decay: f64,
     nesterov: bool,
     maximize: bool,
-) -> napi::Result<Option<NativeTensor>> {
+) -> Result<Option<NativeTensor>> {
+    param.t()?;
+    grad.t()?;
     let mut out = ptr::null_mut();
     shim_call(|err| unsafe {
         shim::ts_sgd_step(
@@ -59,7 +62,9 @@ pub fn adam_step(
     amsgrad: bool,
     maximize: bool,
     decoupled_weight_decay: bool,
-) -> napi::Result<()> {
+) -> Result<()> {
+    param.t()?;
+    grad.t()?;
     shim_call(|err| unsafe {
         shim::ts_adam_step(
             param.raw(),
@@ -96,7 +101,9 @@ pub fn rmsprop_step(
     momentum: f64,
     centered: bool,
     maximize: bool,
-) -> napi::Result<()> {
+) -> Result<()> {
+    param.t()?;
+    grad.t()?;
     shim_call(|err| unsafe {
         shim::ts_rmsprop_step(
             param.raw(),
@@ -128,7 +135,9 @@ pub fn adagrad_step(
     weight_decay: f64,
     eps: f64,
     maximize: bool,
-) -> napi::Result<()> {
+) -> Result<()> {
+    param.t()?;
+    grad.t()?;
     shim_call(|err| unsafe {
         shim::ts_adagrad_step(
             param.raw(),

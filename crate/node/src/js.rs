@@ -164,24 +164,7 @@ impl Js {
 
     /// A JS-owned ArrayBuffer holding a copy of `bytes`.
     pub fn arraybuffer_copy(&self, bytes: &[u8]) -> Result<V> {
-        let mut out = ptr::null_mut();
-        let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: V8 allocates `len` bytes and gives us a pointer to them.
-        check(
-            unsafe { sys::napi_create_arraybuffer(self.env, bytes.len(), &mut data, &mut out) },
-            "napi_create_arraybuffer",
-        )?;
-        if !bytes.is_empty() {
-            if data.is_null() {
-                return Err(Error::new(
-                    Status::GenericFailure,
-                    "napi_create_arraybuffer returned no memory",
-                ));
-            }
-            // SAFETY: `data` points to `bytes.len()` fresh bytes that nothing else aliases.
-            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
-        }
-        Ok(out)
+        torchsave_napi_common::buffer::arraybuffer_copy(&Env::from_raw(self.env), bytes)
     }
 
     /// A `Uint8Array` over a fresh copy of `bytes`.
@@ -223,33 +206,22 @@ impl Js {
                 "empty backing cannot be external",
             ));
         }
-        let data = backing.as_mut_ptr();
-        let hint = Box::into_raw(Box::new(backing.clone()));
-        let mut out = ptr::null_mut();
-        // SAFETY: `data` points to `len` bytes kept alive by the Arc in `hint` until the
-        // finalizer runs; the core's backings are writable private memory (copy-on-write mmap
-        // or heap), so JS writes never reach a file.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
+        // SAFETY: `as_mut_ptr` points to `len` bytes kept alive by the Arc clone (the
+        // owner) until the finalizer runs; the core's backings are writable private memory
+        // (copy-on-write mmap or heap), so JS writes never reach a file; the caller exposes
+        // each backing once.
+        let made = unsafe {
+            torchsave_napi_common::buffer::external_arraybuffer(
                 self.env,
-                data.cast(),
+                backing.as_mut_ptr(),
                 len,
-                Some(finalize_backing),
-                hint.cast(),
-                &mut out,
+                backing.clone(),
             )
-        };
-        if status == sys::Status::napi_no_external_buffers_allowed {
-            // SAFETY: the call failed, so V8 did not take ownership of `hint`.
-            drop(unsafe { Box::from_raw(hint) });
-            return Ok(External::NotAllowed);
-        }
-        if status != sys::Status::napi_ok {
-            // SAFETY: as above.
-            drop(unsafe { Box::from_raw(hint) });
-        }
-        check(status, "napi_create_external_arraybuffer")?;
-        Ok(External::Created(out))
+        }?;
+        Ok(match made {
+            Some(ab) => External::Created(ab),
+            None => External::NotAllowed,
+        })
     }
 
     /// A JS Error with `code` set, plus any extra string/number properties.
@@ -486,15 +458,6 @@ impl Js {
         }
         // SAFETY: V8 guarantees `data` points to `nbytes` readable bytes while `v` is alive.
         Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), nbytes) }.to_vec())
-    }
-}
-
-/// Finalizer of an external ArrayBuffer: releases the backing's `Arc` clone.
-unsafe extern "C" fn finalize_backing(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    if !hint.is_null() {
-        // SAFETY: `hint` is the Box<Arc<dyn Backing>> leaked by `arraybuffer_external`, and
-        // V8 calls each finalizer exactly once.
-        drop(unsafe { Box::from_raw(hint.cast::<Arc<dyn Backing>>()) });
     }
 }
 

@@ -25,7 +25,7 @@ mod options;
 mod tasks;
 mod to_js;
 
-use crate::error::{panic_error, to_napi};
+use crate::error::{guard, to_napi};
 use crate::from_js::FromJs;
 use crate::js::{Js, RawValue};
 use crate::options::{
@@ -37,14 +37,6 @@ use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
 use napi::{Env, Result, Unknown};
 use napi_derive::napi;
 use torchsave_core::{Graph, Limits};
-
-/// Runs a sync entry point, turning a panic into an `E_INTERNAL` JS error.
-fn guard<T>(env: &Env, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => Err(panic_error(env, p.as_ref())),
-    }
-}
 
 fn source_of(s: Either<String, Uint8Array>) -> Source {
     match s {
@@ -230,5 +222,62 @@ pub fn save_safetensors(
         let out = run(|| convert::save_safetensors_graph(&graph, &md, path.as_deref()))
             .map_err(|f| f.into_napi(&env))?;
         Ok(out.map(Buffer::from))
+    })
+}
+
+/// One dtype of the core's table ([`torchsave_core::DType::ALL`]).
+#[napi(object, object_from_js = false)]
+pub struct NativeDTypeInfo {
+    /// PyTorch's name (`float32`, `bfloat16`, ...).
+    pub name: &'static str,
+    /// Bytes per element.
+    pub itemsize: u32,
+    pub is_floating_point: bool,
+    pub is_complex: bool,
+    /// `float`, `complex`, `int`, `bool`, `quantized` or `bits`.
+    pub class: &'static str,
+    /// The legacy storage class (`FloatStorage`), or null for the dtypes pickled untyped.
+    pub storage_class: Option<&'static str>,
+}
+
+/// The contracts TS shares with Rust, read from their one Rust owner: every error code JS can
+/// see and the dtype table. `scripts/gen-contract.js` writes `ts/generated/contract.ts` from
+/// this (run by `npm run build`), and a test checks that the file is current.
+#[napi(object, object_from_js = false)]
+pub struct NativeContract {
+    pub error_codes: Vec<&'static str>,
+    pub dtypes: Vec<NativeDTypeInfo>,
+}
+
+#[napi]
+pub fn contract() -> NativeContract {
+    use torchsave_core::{DType, ErrorCode};
+    NativeContract {
+        error_codes: ErrorCode::ALL.iter().map(|c| c.as_str()).collect(),
+        dtypes: DType::ALL
+            .iter()
+            .map(|d| NativeDTypeInfo {
+                name: d.name(),
+                itemsize: d.element_size() as u32,
+                is_floating_point: d.is_floating_point(),
+                is_complex: d.is_complex(),
+                class: d.class().name(),
+                storage_class: d.storage_class(),
+            })
+            .collect(),
+    }
+}
+
+/// Test hook: the core's float cast (`float64/32/16`, `bfloat16`) of little-endian `bytes`,
+/// so the TS casts can be checked bit for bit against it.
+#[napi(js_name = "_castFloats")]
+pub fn cast_floats(env: Env, bytes: Uint8Array, from: String, to: String) -> Result<Buffer> {
+    guard(&env, || {
+        let dt = |n: &str| torchsave_core::DType::from_name_checked(n);
+        let out = run(|| {
+            torchsave_core::convert::values::cast_buffer(bytes.as_ref(), dt(&from)?, dt(&to)?)
+        })
+        .map_err(|f| f.into_napi(&env))?;
+        Ok(Buffer::from(out))
     })
 }

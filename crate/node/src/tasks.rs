@@ -1,7 +1,7 @@
 //! The sync and async twins share these helpers: `compute` does file I/O and parsing or
 //! writing (off the event loop for the async form), `resolve` builds JS values at the end.
 
-use crate::error::{catch, panic_message_error, to_napi};
+use crate::error::{catch, panic_error, to_napi};
 use crate::js::{Js, RawValue};
 use crate::to_js::ToJs;
 use napi::bindgen_prelude::{Buffer, Uint8Array};
@@ -22,7 +22,7 @@ impl Failure {
     pub fn into_napi(self, env: &Env) -> napi::Error {
         match self {
             Failure::Core(e) => to_napi(env, &e),
-            Failure::Panic(p) => panic_message_error(env, &p),
+            Failure::Panic(p) => panic_error(env, &p),
         }
     }
 }
@@ -80,7 +80,7 @@ impl Task for LoadTask {
         let depth = self.opts.limits.max_depth;
         match catch(|| loaded_to_js(&env, &loaded, self.external, depth)) {
             Ok(r) => r,
-            Err(p) => Err(panic_message_error(&env, &p)),
+            Err(p) => Err(panic_error(&env, &p)),
         }
     }
 }
