@@ -7,6 +7,7 @@
  * float8/quantized/bits as raw integer arrays.
  */
 
+import { torchsaveError } from './errors';
 import { DTYPE_TABLE, type DTypeInfo, type DTypeName } from './generated/contract';
 
 /** Every dtype the core knows, in its table's order (crate/core/src/dtype.rs `dtypes!`). */
@@ -34,7 +35,7 @@ export function parseDType(name: string): DType {
   const n = name.startsWith('torch.') ? name.slice(6) : name;
   const d = (ALIASES[n] ?? n) as DType;
   if (!(DTYPES as readonly string[]).includes(d)) {
-    throw Object.assign(new Error(`unknown dtype '${name}'`), { code: 'E_UNSUPPORTED_DTYPE' });
+    throw torchsaveError('E_UNSUPPORTED_DTYPE', `unknown dtype '${name}'`);
   }
   return d;
 }

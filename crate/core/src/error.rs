@@ -51,11 +51,15 @@ error_codes! {
     UnsupportedVersion => "E_UNSUPPORTED_VERSION",
     /// The tar container is malformed.
     BadTar => "E_BAD_TAR",
-    /// The pickle stream is malformed (stack underflow, bad memo index, bad argument).
+    /// The pickle stream is malformed (stack underflow, bad memo index, bad argument). Never a
+    /// policy refusal: that is `E_UNSAFE_GLOBAL`.
     BadPickle => "E_BAD_PICKLE",
     /// An opcode this reader does not know.
     UnknownOpcode => "E_UNKNOWN_OPCODE",
-    /// A GLOBAL that the weights-only policy does not allow (or that is never allowed).
+    /// The one policy code: the weights-only policy refused the file (a global, an opcode such
+    /// as FRAME, a call/BUILD/APPEND/SETITEM on something it does not allow, a persistent-id
+    /// form, a tar container). The message names the construct; load with `weightsOnly: false`
+    /// only if you trust the file (nothing is executed either way).
     UnsafeGlobal => "E_UNSAFE_GLOBAL",
     /// A known reconstructor was called with arguments of the wrong shape.
     BadReconstruct => "E_BAD_RECONSTRUCT",
