@@ -5,7 +5,7 @@
  * These answers let code written for PyTorch (`if (torch.cuda.isAvailable()) ...`) run
  * unchanged.
  */
-import { loadLibtorch, lt, nat } from './libtorch/addon';
+import { loadLibtorch, lt } from './libtorch/addon';
 
 export interface BackendAvailability {
   available: boolean;
@@ -49,7 +49,7 @@ export const cuda = {
   /** `torch.cuda.synchronize(device)`. */
   synchronize(device = 0): void {
     const a = lt('torch.cuda.synchronize');
-    nat(() => a.cudaSynchronize(device));
+    a.cudaSynchronize(device);
   },
 } as const;
 

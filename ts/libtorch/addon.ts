@@ -86,16 +86,3 @@ export function lt(what = 'this operation'): LibtorchAddon {
   if (s.addon) return s.addon;
   throw torchsaveError('E_DEVICE_UNAVAILABLE', `${what} needs the libtorch addon; torchsave loads and saves without it. ${s.reason}`);
 }
-
-/**
- * Runs a native call. The addon throws coded errors itself now, so this passes through; the
- * call sites go at merge time.
- */
-export function nat<T>(f: () => T): T {
-  return f();
-}
-
-/** Pass-through like {@link nat} (its one caller, ts/serialization.ts, goes at merge time). */
-export function withCode(e: unknown): unknown {
-  return e;
-}

@@ -4,7 +4,7 @@
  */
 import { torchsaveError } from '../errors';
 import { Tensor } from '../tensor';
-import { lt, nat, type NativeTensor } from '../libtorch/addon';
+import { lt, type NativeTensor } from '../libtorch/addon';
 
 type IntOrList = number | readonly number[];
 
@@ -15,7 +15,7 @@ function opt(t: Tensor | null | undefined): NativeTensor | undefined {
   return t ? t.native() : undefined;
 }
 function wrap(f: () => NativeTensor): Tensor {
-  return Tensor.fromNative(nat(f));
+  return Tensor.fromNative(f());
 }
 function expand(v: IntOrList, n: number): number[] {
   return typeof v === 'number' ? new Array<number>(n).fill(v) : [...v];
@@ -114,7 +114,7 @@ export function maxPool2dWithIndices(input: Tensor, kernelSize: IntOrList, a: Po
   const k = expand(kernelSize, 2);
   const stride = a.stride === undefined || a.stride === null ? k : expand(a.stride, 2);
   const x = nt(input);
-  const [v, i] = nat(() => x.maxPool2dWithIndices(k, stride, expand(a.padding ?? 0, 2), expand(a.dilation ?? 1, 2), a.ceilMode ?? false));
+  const [v, i] = x.maxPool2dWithIndices(k, stride, expand(a.padding ?? 0, 2), expand(a.dilation ?? 1, 2), a.ceilMode ?? false);
   return [Tensor.fromNative(v!), Tensor.fromNative(i!)];
 }
 

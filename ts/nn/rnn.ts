@@ -6,7 +6,6 @@
  */
 import { torchsaveError } from '../errors';
 import { Parameter, Tensor, empty, zeros } from '../tensor';
-import { nat } from '../libtorch/addon';
 import * as init from './init';
 import { Module, type PyAttrSpec } from './module';
 import type { FactoryOpts } from './layers';
@@ -135,7 +134,7 @@ export abstract class RNNBase extends Module {
     const params = this.flatWeights().filter((p): p is Parameter => p !== null).map((p) => p.native());
     const xn = x.native();
     const hn = hs.map((h) => h.native());
-    const outs = nat(() => xn.rnn(this.mode, hn, params, this.bias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst)).map((o) =>
+    const outs = xn.rnn(this.mode, hn, params, this.bias, this.numLayers, this.dropout, this.training, this.bidirectional, this.batchFirst).map((o) =>
       Tensor.fromNative(o),
     );
     let out = outs[0]!;

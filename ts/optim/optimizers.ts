@@ -5,7 +5,7 @@
  */
 import { Tensor, full, tensor } from '../tensor';
 import { torchsaveError } from '../errors';
-import { lt, nat } from '../libtorch/addon';
+import { lt } from '../libtorch/addon';
 import { PyTuple } from '../values';
 import { Optimizer, type ParamGroup, type ParamsInput, num, toPyKey } from './optimizer';
 
@@ -39,7 +39,7 @@ const b = (v: unknown): boolean => v === true;
 
 /** `torch.zeros_like(p, memory_format=torch.preserve_format)`: same device and dtype. */
 function zerosLike(p: Tensor): Tensor {
-  return Tensor.fromNative(nat(() => p.native().zerosLike()));
+  return Tensor.fromNative(p.native().zerosLike());
 }
 
 /** A state `step`: `torch.tensor(0.0, dtype=float32)` on the CPU (capturable=False). */
@@ -94,9 +94,7 @@ export class SGD extends Optimizer {
     const st = momentum !== 0 ? this.stateOf(p) : undefined;
     const buf = st?.get('momentum_buffer') as Tensor | null | undefined;
     const addon = lt('SGD.step');
-    const out = nat(() =>
-      addon.sgdStep(p.native(), grad.native(), buf ? buf.native() : undefined, num(g.lr), momentum, num(g.dampening), num(g.weight_decay), b(g.nesterov), b(g.maximize)),
-    );
+    const out = addon.sgdStep(p.native(), grad.native(), buf ? buf.native() : undefined, num(g.lr), momentum, num(g.dampening), num(g.weight_decay), b(g.nesterov), b(g.maximize));
     if (st && !buf && out) st.set('momentum_buffer', Tensor.fromNative(out));
   }
 }
@@ -169,23 +167,21 @@ export class Adam extends Optimizer {
     const [beta1, beta2] = Array.from(g.betas as Iterable<unknown>, num);
     const t = (k: string) => (st.get(k) as Tensor).native();
     const addon = lt('Adam.step');
-    nat(() =>
-      addon.adamStep(
-        p.native(),
-        grad.native(),
-        t('exp_avg'),
-        t('exp_avg_sq'),
-        amsgrad ? t('max_exp_avg_sq') : undefined,
-        t('step'),
-        num(g.lr),
-        beta1!,
-        beta2!,
-        num(g.weight_decay),
-        num(g.eps),
-        amsgrad,
-        b(g.maximize),
-        b(g.decoupled_weight_decay),
-      ),
+    addon.adamStep(
+      p.native(),
+      grad.native(),
+      t('exp_avg'),
+      t('exp_avg_sq'),
+      amsgrad ? t('max_exp_avg_sq') : undefined,
+      t('step'),
+      num(g.lr),
+      beta1!,
+      beta2!,
+      num(g.weight_decay),
+      num(g.eps),
+      amsgrad,
+      b(g.maximize),
+      b(g.decoupled_weight_decay),
     );
   }
 }
@@ -263,22 +259,20 @@ export class RMSprop extends Optimizer {
     }
     const t = (k: string) => (st.get(k) as Tensor).native();
     const addon = lt('RMSprop.step');
-    nat(() =>
-      addon.rmspropStep(
-        p.native(),
-        grad.native(),
-        t('square_avg'),
-        centered ? t('grad_avg') : undefined,
-        momentum > 0 ? t('momentum_buffer') : undefined,
-        t('step'),
-        num(g.lr),
-        num(g.alpha),
-        num(g.eps),
-        num(g.weight_decay),
-        momentum,
-        centered,
-        b(g.maximize),
-      ),
+    addon.rmspropStep(
+      p.native(),
+      grad.native(),
+      t('square_avg'),
+      centered ? t('grad_avg') : undefined,
+      momentum > 0 ? t('momentum_buffer') : undefined,
+      t('step'),
+      num(g.lr),
+      num(g.alpha),
+      num(g.eps),
+      num(g.weight_decay),
+      momentum,
+      centered,
+      b(g.maximize),
     );
   }
 }
@@ -347,7 +341,7 @@ export class Adagrad extends Optimizer {
     }
     const t = (k: string) => (st.get(k) as Tensor).native();
     const addon = lt('Adagrad.step');
-    nat(() => addon.adagradStep(p.native(), grad.native(), t('sum'), t('step'), num(g.lr), num(g.lr_decay), num(g.weight_decay), num(g.eps), b(g.maximize)));
+    addon.adagradStep(p.native(), grad.native(), t('sum'), t('step'), num(g.lr), num(g.lr_decay), num(g.weight_decay), num(g.eps), b(g.maximize));
   }
 }
 

@@ -4,7 +4,7 @@
  * host bytes onto a device (one per storage, or batched off the event loop).
  */
 import { torchsaveError } from '../errors';
-import { loadLibtorch, lt, nat, type NativeTensor, withCode } from '../libtorch/addon';
+import { loadLibtorch, lt, type NativeTensor } from '../libtorch/addon';
 import type { UntypedStorage } from '../tensor';
 import { Device } from '../values';
 
@@ -52,8 +52,8 @@ export function deviceUsable(d: Device): boolean {
 export function placeOnDevicesSync(pending: PendingDeviceStorage[]): void {
   const addon = lt('loading onto a device');
   for (const p of pending) {
-    const host = nat(() => addon.NativeTensor.fromStorage(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength));
-    p.storage._nt = nat(() => host.to(undefined, p.device, false, true));
+    const host = addon.NativeTensor.fromStorage(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
+    p.storage._nt = host.to(undefined, p.device, false, true);
   }
 }
 
@@ -71,12 +71,7 @@ export async function placeOnDevices(pending: PendingDeviceStorage[]): Promise<v
     else byDevice.set(p.device, [p]);
   }
   for (const [device, list] of byDevice) {
-    let out: NativeTensor[];
-    try {
-      out = await addon.copyToDevice(list.map((p) => p.bytes), device);
-    } catch (e) {
-      throw withCode(e);
-    }
+    const out: NativeTensor[] = await addon.copyToDevice(list.map((p) => p.bytes), device);
     list.forEach((p, i) => (p.storage._nt = out[i]));
   }
 }

@@ -4,7 +4,7 @@
  */
 import { type DType, type TypedArray, elementSize } from '../dtype';
 import { torchsaveError } from '../errors';
-import { lt, nat } from '../libtorch/addon';
+import { lt } from '../libtorch/addon';
 import { Device } from '../values';
 import { checkDevice } from './device';
 import { UntypedStorage } from './storage';
@@ -34,7 +34,7 @@ export function empty(shape: number | Dims, ...rest: (number | FactoryOptions)[]
   if (device.type !== 'cpu' && device.type !== 'meta') {
     const addon = lt(`creating a tensor on ${device}`);
     checkDevice(device);
-    const t = Tensor.fromNative(nat(() => addon.NativeTensor.zeros(dims, dtype, device.toString())));
+    const t = Tensor.fromNative(addon.NativeTensor.zeros(dims, dtype, device.toString()));
     if (opts.requiresGrad) t.requiresGrad = true;
     return t;
   }

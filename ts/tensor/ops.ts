@@ -5,7 +5,7 @@
  * `./tensor`. Values, views, casts and device moves stay in `./tensor`.
  */
 import type { DType } from '../dtype';
-import { nat, type NativeTensor } from '../libtorch/addon';
+import { type NativeTensor } from '../libtorch/addon';
 import { torchsaveError } from '../errors';
 import { Tensor } from './tensor';
 
@@ -75,14 +75,14 @@ declare module './tensor' {
 
 function un(t: Tensor, f: (x: NativeTensor) => NativeTensor): Tensor {
   const x = t.native();
-  return Tensor.fromNative(nat(() => f(x)));
+  return Tensor.fromNative(f(x));
 }
 
 function bin(t: Tensor, other: Tensor | number, op: (x: NativeTensor, y: NativeTensor) => NativeTensor, sc: (x: NativeTensor, v: number) => NativeTensor): Tensor {
   const x = t.native();
-  if (typeof other === 'number') return Tensor.fromNative(nat(() => sc(x, other)));
+  if (typeof other === 'number') return Tensor.fromNative(sc(x, other));
   const y = other.native();
-  return Tensor.fromNative(nat(() => op(x, y)));
+  return Tensor.fromNative(op(x, y));
 }
 
 Tensor.prototype.add = function (this: Tensor, other: Tensor | number, alpha?: number): Tensor {
@@ -190,8 +190,8 @@ Tensor.prototype.mean = function (this: Tensor, dim?: number | number[] | null, 
 };
 Tensor.prototype.max = function (this: Tensor, dim?: number, keepdim: boolean = false): Tensor | { values: Tensor; indices: Tensor } {
   const x = this.native();
-  if (dim === undefined) return Tensor.fromNative(nat(() => x.maxAll()));
-  const [v, i] = nat(() => x.maxDim(dim, keepdim));
+  if (dim === undefined) return Tensor.fromNative(x.maxAll());
+  const [v, i] = x.maxDim(dim, keepdim);
   return { values: Tensor.fromNative(v!), indices: Tensor.fromNative(i!) };
 } as Tensor['max'];
 Tensor.prototype.min = function (this: Tensor): Tensor {
@@ -237,7 +237,7 @@ Tensor.prototype.expand = function (this: Tensor, ...shape: number[] | [number[]
 };
 Tensor.prototype.chunk = function (this: Tensor, chunks: number, dim = 0): Tensor[] {
   const x = this.native();
-  return nat(() => x.chunk(chunks, dim)).map((c) => Tensor.fromNative(c));
+  return x.chunk(chunks, dim).map((c) => Tensor.fromNative(c));
 };
 Tensor.prototype.cuda = function (this: Tensor, device: number | string = 0): Tensor {
   return this.to(typeof device === 'number' ? `cuda:${device}` : device);
@@ -245,16 +245,16 @@ Tensor.prototype.cuda = function (this: Tensor, device: number | string = 0): Te
 Tensor.prototype.backward = function (this: Tensor, gradient?: Tensor | null, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
   const x = this.native();
   const g = gradient ? gradient.native() : undefined;
-  nat(() => x.backward(g, opts.retainGraph, opts.createGraph));
+  x.backward(g, opts.retainGraph, opts.createGraph);
 };
 Tensor.prototype.add_ = function (this: Tensor, other: Tensor | number, alpha?: number): Tensor {
   const x = this.native();
   if (typeof other === 'number') {
     const v = other * (alpha ?? 1);
-    nat(() => x.addScalar_(v));
+    x.addScalar_(v);
   } else {
     const y = other.native();
-    nat(() => x.add_(y, alpha));
+    x.add_(y, alpha);
   }
   return this;
 };
@@ -264,7 +264,7 @@ Tensor.prototype.sub_ = function (this: Tensor, other: Tensor | number, alpha = 
 Tensor.prototype.mul_ = function (this: Tensor, other: Tensor | number): Tensor {
   if (typeof other === 'number') {
     const x = this.native();
-    nat(() => x.mulScalar_(other));
+    x.mulScalar_(other);
     return this;
   }
   return this.copy_(this.mul(other));

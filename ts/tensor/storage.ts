@@ -4,7 +4,7 @@
  * torch.save writes it once, and its host bytes are exposed once).
  */
 import { torchsaveError } from '../errors';
-import { lt, nat, type NativeTensor } from '../libtorch/addon';
+import { lt, type NativeTensor } from '../libtorch/addon';
 import { Device } from '../values';
 
 /**
@@ -41,7 +41,7 @@ export class UntypedStorage {
     if (this._bytes) return this._bytes;
     if (this._nt && this.device.type === 'cpu') {
       const nt = this._nt;
-      const bytes = new Uint8Array(nat(() => nt.storageBuffer()));
+      const bytes = new Uint8Array(nt.storageBuffer());
       // Under Electron's sandbox this is a copy: never cache it, libtorch may write the storage.
       if (!lt().NativeTensor.externalRefused()) this._bytes = bytes;
       return bytes;
@@ -53,7 +53,7 @@ export class UntypedStorage {
   hostBytes(): Uint8Array {
     if (this.device.type === 'cpu' || this.device.type === 'meta' || this._bytes) return this.bytes;
     const nt = this.native();
-    return new Uint8Array(nat(() => nt.to(undefined, 'cpu', false, true).storageBuffer()));
+    return new Uint8Array(nt.to(undefined, 'cpu', false, true).storageBuffer());
   }
   get nbytes(): number {
     return this._bytes ? this._bytes.byteLength : this._nbytes;
@@ -73,7 +73,7 @@ export class UntypedStorage {
       throw torchsaveError('E_DEVICE_UNAVAILABLE', `a ${this.device} storage with host bytes cannot be computed on; load it with mapLocation`);
     }
     const b = this.bytes;
-    const nt = nat(() => addon.NativeTensor.fromStorage(b.buffer, b.byteOffset, b.byteLength));
+    const nt = addon.NativeTensor.fromStorage(b.buffer, b.byteOffset, b.byteLength);
     this._nt = nt;
     registerStorage(nt, this);
     return nt;
@@ -93,18 +93,18 @@ function storageKey(info: { id: bigint; device: string }): string {
 }
 
 function registerStorage(nt: NativeTensor, s: UntypedStorage): void {
-  const key = storageKey(nat(() => nt.storageInfo()));
+  const key = storageKey(nt.storageInfo());
   storageRegistry.set(key, new WeakRef(s));
   storageCleanup.register(s, key);
 }
 
 /** @internal The UntypedStorage of a libtorch result (one per libtorch storage). */
 export function storageOf(nt: NativeTensor): UntypedStorage {
-  const info = nat(() => nt.storageInfo());
+  const info = nt.storageInfo();
   const key = storageKey(info);
   const hit = storageRegistry.get(key)?.deref();
   if (hit && hit.nbytes === info.nbytes) return hit;
-  const s = UntypedStorage.fromNative(nat(() => nt.storageTensor()), info.nbytes, info.device);
+  const s = UntypedStorage.fromNative(nt.storageTensor(), info.nbytes, info.device);
   storageRegistry.set(key, new WeakRef(s));
   storageCleanup.register(s, key);
   return s;

@@ -22,7 +22,7 @@ import {
   typedArrayCtor,
 } from '../dtype';
 import { type TorchsaveError, torchsaveError } from '../errors';
-import { nat, type NativeTensor } from '../libtorch/addon';
+import { type NativeTensor } from '../libtorch/addon';
 import { trackResult, untracked } from '../scope';
 import { Device, Size } from '../values';
 import { castTensor, fromNumbers, writeStrided } from './cpu';
@@ -32,8 +32,8 @@ import { type Generator, defaultGenerator } from './random';
 import { UntypedStorage, storageOf } from './storage';
 
 function sameView(a: NativeTensor, b: NativeTensor): boolean {
-  const x = nat(() => a.storageInfo());
-  const y = nat(() => b.storageInfo());
+  const x = a.storageInfo();
+  const y = b.storageInfo();
   return x.id === y.id && x.device === y.device && a.storageOffset === b.storageOffset && a.shape.join() === b.shape.join();
 }
 
@@ -126,14 +126,14 @@ export class Tensor {
   set requiresGrad(v: boolean) {
     this._requiresGrad = v;
     const nt = this._nt;
-    if (nt && nt.requiresGrad !== v) this._nt = nat(() => nt.setRequiresGrad(v));
+    if (nt && nt.requiresGrad !== v) this._nt = nt.setRequiresGrad(v);
   }
 
   /** The gradient autograd accumulated (`.grad`), or null. */
   get grad(): Tensor | null {
     const nt = this._nt;
     if (!nt) return this._grad;
-    const g = nat(() => nt.grad());
+    const g = nt.grad();
     if (!g) return null;
     const w = this._gradWrap;
     if (w && w._nt && sameView(w._nt, g)) return w;
@@ -145,7 +145,7 @@ export class Tensor {
     this._grad = v;
     this._gradWrap = v ?? undefined;
     const nt = this._nt;
-    if (nt) nat(() => nt.setGrad(v ? v.native() : null));
+    if (nt) nt.setGrad(v ? v.native() : null);
   }
 
   /**
@@ -157,11 +157,11 @@ export class Tensor {
     if (this._nt) return this._nt;
     if (this.quantizer) throw torchsaveError('E_UNSUPPORTED_DTYPE', 'computing on a quantized tensor is not supported');
     const base = this._storage.native();
-    let nt = nat(() => base.viewAs(this.dtype, this._shape, this._stride, this._offset));
-    if (this._requiresGrad) nt = nat(() => nt.setRequiresGrad(true));
+    let nt = base.viewAs(this.dtype, this._shape, this._stride, this._offset);
+    if (this._requiresGrad) nt = nt.setRequiresGrad(true);
     if (this._grad) {
       const g = this._grad.native();
-      nat(() => nt.setGrad(g));
+      nt.setGrad(g);
     }
     this._nt = nt;
     return nt;
@@ -362,9 +362,9 @@ export class Tensor {
     const nt = this._nt;
     if (this._disposed) throw freedError();
     if (!nt || this._st || this.device.type !== 'cpu') return this;
-    const info = nat(() => nt.storageInfo());
+    const info = nt.storageInfo();
     if (info.nbytes > SMALL_READ_COPY) return this;
-    const bytes = new Uint8Array(nat(() => nt.storageBuffer(true)));
+    const bytes = new Uint8Array(nt.storageBuffer(true));
     return new Tensor({ storage: new UntypedStorage(bytes, 'cpu'), dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
   }
 
@@ -433,7 +433,7 @@ export class Tensor {
 
   /** A contiguous copy with its own storage (quantizer and subclass kept). */
   clone(): Tensor {
-    if (this.onNative) return Tensor.fromNative(nat(() => this.native().clone()));
+    if (this.onNative) return Tensor.fromNative(this.native().clone());
     const bytes = this.contiguousBytes().slice();
     const t = new Tensor({ storage: new UntypedStorage(bytes, this.device), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
     t.quantizer = this.quantizer;
@@ -443,7 +443,7 @@ export class Tensor {
 
   /** A tensor sharing this one's storage, without autograd history. */
   detach(): Tensor {
-    if (this.onNative) return Tensor.fromNative(nat(() => this.native().detach()));
+    if (this.onNative) return Tensor.fromNative(this.native().detach());
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
   }
 
@@ -459,7 +459,7 @@ export class Tensor {
   /** A view with a new shape (contiguous tensors only; one dim may be -1). */
   view(...shape: number[] | [number[]]): Tensor {
     const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
-    if (this.onNative) return Tensor.fromNative(nat(() => this.native().view(dims)));
+    if (this.onNative) return Tensor.fromNative(this.native().view(dims));
     const n = this.numel();
     const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const resolved = dims.map((d) => (d === -1 ? n / known : d));
@@ -472,7 +472,7 @@ export class Tensor {
   reshape(...shape: number[] | [number[]]): Tensor {
     if (this.onNative) {
       const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
-      return Tensor.fromNative(nat(() => this.native().reshape(dims)));
+      return Tensor.fromNative(this.native().reshape(dims));
     }
     return this.contiguous().view(...shape);
   }
@@ -487,7 +487,7 @@ export class Tensor {
       if (dev.equals(this.device)) return this;
       if (this.onNative || (dev.type !== 'cpu' && dev.type !== 'meta')) {
         checkDevice(dev);
-        return Tensor.fromNative(nat(() => this.native().to(undefined, dev.toString(), false, false)));
+        return Tensor.fromNative(this.native().to(undefined, dev.toString(), false, false));
       }
       if (dev.type === 'cpu') {
         return new Tensor({ storage: new UntypedStorage(this.contiguousBytes().slice(), dev), dtype: this.dtype, shape: this._shape, requiresGrad: this.requiresGrad });
@@ -496,7 +496,7 @@ export class Tensor {
     }
     const dtype = parseDType(target);
     if (dtype === this.dtype) return this;
-    if (this.onNative) return Tensor.fromNative(nat(() => this.native().to(dtype, undefined, false, false)));
+    if (this.onNative) return Tensor.fromNative(this.native().to(dtype, undefined, false, false));
     return castTensor(this, dtype);
   }
   float(): Tensor {
@@ -532,14 +532,14 @@ export class Tensor {
   }
   fill_(value: number): this {
     if (this.onNative) {
-      nat(() => this.native().fill_(value));
+      this.native().fill_(value);
       return this;
     }
     return this.writeNumbers(new Float64Array(this.numel()).fill(value));
   }
   zero_(): this {
     if (this.onNative) {
-      nat(() => this.native().zero_());
+      this.native().zero_();
       return this;
     }
     return this.fill_(0);
@@ -562,7 +562,7 @@ export class Tensor {
   copy_(src: Tensor): this {
     if (this.onNative || src.onNative) {
       const s = src.native();
-      nat(() => this.native().copy_(s));
+      this.native().copy_(s);
       return this;
     }
     if (src.numel() !== this.numel()) {
