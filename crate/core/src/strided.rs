@@ -254,3 +254,76 @@ fn hex(b: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::bytes::ByteView;
+    use crate::dtype::DType;
+
+    fn storage(dtype: DType, bytes: Vec<u8>) -> Storage {
+        let numel = (bytes.len() / dtype.element_size()) as u64;
+        Storage {
+            key: "0".into(),
+            dtype,
+            untyped: false,
+            numel,
+            location: "cpu".into(),
+            data: ByteView::from_vec(bytes),
+        }
+    }
+
+    fn tensor(shape: &[i64], stride: &[i64], offset: i64) -> Tensor {
+        Tensor::strided(0, DType::UInt8, shape.to_vec(), stride.to_vec(), offset)
+    }
+
+    #[test]
+    fn transposed_view_is_gathered_in_c_order() {
+        let st = storage(DType::UInt8, (0u8..6).collect());
+        // base is 2x3 [[0,1,2],[3,4,5]]; its transpose is 3x2 [[0,3],[1,4],[2,5]].
+        let t = tensor(&[3, 2], &[1, 3], 0);
+        assert!(!is_contiguous(&t));
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap().as_ref(),
+            &[0, 3, 1, 4, 2, 5]
+        );
+        // A strided slice with an offset: base[1:, ::2] of a 2x3 -> [3, 5].
+        let t = tensor(&[1, 2], &[3, 2], 3);
+        assert_eq!(contiguous_bytes(&t, &st).unwrap().as_ref(), &[3, 5]);
+    }
+
+    #[test]
+    fn out_of_bounds_views_are_rejected_with_a_code() {
+        let st = storage(DType::UInt8, vec![0; 6]);
+        let t = tensor(&[2, 3], &[3, 1], 1);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+        let t = tensor(&[2], &[-1], 1);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+        let t = tensor(&[i64::MAX, 2], &[i64::MAX, 1], 0);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+    }
+
+    #[test]
+    fn empty_and_scalar_views() {
+        let st = storage(DType::UInt8, vec![7; 4]);
+        assert!(contiguous_bytes(&tensor(&[0, 5], &[5, 1], 0), &st)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            contiguous_bytes(&tensor(&[], &[], 2), &st)
+                .unwrap()
+                .as_ref(),
+            &[7]
+        );
+    }
+}

@@ -623,7 +623,7 @@ fn not_durable_writes_the_same_bytes_and_stays_atomic() {
         st::save_graph(&g, i).unwrap();
     }
     // Every writing path: streamed safetensors (Pending on the committer threads),
-    // safetensors shards + index (fsio), a cast, pt zip and legacy (save_to_path).
+    // safetensors shards + index (writer::atomic::write_atomic), a cast, pt zip and legacy (save_to_path).
     let variants: Vec<(&str, ConvertOptions)> = vec![
         ("st", ConvertOptions::default()),
         (
@@ -692,7 +692,7 @@ fn not_durable_writes_the_same_bytes_and_stays_atomic() {
     }
 
     // A failing commit (the output name is a non-empty folder) reports an error and leaves no
-    // temporary behind, durable or not, on the streamed, fsio and save_to_path paths.
+    // temporary behind, durable or not, on the streamed, write_atomic and save_to_path paths.
     for (name, base, blocked) in [
         ("st", ConvertOptions::default(), "a.safetensors"),
         (

@@ -172,7 +172,7 @@ fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<Conver
     }
     if let Some(d) = &o.dtype {
         let dt = DType::from_name_checked(d)?;
-        if !convert::values::is_castable_float(dt) {
+        if !torchsave_core::cast::is_castable_float(dt) {
             return Err(bad(format!(
                 "dtype must be float16, bfloat16, float32 or float64, not {d}"
             )));

@@ -22,19 +22,18 @@
 //! [`crate::hf_index`]; [`INPUT_EXTENSIONS`] and [`discover_inputs`].
 
 pub mod diff;
-pub mod fsio;
-pub mod graph_ops;
 pub mod stream;
 pub mod transform;
-pub mod values;
 
 use crate::dtype::DType;
 use crate::error::{Error, ErrorCode, Result};
+use crate::graph;
 use crate::hf_index;
 use crate::options::{LoadOptions, SaveFormat, SaveOptions};
 use crate::safetensors as st;
+use crate::strided;
 use crate::value::{Format, Graph, Node, NodeId, Tensor, Value};
-use crate::writer::atomic::Pending;
+use crate::writer::atomic::{write_atomic, Pending};
 use regex::Regex;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -565,7 +564,7 @@ fn digests_of(graph: &Graph, named: &[(String, NodeId)]) -> Result<Digests> {
             name.clone(),
             t.dtype,
             t.shape.clone(),
-            values::sha256_hex(t, s)?,
+            strided::sha256_hex(t, s)?,
         ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -773,11 +772,10 @@ fn write_safetensors(
     }
     ensure_dir(dir, opts)?;
     for (p, pl) in &plans {
-        report.bytes_out +=
-            fsio::write_atomic(p, opts.durable, &mut |w| st::write_plan(graph, pl, w))?;
+        report.bytes_out += write_atomic(p, opts.durable, &mut |w| st::write_plan(graph, pl, w))?;
     }
     if let Some((p, text)) = &index {
-        report.bytes_out += fsio::write_atomic(p, opts.durable, &mut |w| {
+        report.bytes_out += write_atomic(p, opts.durable, &mut |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| Error::io(e, "write"))
         })?;
@@ -787,16 +785,15 @@ fn write_safetensors(
         let (check_path, got) = match &index {
             Some((ip, _)) => {
                 let s = hf_index::load_sharded(ip, &LoadOptions::default())?;
-                let named =
-                    graph_ops::flat_tensor_map(&s.graph, s.graph.root()).unwrap_or_default();
+                let named = graph::flat_tensor_map(&s.graph, s.graph.root()).unwrap_or_default();
                 (ip.clone(), digests_of(&s.graph, &named)?)
             }
             None => {
                 let mut all = Vec::new();
                 for (p, _) in &plans {
                     let back = st::read_file(p, true)?;
-                    let named = graph_ops::flat_tensor_map(&back.graph, back.graph.root())
-                        .unwrap_or_default();
+                    let named =
+                        graph::flat_tensor_map(&back.graph, back.graph.root()).unwrap_or_default();
                     all.extend(digests_of(&back.graph, &named)?);
                 }
                 all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -884,7 +881,7 @@ fn read_back_digests(file: &std::fs::File) -> Result<Digests> {
         .and_then(|_| f.read_to_end(&mut buf))
         .map_err(|e| Error::io(e, "read back"))?;
     let back = st::read_bytes(crate::bytes::ByteView::from_vec(buf))?;
-    let named = graph_ops::flat_tensor_map(&back.graph, back.graph.root()).unwrap_or_default();
+    let named = graph::flat_tensor_map(&back.graph, back.graph.root()).unwrap_or_default();
     digests_of(&back.graph, &named)
 }
 
@@ -898,7 +895,7 @@ fn split_items(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Vec<hf_ind
             };
             Ok(hf_index::SplitItem {
                 name: name.clone(),
-                size: values::nbytes(t)?,
+                size: strided::nbytes(t)?,
                 storage: t.storage.map(|s| s as u64),
             })
         })
@@ -941,7 +938,7 @@ fn write_pt(
             for (i, names) in plan.shards.iter().enumerate() {
                 let file = hf_index::shard_file_name(stem, ext, i + 1, n);
                 let mut g = Graph::new();
-                let mut imp = graph_ops::Importer::new(graph);
+                let mut imp = graph::Importer::new(graph);
                 let mut items = Vec::new();
                 for nm in names {
                     if let Some((k, id)) = entries.iter().find(|(k, _)| k == nm) {
@@ -978,7 +975,7 @@ fn write_pt(
     }
     let mut want: Digests = Vec::new();
     for (_, g) in &outs {
-        let named = graph_ops::tensor_paths(g, g.root(), max_depth)?;
+        let named = graph::tensor_paths(g, g.root(), max_depth)?;
         report.tensors += named.len();
         want.extend(digests_of(g, &named)?);
     }
@@ -996,7 +993,7 @@ fn write_pt(
         report.bytes_out += file_len(p);
     }
     if let Some((p, text)) = &index {
-        report.bytes_out += fsio::write_atomic(p, opts.durable, &mut |w| {
+        report.bytes_out += write_atomic(p, opts.durable, &mut |w| {
             w.write_all(text.as_bytes())
                 .map_err(|e| Error::io(e, "write"))
         })?;
@@ -1006,14 +1003,14 @@ fn write_pt(
         let check_path = match &index {
             Some((ip, _)) => {
                 let s = hf_index::load_sharded(ip, &opts.load)?;
-                let named = graph_ops::tensor_paths(&s.graph, s.graph.root(), max_depth)?;
+                let named = graph::tensor_paths(&s.graph, s.graph.root(), max_depth)?;
                 got.extend(digests_of(&s.graph, &named)?);
                 ip.clone()
             }
             None => {
                 for (p, _) in &outs {
                     let back = crate::container::load_file(p, &opts.load)?;
-                    let named = graph_ops::tensor_paths(&back.graph, back.graph.root(), max_depth)?;
+                    let named = graph::tensor_paths(&back.graph, back.graph.root(), max_depth)?;
                     got.extend(digests_of(&back.graph, &named)?);
                 }
                 outs.first().map(|o| o.0.clone()).unwrap_or_default()

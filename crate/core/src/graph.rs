@@ -1,4 +1,5 @@
-//! Walking and copying parts of a value graph.
+//! Walking and copying parts of a value graph: the generic primitives the converter, the
+//! safetensors writer and the sharded-checkpoint reader share.
 //!
 //! The converter edits graphs it did not build: it selects a sub-object, renames keys of
 //! state dicts, casts storages, merges the shards of a checkpoint into one graph and splits
