@@ -1,4 +1,4 @@
-//! Tensor views against storages: validation after loading, contiguous bytes, byte swapping.
+//! Tensor views against storages: validation after loading, contiguous bytes.
 //!
 //! A tensor is `(storage, dtype, shape, stride, storage_offset)` with stride and offset in
 //! elements of the *tensor's* dtype (FORMAT.md 3.2). It is valid when every element it can
@@ -257,17 +257,6 @@ pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]
     crate::strided::contiguous_bytes(t, s)
 }
 
-/// Reverses the byte order of every `unit`-byte scalar (use `DType::swap_unit`: complex
-/// values swap each half). A trailing partial unit is left alone.
-pub fn byteswap_in_place(bytes: &mut [u8], unit: usize) {
-    if unit <= 1 {
-        return;
-    }
-    for c in bytes.chunks_exact_mut(unit) {
-        c.reverse();
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
@@ -387,8 +376,5 @@ mod tests {
             contiguous_bytes(&g2, &s).ok().as_deref(),
             Some(&[2u8, 3, 6, 7][..])
         );
-        let mut b = vec![1, 2, 3, 4, 5];
-        byteswap_in_place(&mut b, 2);
-        assert_eq!(b, [2, 1, 4, 3, 5]);
     }
 }
