@@ -4,7 +4,8 @@
 use napi_derive::napi;
 use std::path::Path;
 use torchsave_core::{
-    Error as CoreError, ErrorCode, LoadOptions, SaveFormat, SaveOptions, StrEncoding,
+    archive_name_for_path, Error as CoreError, ErrorCode, LoadOptions, SaveFormat, SaveOptions,
+    StrEncoding,
 };
 
 #[napi(object, object_to_js = false)]
@@ -104,18 +105,13 @@ pub fn inspect_config(o: &Option<NativeInspectOptions>) -> LoadOptions {
     core
 }
 
-/// torch.save's archive folder: the path's stem with the last extension removed when the
-/// path is ASCII, else `archive` (FORMAT.md 2.1); streams use `archive`.
+/// torch.save's archive folder for a save to `path` ([`archive_name_for_path`], the one
+/// rule); streams and buffers use `archive`.
 pub fn archive_name_for(path: Option<&str>) -> String {
-    match path {
-        Some(p) if p.is_ascii() => Path::new(p)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("archive")
-            .to_string(),
-        _ => "archive".to_string(),
-    }
+    path.map_or_else(
+        || "archive".to_string(),
+        |p| archive_name_for_path(Path::new(p)),
+    )
 }
 
 pub fn save_config(
