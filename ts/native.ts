@@ -37,7 +37,7 @@ export interface NativeConvertOptions {
   stripPrefix?: string[];
   stripDataParallel?: boolean;
   /** `[pattern, replacement]` pairs, Rust regex syntax. */
-  rename?: [string, string][];
+  rename?: (string | [string, string])[];
   dtype?: string;
   dropOptimizer?: boolean;
   compact?: boolean;

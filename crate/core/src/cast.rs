@@ -20,6 +20,18 @@ pub fn is_castable_float(d: DType) -> bool {
     )
 }
 
+/// `to` as the target of a cast of floating tensors (`convert`'s `dtype`): one of
+/// [`is_castable_float`], else `E_INVALID_ARGUMENT`.
+pub fn check_cast_target(to: DType) -> Result<()> {
+    if !is_castable_float(to) {
+        crate::bail!(
+            InvalidArgument,
+            "dtype must be float16, bfloat16, float32 or float64, not {to}"
+        );
+    }
+    Ok(())
+}
+
 /// f32 -> f16: round to nearest even; a NaN keeps its sign and the top of its payload with
 /// the quiet bit set (what `vcvtps2ph`, c10 and `half` all do).
 pub fn f32_to_f16_bits(x: f32) -> u16 {

@@ -106,3 +106,31 @@ pub fn shard_inputs(files: &[PathBuf], index: usize, count: usize) -> Result<Vec
         .map(|(_, p)| p)
         .collect())
 }
+
+/// A worker's share given as two optional halves (`shardIndex`/`shardCount`): both or
+/// neither, and `index < count`.
+pub fn check_worker_share(index: Option<usize>, count: Option<usize>) -> Result<()> {
+    match (index, count) {
+        (None, None) => Ok(()),
+        (Some(i), Some(n)) if n == 0 || i >= n => {
+            crate::bail!(InvalidArgument, "shard {i}/{n}: need 0 <= index < count")
+        }
+        (Some(_), Some(_)) => Ok(()),
+        _ => crate::bail!(InvalidArgument, "shardIndex and shardCount go together"),
+    }
+}
+
+/// The inputs `specs` name ([`discover_inputs`]), then this worker's share of them
+/// ([`shard_inputs`]) when `index`/`count` are given ([`check_worker_share`]).
+pub fn discover_share(
+    specs: &[String],
+    index: Option<usize>,
+    count: Option<usize>,
+) -> Result<Vec<PathBuf>> {
+    check_worker_share(index, count)?;
+    let files = discover_inputs(specs)?;
+    match (index, count) {
+        (Some(i), Some(n)) => shard_inputs(&files, i, n),
+        _ => Ok(files),
+    }
+}

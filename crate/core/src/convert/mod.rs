@@ -43,10 +43,15 @@ mod write;
 pub use diff::{
     diff, inspect_many, ChangeReason, Changed, DiffReport, DtypeStat, InputError, Summary,
 };
-pub use discover::{discover_inputs, shard_inputs, INPUT_EXTENSIONS};
+pub use discover::{
+    check_worker_share, discover_inputs, discover_share, shard_inputs, INPUT_EXTENSIONS,
+};
 pub use job::{convert_file, FileReport};
 pub use naming::{common_root, output_dir, output_stem};
-pub use options::{parse_rename, ConvertOptions, Target};
+pub use options::{
+    jobs_or_default, parse_cast_dtype, parse_rename, rename_rule, shard_size_from_number,
+    ConvertOptions, Target,
+};
 pub use pool::{convert_many, Progress};
 pub use source::{load_source, Source, SourceFormat};
 pub use transform::KeyEdits;

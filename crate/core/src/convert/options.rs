@@ -120,15 +120,73 @@ impl ConvertOptions {
     }
 }
 
-/// Parses `--rename PATTERN=REPLACEMENT` (split at the first `=`).
+/// Parses a rename in its one textual form, `'regex=>replacement'` (split at the first
+/// `=>`; the CLI's `--rename`, the API's strings): the pattern in Rust regex syntax, the
+/// replacement in JS syntax (`$1`, `$<name>`, `$&`, `$$`), see [`rename_rule`].
 pub fn parse_rename(spec: &str) -> Result<(Regex, String)> {
-    let (pat, rep) = spec.split_once('=').ok_or_else(|| {
+    let (pat, rep) = spec.split_once("=>").ok_or_else(|| {
         crate::err!(
             InvalidArgument,
-            "rename '{spec}' is not PATTERN=REPLACEMENT"
+            "rename '{spec}' is not 'regex=>replacement'"
         )
     })?;
-    let re =
-        Regex::new(pat).map_err(|e| crate::err!(InvalidArgument, "rename pattern '{pat}': {e}"))?;
-    Ok((re, rep.to_string()))
+    rename_rule(pat, rep)
+}
+
+/// A rename from its two halves (the API's `[pattern, replacement]` pairs): the pattern
+/// compiled (Rust regex syntax), the JS-syntax replacement rewritten into the regex crate's
+/// (`$1` -> `${1}`, `$<n>` -> `${n}`, `$&` -> `${0}`, `$$` kept), so a group number is never
+/// read together with the text after it.
+pub fn rename_rule(pattern: &str, replacement: &str) -> Result<(Regex, String)> {
+    let re = Regex::new(pattern)
+        .map_err(|e| crate::err!(InvalidArgument, "rename pattern '{pattern}': {e}"))?;
+    Ok((re, rust_replacement(replacement)))
+}
+
+fn rust_replacement(js: &str) -> String {
+    let Ok(tokens) = Regex::new(r"\$(\$|&|<([A-Za-z_][A-Za-z0-9_]*)>|(\d+))") else {
+        return js.to_string();
+    };
+    tokens
+        .replace_all(js, |c: &regex::Captures| {
+            match c.get(0).map(|m| m.as_str()) {
+                Some("$$") => "$$".to_string(),
+                Some("$&") => "${0}".to_string(),
+                _ => format!(
+                    "${{{}}}",
+                    c.get(2).or_else(|| c.get(3)).map_or("", |m| m.as_str())
+                ),
+            }
+        })
+        .into_owned()
+}
+
+/// `dtype` by name, as a cast target ([`crate::cast::check_cast_target`]).
+pub fn parse_cast_dtype(name: &str) -> Result<DType> {
+    let dt = DType::from_name_checked(name)?;
+    crate::cast::check_cast_target(dt)?;
+    Ok(dt)
+}
+
+/// `shardSize` given as a number of bytes: a whole positive count that fits in 64 bits
+/// (fractions are truncated). Sizes as text (`5GB`) are [`crate::hf_index::parse_size`]'s.
+pub fn shard_size_from_number(n: f64) -> Result<u64> {
+    if !(n.is_finite() && (1.0..1.8e19).contains(&n)) {
+        crate::bail!(
+            InvalidArgument,
+            "shardSize must be a positive byte count, got {n}"
+        );
+    }
+    Ok(n as u64)
+}
+
+/// Files in flight for [`super::convert_many`]: at least 1; default the available cores.
+pub fn jobs_or_default(jobs: Option<usize>) -> Result<usize> {
+    match jobs {
+        Some(0) => crate::bail!(InvalidArgument, "jobs must be at least 1"),
+        Some(j) => Ok(j),
+        None => Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)),
+    }
 }

@@ -277,12 +277,7 @@ pub struct CastPlan {
 /// to `to`, storage by storage, the rules [`cast_floats`] applies. The streamed conversion
 /// uses it to cast while writing instead of materialising new storages.
 pub fn plan_cast(graph: &Graph, root: &Value, to: DType) -> Result<CastPlan> {
-    if !cast::is_castable_float(to) {
-        crate::bail!(
-            InvalidArgument,
-            "dtype must be float16, bfloat16, float32 or float64, not {to}"
-        );
-    }
+    cast::check_cast_target(to)?;
     // storage -> (dtype, tensor ids)
     let mut by_storage: BTreeMap<usize, (DType, Vec<NodeId>)> = BTreeMap::new();
     let mut plan = CastPlan::default();
