@@ -121,6 +121,19 @@ describe('DataParallel checkpoints normalized with --strip-dataparallel', () => 
     const [got] = py([['digests', join(d, 'dataparallel_state_dict.pt')]]) as Digests[];
     expect(Object.keys(got!)).toEqual(['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias', 'head1.weight', 'head1.bias', 'head2.weight', 'head2.bias', 'head3.weight', 'head3.bias']);
   });
+
+  it('rename: API strings and [RegExp | string, string] pairs go to the one parser in core', async () => {
+    const d = tmp('rename-api');
+    const [r] = await torch.convert(fixturePath('dataparallel_state_dict.pt'), {
+      out: d, to: 'safetensors', stripDataParallel: true,
+      rename: ['^conv(\\d)\\.=>c$1.', [/^FC(\d)\./i, 'head$1.'], ['head\\.', '$&']],
+    });
+    expect(r!.error).toBeUndefined();
+    const sd = torch.loadSafetensors(r!.outputs[0]!) as Map<string, unknown>;
+    expect([...sd.keys()].sort()).toEqual(['c1.bias', 'c1.weight', 'c2.bias', 'c2.weight', 'head1.bias', 'head1.weight', 'head2.bias', 'head2.weight', 'head3.bias', 'head3.weight']);
+    // A malformed string is core's E_INVALID_ARGUMENT, before any file is touched.
+    await expect(torch.convert(fixturePath('dataparallel_state_dict.pt'), { out: d, rename: 'no-arrow' })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
 });
 
 describe('sharded checkpoints', () => {

@@ -88,8 +88,12 @@ export interface NativeConvertOptions {
   stripPrefix?: Array<string>
   /** Remove every leading `module.`. */
   stripDataParallel?: boolean
-  /** `[pattern, replacement]` pairs (Rust regex syntax; `$1` / `${name}` in replacements). */
-  rename?: Array<Array<string>>
+  /**
+   * Key renames, in order: `'regex=>replacement'` strings (the CLI's `--rename`) or
+   * `[pattern, replacement]` pairs; Rust regex patterns, JS replacements (`$1`, `$<name>`,
+   * `$&`, `$$`). Parsed by the core (`convert::parse_rename`).
+   */
+  rename?: Array<string | [string, string]>
   /** Cast floating tensors to `float16` | `bfloat16` | `float32` | `float64`. */
   dtype?: string
   dropOptimizer?: boolean
@@ -170,8 +174,8 @@ export interface NativeInspectOptions {
   /** Add a sha256 per tensor. */
   sha256?: boolean
   /**
-   * Refuse files the weights-only policy refuses (default false: inspect never executes
-   * anything, so it can summarise any file).
+   * Refuse files the weights-only policy refuses (default true, like load; the CLI's
+   * `inspect` passes false unless `--weights-only`).
    */
   weightsOnly?: boolean
   safeGlobals?: Array<string>

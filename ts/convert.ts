@@ -124,38 +124,25 @@ function fail(message: string): never {
   throw torchsaveError('E_INVALID_ARGUMENT', message);
 }
 
-/** JS replacement syntax → Rust's (`$1` → `${1}`, `$<n>` → `${n}`, `$&` → `${0}`). */
-export function rustReplacement(js: string): string {
-  return js.replace(/\$(\$|&|<([A-Za-z_][A-Za-z0-9_]*)>|(\d+))/g, (m, _all, name?: string, num?: string) => {
-    if (m === '$$') return '$$';
-    if (m === '$&') return '${0}';
-    return `\${${name ?? num}}`;
-  });
-}
-
 function regexSource(p: RegExp | string): string {
   if (typeof p === 'string') return p;
   const flags = [...p.flags].filter((f) => 'ims'.includes(f)).join('');
   return flags ? `(?${flags})${p.source}` : p.source;
 }
 
-/** Parses `'regex=>replacement'` (the CLI form). */
-export function parseRenameSpec(spec: string): RenameRule {
-  const i = spec.indexOf('=>');
-  if (i < 0) fail(`rename '${spec}' is not 'regex=>replacement'`);
-  return [spec.slice(0, i), spec.slice(i + 2)];
-}
-
-function renames(r: ConvertOptions['rename']): [string, string][] | undefined {
+/** Strings pass through as they are (`'regex=>replacement'`, parsed by the core, the one
+ * parser of that syntax); pairs keep their halves, a RegExp as its source and flags. */
+function renames(r: ConvertOptions['rename']): (string | [string, string])[] | undefined {
   if (r === undefined) return undefined;
   const list = typeof r === 'string' ? [r] : r;
   if (!Array.isArray(list)) fail('rename must be a string or an array');
   return list.map((x) => {
-    const [p, rep] = typeof x === 'string' ? parseRenameSpec(x) : x;
+    if (typeof x === 'string') return x;
+    const [p, rep] = Array.isArray(x) ? x : [];
     if ((typeof p !== 'string' && !(p instanceof RegExp)) || typeof rep !== 'string') {
       fail('rename entries are [pattern, replacement] pairs');
     }
-    return [regexSource(p), rustReplacement(rep)];
+    return [regexSource(p), rep];
   });
 }
 

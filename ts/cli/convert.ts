@@ -20,7 +20,7 @@ import {
   parseOptions,
 } from './io';
 import { ProgressBar } from './progress';
-import { type ConvertCancelledError, type ConvertOptions, type ConvertReport, convert, parseRenameSpec } from '../convert';
+import { type ConvertCancelledError, type ConvertOptions, type ConvertReport, convert } from '../convert';
 
 const OPTIONS = {
   out: { type: 'string', short: 'o' },
@@ -72,12 +72,8 @@ export function convertOptionsFromArgs(args: string[]): { inputs: string[]; opts
   if (v.select !== undefined) opts.select = v.select;
   if (v['strip-prefix']) opts.stripPrefix = v['strip-prefix'];
   if (v['strip-dataparallel']) opts.stripDataParallel = true;
-  if (v.rename) {
-    opts.rename = v.rename.map((r) => {
-      if (!r.includes('=>')) throw new UsageError(`--rename '${r}' is not 'regex=>replacement'`);
-      return parseRenameSpec(r);
-    });
-  }
+  // 'regex=>replacement', parsed by the core (a malformed one is E_INVALID_ARGUMENT: exit 2).
+  if (v.rename) opts.rename = v.rename;
   const dtype = oneOf('dtype', v.dtype, DTYPES);
   if (dtype) opts.dtype = dtype;
   if (v['drop-optimizer']) opts.dropOptimizer = true;

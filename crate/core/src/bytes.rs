@@ -119,3 +119,39 @@ impl PartialEq for ByteView {
         self.as_slice() == other.as_slice()
     }
 }
+
+/// Reverses the byte order of every `unit`-byte scalar in place (big-endian files; pass
+/// `DType::swap_unit`, so complex values swap each half). A trailing partial unit is left
+/// alone. The one byte swap of the crate.
+pub fn byteswap_in_place(bytes: &mut [u8], unit: usize) {
+    if unit <= 1 {
+        return;
+    }
+    for c in bytes.chunks_exact_mut(unit) {
+        c.reverse();
+    }
+}
+
+/// [`byteswap_in_place`] on a copy.
+pub fn byteswapped(data: &[u8], unit: usize) -> Vec<u8> {
+    let mut v = data.to_vec();
+    byteswap_in_place(&mut v, unit);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byteswap_units() {
+        assert_eq!(
+            byteswapped(&[1, 2, 3, 4, 5, 6, 7, 8], 4),
+            vec![4, 3, 2, 1, 8, 7, 6, 5]
+        );
+        assert_eq!(byteswapped(&[1, 2, 3], 1), vec![1, 2, 3]);
+        let mut b = vec![1, 2, 3, 4, 5];
+        byteswap_in_place(&mut b, 2);
+        assert_eq!(b, [2, 1, 4, 3, 5]);
+    }
+}

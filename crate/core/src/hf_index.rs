@@ -21,8 +21,8 @@
 //! transformers writes it. With a single shard no index is written and the file is
 //! `{stem}.{ext}`.
 
-use crate::convert::graph_ops::Importer;
 use crate::error::Result;
+use crate::graph::Importer;
 use crate::options::LoadOptions;
 use crate::value::{Graph, Node, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -132,7 +132,7 @@ fn load_shard(path: &Path, opts: &LoadOptions) -> Result<(Graph, Vec<(String, Va
         drop(bytes);
         crate::container::load_file(path, opts)?.graph
     };
-    let Some(items) = crate::convert::graph_ops::mapping_items(&graph, graph.root()) else {
+    let Some(items) = crate::graph::mapping_items(&graph, graph.root()) else {
         crate::bail!(BadIndex, "shard {} is not a state dict", path.display());
     };
     let mut out = Vec::with_capacity(items.len());

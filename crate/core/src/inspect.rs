@@ -115,6 +115,10 @@ fn index_key(i: usize) -> PathKey {
     PathKey::Int(i64::try_from(i).unwrap_or(i64::MAX))
 }
 
+/// The `path` contract of `inspect --json` (ARCHITECTURE.md): values only, each with the key
+/// that reaches it (dict key, list index, an object's state keys). This is not the graph's
+/// children order ([`Node::for_each_child`], which also visits keys, call arguments and tensor
+/// metadata): it is the projection the JSON paths name, and it owns only that.
 fn push_children(graph: &Graph, node: &Node, out: &mut Vec<(Value, PathKey)>) {
     match node {
         Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items) => {

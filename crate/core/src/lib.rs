@@ -6,7 +6,8 @@
 //!   and hands storages to the pickle layer;
 //! * [`pickle`] is a pickle VM that never executes anything: every GLOBAL is resolved against
 //!   a table, known reconstructors are interpreted, everything else becomes a [`value::PyObject`];
-//! * [`value`] is the value graph both directions share;
+//! * [`value`] is the value graph both directions share, [`graph`] walks and copies parts of
+//!   it, [`strided`] reads tensor views as bytes and [`cast`] converts float elements;
 //! * [`tensor`] validates views against storages and produces contiguous bytes;
 //! * [`writer`] pickles a graph the way CPython's protocol-2 pickler does and lays out the zip
 //!   archive the way PyTorch's miniz writer does;
@@ -17,10 +18,12 @@
 //! Nothing here knows about Node or libtorch.
 
 pub mod bytes;
+pub mod cast;
 pub mod container;
 pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod graph;
 pub mod hf_index;
 pub mod inspect;
 pub mod options;

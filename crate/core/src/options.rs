@@ -72,6 +72,18 @@ impl Default for LoadOptions {
     }
 }
 
+impl LoadOptions {
+    /// The defaults of the calls that only summarise files (`convert::inspect_many`,
+    /// `convert::diff`): [`LoadOptions::default`] with the weights-only policy off, since
+    /// they never execute anything and must be able to describe any file.
+    pub fn for_summaries() -> LoadOptions {
+        LoadOptions {
+            weights_only: false,
+            ..LoadOptions::default()
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SaveFormat {
     /// The zip format torch.save writes since 1.6.

@@ -23,9 +23,9 @@
 //! [`ST_DTYPES`].
 
 use crate::bytes::ByteView;
-use crate::convert::values;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::strided;
 use crate::value::{Graph, Node, NodeId, Storage, Tensor, Value};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::collections::{BTreeMap, HashSet};
@@ -405,7 +405,7 @@ pub fn restore_aliases(loaded: &mut SafetensorsLoaded) -> usize {
 /// `name -> tensor node` of a flat state dict at `root`, or `E_UNSERIALIZABLE` naming the
 /// first value that is not a tensor.
 pub fn state_dict_entries(graph: &Graph, root: &Value) -> Result<Vec<(String, NodeId)>> {
-    let Some(items) = crate::convert::graph_ops::mapping_items(graph, root) else {
+    let Some(items) = crate::graph::mapping_items(graph, root) else {
         crate::bail!(
             Unserializable,
             "safetensors holds a flat mapping name -> tensor; the object is not a dict"
@@ -476,7 +476,7 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
         if st.data.is_empty() {
             continue;
         }
-        let r = values::reached_range(t, st)?;
+        let r = strided::reached_range(t, st)?;
         let sid = t.storage.unwrap_or_default();
         by_storage
             .entry(sid)
@@ -511,7 +511,7 @@ pub fn dedupe_shared(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Dedu
                 match graph.node(id) {
                     Some(Node::Tensor(t)) => {
                         t.storage_offset == 0
-                            && values::nbytes(t)
+                            && strided::nbytes(t)
                                 .map(|n| n == storage_bytes)
                                 .unwrap_or(false)
                     }
@@ -610,8 +610,8 @@ pub fn plan_with(
                 "'{name}': safetensors cannot hold dtype {dtype}"
             )
         })?;
-        values::reached_range(t, st)?;
-        let nbytes = values::numel(t)?
+        strided::reached_range(t, st)?;
+        let nbytes = strided::numel(t)?
             .checked_mul(dtype.element_size() as u64)
             .ok_or_else(|| crate::err!(StorageBounds, "shape {:?} overflows", t.shape))?;
         let mut shape = t.shape.clone();
@@ -688,7 +688,7 @@ pub fn write_plan(graph: &Graph, plan: &Plan, w: &mut dyn Write) -> Result<()> {
         .map_err(|e| crate::error::Error::io(e, "write"))?;
     for (name, id, _) in &plan.tensors {
         let (t, st) = tensor_and_storage(graph, name, *id)?;
-        values::for_each_chunk(t, st, &mut |c| {
+        strided::for_each_chunk(t, st, &mut |c| {
             w.write_all(c)
                 .map_err(|e| crate::error::Error::io(e, "write"))
         })?;
@@ -743,7 +743,7 @@ pub fn write_file(
 ) -> Result<Written> {
     let d = dedupe_shared(graph, entries)?;
     let p = plan(graph, &d.kept, &file_metadata(extra_metadata, &d.removed))?;
-    let bytes = crate::convert::fsio::write_atomic(path, true, &mut |w| write_plan(graph, &p, w))?;
+    let bytes = crate::writer::atomic::write_atomic(path, true, &mut |w| write_plan(graph, &p, w))?;
     Ok(Written {
         names: p.tensors.iter().map(|t| t.0.clone()).collect(),
         removed: d.removed,

@@ -58,58 +58,92 @@ pub fn is_contiguous(t: &Tensor) -> bool {
     true
 }
 
-/// Byte range of the storage the view reaches (`start..end`), after checking every index
-/// stays inside the storage's bytes. Empty tensors reach nothing.
-pub fn reached_range(t: &Tensor, st: &Storage) -> Result<std::ops::Range<u64>> {
-    if t.stride.len() != t.shape.len() {
+/// The view rule, the one every consumer applies (the loader's `validate_graph`, the
+/// pickler, every traversal here): the byte range `[start, end)` a tensor's elements address
+/// in its storage, `(storage_offset + Σ (size_i - 1) * stride_i + 1) * element_size` bytes
+/// from the start, in the *tensor's* dtype. `None` when it has no elements (it addresses
+/// nothing). Sizes and strides must pair up and nothing may be negative (PyTorch never
+/// pickles negative strides); all arithmetic is checked. Errors are `E_STORAGE_BOUNDS`.
+pub fn view_extent(t: &Tensor) -> Result<Option<std::ops::Range<u64>>> {
+    if t.shape.len() != t.stride.len() {
         crate::bail!(
             StorageBounds,
-            "shape {:?} and stride {:?} differ in length",
-            t.shape,
-            t.stride
+            "tensor has {} sizes but {} strides",
+            t.shape.len(),
+            t.stride.len()
         );
     }
-    if numel(t)? == 0 {
-        return Ok(0..0);
+    if t.storage_offset < 0 {
+        crate::bail!(
+            StorageBounds,
+            "tensor has a negative storage offset ({})",
+            t.storage_offset
+        );
     }
-    let offset = u64::try_from(t.storage_offset).map_err(|_| {
+    if let Some(s) = t.shape.iter().find(|&&s| s < 0) {
+        crate::bail!(StorageBounds, "tensor has a negative size ({s})");
+    }
+    if let Some(s) = t.stride.iter().find(|&&s| s < 0) {
+        crate::bail!(StorageBounds, "tensor has a negative stride ({s})");
+    }
+    if t.shape.contains(&0) {
+        return Ok(None);
+    }
+    let overflow = || {
         crate::err!(
             StorageBounds,
-            "negative storage offset {}",
-            t.storage_offset
+            "tensor extent overflows (shape {:?}, stride {:?})",
+            t.shape,
+            t.stride
         )
-    })?;
-    let mut last = offset;
+    };
+    let mut last = t.storage_offset as u64;
     for (&size, &stride) in t.shape.iter().zip(&t.stride) {
-        let stride = u64::try_from(stride)
-            .map_err(|_| crate::err!(StorageBounds, "negative stride in {:?}", t.stride))?;
-        let span = (size as u64 - 1)
-            .checked_mul(stride)
-            .and_then(|s| last.checked_add(s))
-            .ok_or_else(|| {
-                crate::err!(StorageBounds, "view {:?}/{:?} overflows", t.shape, t.stride)
-            })?;
-        last = span;
+        let step = ((size - 1) as u64)
+            .checked_mul(stride as u64)
+            .ok_or_else(overflow)?;
+        last = last.checked_add(step).ok_or_else(overflow)?;
     }
-    let el = t.dtype.element_size() as u64;
-    let start = offset
-        .checked_mul(el)
-        .ok_or_else(|| crate::err!(StorageBounds, "offset overflows"))?;
+    let es = t.dtype.element_size() as u64;
+    let start = (t.storage_offset as u64)
+        .checked_mul(es)
+        .ok_or_else(overflow)?;
     let end = last
         .checked_add(1)
-        .and_then(|x| x.checked_mul(el))
-        .ok_or_else(|| crate::err!(StorageBounds, "view overflows"))?;
-    if end > st.data.len() as u64 {
-        crate::bail!(
-            StorageBounds,
-            "tensor of shape {:?} stride {:?} offset {} reaches byte {end} of a {}-byte storage",
-            t.shape,
-            t.stride,
-            t.storage_offset,
-            st.data.len()
-        );
+        .and_then(|n| n.checked_mul(es))
+        .ok_or_else(overflow)?;
+    Ok(Some(start..end))
+}
+
+/// [`view_extent`], checked against the storage the tensor views: every byte it addresses
+/// lies inside `st`.
+pub fn check_view(t: &Tensor, st: &Storage) -> Result<Option<std::ops::Range<u64>>> {
+    let extent = view_extent(t)?;
+    if let Some(r) = &extent {
+        if r.end > st.data.len() as u64 {
+            crate::bail!(
+                StorageBounds,
+                "tensor (shape {:?}, stride {:?}, offset {}, {}) reaches byte {} of storage '{}', \
+                 which has {} bytes",
+                t.shape,
+                t.stride,
+                t.storage_offset,
+                t.dtype,
+                r.end,
+                st.key,
+                st.data.len()
+            );
+        }
     }
-    Ok(start..end)
+    Ok(extent)
+}
+
+/// Byte range of the storage the view reaches (`start..end`; empty tensors reach nothing),
+/// after [`check_view`]; the element count must fit in 64 bits too, as the traversals count
+/// elements.
+pub fn reached_range(t: &Tensor, st: &Storage) -> Result<std::ops::Range<u64>> {
+    numel(t)?;
+    Ok(check_view(t, st)?.unwrap_or(0..0))
 }
 
 /// Calls `sink` with the tensor's values in C order, little-endian, as few slices as the
@@ -253,4 +287,77 @@ fn hex(b: &[u8]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::bytes::ByteView;
+    use crate::dtype::DType;
+
+    fn storage(dtype: DType, bytes: Vec<u8>) -> Storage {
+        let numel = (bytes.len() / dtype.element_size()) as u64;
+        Storage {
+            key: "0".into(),
+            dtype,
+            untyped: false,
+            numel,
+            location: "cpu".into(),
+            data: ByteView::from_vec(bytes),
+        }
+    }
+
+    fn tensor(shape: &[i64], stride: &[i64], offset: i64) -> Tensor {
+        Tensor::strided(0, DType::UInt8, shape.to_vec(), stride.to_vec(), offset)
+    }
+
+    #[test]
+    fn transposed_view_is_gathered_in_c_order() {
+        let st = storage(DType::UInt8, (0u8..6).collect());
+        // base is 2x3 [[0,1,2],[3,4,5]]; its transpose is 3x2 [[0,3],[1,4],[2,5]].
+        let t = tensor(&[3, 2], &[1, 3], 0);
+        assert!(!is_contiguous(&t));
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap().as_ref(),
+            &[0, 3, 1, 4, 2, 5]
+        );
+        // A strided slice with an offset: base[1:, ::2] of a 2x3 -> [3, 5].
+        let t = tensor(&[1, 2], &[3, 2], 3);
+        assert_eq!(contiguous_bytes(&t, &st).unwrap().as_ref(), &[3, 5]);
+    }
+
+    #[test]
+    fn out_of_bounds_views_are_rejected_with_a_code() {
+        let st = storage(DType::UInt8, vec![0; 6]);
+        let t = tensor(&[2, 3], &[3, 1], 1);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+        let t = tensor(&[2], &[-1], 1);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+        let t = tensor(&[i64::MAX, 2], &[i64::MAX, 1], 0);
+        assert_eq!(
+            contiguous_bytes(&t, &st).unwrap_err().code,
+            crate::ErrorCode::StorageBounds
+        );
+    }
+
+    #[test]
+    fn empty_and_scalar_views() {
+        let st = storage(DType::UInt8, vec![7; 4]);
+        assert!(contiguous_bytes(&tensor(&[0, 5], &[5, 1], 0), &st)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            contiguous_bytes(&tensor(&[], &[], 2), &st)
+                .unwrap()
+                .as_ref(),
+            &[7]
+        );
+    }
 }

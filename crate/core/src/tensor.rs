@@ -1,19 +1,15 @@
-//! Tensor views against storages: validation after loading, contiguous bytes, byte swapping.
+//! Tensor views against storages: validation after loading, contiguous bytes.
 //!
 //! A tensor is `(storage, dtype, shape, stride, storage_offset)` with stride and offset in
 //! elements of the *tensor's* dtype (FORMAT.md 3.2). It is valid when every element it can
-//! address lies inside its storage's bytes:
-//! `(storage_offset + Σ (size_i - 1) * stride_i + 1) * element_size <= storage bytes`,
-//! with no negative size, stride or offset (PyTorch never pickles negative strides), all in
-//! checked arithmetic. A tensor with zero elements addresses nothing and is always valid.
+//! address lies inside its storage's bytes: the view rule of [`crate::strided::view_extent`]
+//! (checked arithmetic, nothing negative; a tensor with zero elements addresses nothing).
 //!
 //! `validate_graph` also bounds the graph's depth. It walks the graph with an explicit stack in
 //! the exact pre-order a recursive converter would use (children in order, each node entered
 //! once, the first time it is reached), so the depth it measures is the deepest recursion the
-//! binding's identity-cached conversion can reach. Child order: list/tuple/set items; dict
-//! pairs key then value, then an OrderedDict's state; tensor parameter state, quantizer
-//! params, metadata, subclass state; sparse components; ndarray items; object args, kwargs,
-//! state, list items, dict pairs. Keep `children` in step with the binding's conversion.
+//! binding's identity-cached conversion can reach. The child order is
+//! [`crate::value::Node::for_each_child`]'s, the one the binding's conversion follows too.
 
 use crate::error::Result;
 use crate::options::Limits;
@@ -59,61 +55,9 @@ pub fn validate_graph(graph: &Graph, limits: &Limits) -> Result<()> {
     check_depth(graph, limits.max_depth)
 }
 
-/// The byte range `[start, end)` a tensor addresses in its storage, or `None` when it has
-/// no elements. Errors for negative sizes/strides/offsets and overflow.
-fn byte_extent(t: &Tensor) -> Result<Option<(u64, u64)>> {
-    if t.shape.len() != t.stride.len() {
-        crate::bail!(
-            StorageBounds,
-            "tensor has {} sizes but {} strides",
-            t.shape.len(),
-            t.stride.len()
-        );
-    }
-    if t.storage_offset < 0 {
-        crate::bail!(
-            StorageBounds,
-            "tensor has a negative storage offset ({})",
-            t.storage_offset
-        );
-    }
-    if let Some(s) = t.shape.iter().find(|&&s| s < 0) {
-        crate::bail!(StorageBounds, "tensor has a negative size ({s})");
-    }
-    if let Some(s) = t.stride.iter().find(|&&s| s < 0) {
-        crate::bail!(StorageBounds, "tensor has a negative stride ({s})");
-    }
-    if t.shape.contains(&0) {
-        return Ok(None);
-    }
-    let overflow = || {
-        crate::err!(
-            StorageBounds,
-            "tensor extent overflows (shape {:?}, stride {:?})",
-            t.shape,
-            t.stride
-        )
-    };
-    let mut last = t.storage_offset as u64;
-    for (&size, &stride) in t.shape.iter().zip(&t.stride) {
-        let step = ((size - 1) as u64)
-            .checked_mul(stride as u64)
-            .ok_or_else(overflow)?;
-        last = last.checked_add(step).ok_or_else(overflow)?;
-    }
-    let es = t.dtype.element_size() as u64;
-    let start = (t.storage_offset as u64)
-        .checked_mul(es)
-        .ok_or_else(overflow)?;
-    let end = last
-        .checked_add(1)
-        .and_then(|n| n.checked_mul(es))
-        .ok_or_else(overflow)?;
-    Ok(Some((start, end)))
-}
-
+/// A tensor inside its storage ([`crate::strided::check_view`], the one view rule), or a
+/// meta tensor / a tensor without elements when it has none.
 fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
-    let extent = byte_extent(t)?;
     match t.storage {
         Some(id) => {
             let Some(s) = graph.storages.get(id) else {
@@ -122,25 +66,10 @@ fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
                     "tensor refers to storage #{id}, which does not exist"
                 );
             };
-            if let Some((_, end)) = extent {
-                if end > s.data.len() as u64 {
-                    crate::bail!(
-                        StorageBounds,
-                        "tensor (shape {:?}, stride {:?}, offset {}, {}) reaches byte {end} of storage '{}', \
-                         which has {} bytes",
-                        t.shape,
-                        t.stride,
-                        t.storage_offset,
-                        t.dtype,
-                        s.key,
-                        s.data.len()
-                    );
-                }
-            }
-            Ok(())
+            crate::strided::check_view(t, s).map(|_| ())
         }
         None => {
-            if extent.is_some() && t.device.as_deref() != Some("meta") {
+            if crate::strided::view_extent(t)?.is_some() && t.device.as_deref() != Some("meta") {
                 crate::bail!(
                     StorageBounds,
                     "a non-meta tensor with elements has no storage"
@@ -148,54 +77,6 @@ fn check_view(graph: &Graph, t: &Tensor) -> Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-/// Calls `f` on every direct child value of `node`, in conversion order.
-fn children(node: &Node, f: &mut dyn FnMut(&Value)) {
-    match node {
-        Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => v.iter().for_each(f),
-        Node::Dict(p) => p.iter().for_each(|(k, v)| {
-            f(k);
-            f(v)
-        }),
-        Node::OrderedDict { items, state } => {
-            items.iter().for_each(|(k, v)| {
-                f(k);
-                f(v)
-            });
-            state.iter().for_each(f);
-        }
-        Node::Tensor(t) => {
-            t.parameter_state.iter().for_each(&mut *f);
-            if let Some(q) = &t.quantizer {
-                q.params.iter().for_each(&mut *f);
-            }
-            t.metadata.iter().for_each(&mut *f);
-            if let Some(s) = &t.subclass {
-                f(&s.state);
-            }
-        }
-        Node::SparseTensor(s) => s.args.iter().for_each(f),
-        Node::NdArray(a) => a.items.iter().for_each(f),
-        Node::Object(o) => {
-            f(&o.args);
-            o.kwargs.iter().for_each(&mut *f);
-            o.state.iter().for_each(&mut *f);
-            o.list_items.iter().for_each(&mut *f);
-            o.dict_items.iter().for_each(|(k, v)| {
-                f(k);
-                f(v)
-            });
-        }
-        Node::ByteArray(_)
-        | Node::Storage(_)
-        | Node::Size(_)
-        | Node::Device(_)
-        | Node::Dtype(_)
-        | Node::Layout(_)
-        | Node::Global { .. }
-        | Node::NpScalar(_) => {}
     }
 }
 
@@ -225,7 +106,7 @@ fn check_depth(graph: &Graph, max_depth: usize) -> Result<()> {
             crate::bail!(BadPickle, "reference to object #{id}, which does not exist");
         };
         kids.clear();
-        children(node, &mut |v| {
+        node.for_each_child(&mut |v| {
             if let Value::Ref(c) = v {
                 kids.push(*c);
             }
@@ -255,17 +136,6 @@ pub fn contiguous_bytes<'g>(graph: &'g Graph, t: &Tensor) -> Result<Cow<'g, [u8]
         );
     };
     crate::strided::contiguous_bytes(t, s)
-}
-
-/// Reverses the byte order of every `unit`-byte scalar (use `DType::swap_unit`: complex
-/// values swap each half). A trailing partial unit is left alone.
-pub fn byteswap_in_place(bytes: &mut [u8], unit: usize) {
-    if unit <= 1 {
-        return;
-    }
-    for c in bytes.chunks_exact_mut(unit) {
-        c.reverse();
-    }
 }
 
 #[cfg(test)]
@@ -387,8 +257,5 @@ mod tests {
             contiguous_bytes(&g2, &s).ok().as_deref(),
             Some(&[2u8, 3, 6, 7][..])
         );
-        let mut b = vec![1, 2, 3, 4, 5];
-        byteswap_in_place(&mut b, 2);
-        assert_eq!(b, [2, 1, 4, 3, 5]);
     }
 }

@@ -231,6 +231,72 @@ pub enum Node {
     Object(PyObject),
 }
 
+impl Node {
+    /// Calls `f` on every value the node holds directly, in the one children order of the
+    /// crate: list/tuple/set items; dict pairs key then value, then an OrderedDict's state;
+    /// a tensor's parameter state, quantizer params, metadata, subclass state; sparse
+    /// components; ndarray items; an object's args, kwargs, state, list items, dict pairs.
+    ///
+    /// It is the order a recursive conversion visits them: `tensor::validate_graph`'s depth
+    /// walk, the binding's JS conversion (`crate/node/src/to_js.rs`, which must stay in step)
+    /// and every graph walk in [`crate::graph`] follow it.
+    pub fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Value)) {
+        match self {
+            Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => {
+                v.iter().for_each(f)
+            }
+            Node::Dict(p) => p.iter().for_each(|(k, v)| {
+                f(k);
+                f(v)
+            }),
+            Node::OrderedDict { items, state } => {
+                items.iter().for_each(|(k, v)| {
+                    f(k);
+                    f(v)
+                });
+                state.iter().for_each(f);
+            }
+            Node::Tensor(t) => {
+                t.parameter_state.iter().for_each(&mut *f);
+                if let Some(q) = &t.quantizer {
+                    q.params.iter().for_each(&mut *f);
+                }
+                t.metadata.iter().for_each(&mut *f);
+                if let Some(s) = &t.subclass {
+                    f(&s.state);
+                }
+            }
+            Node::SparseTensor(s) => s.args.iter().for_each(f),
+            Node::NdArray(a) => a.items.iter().for_each(f),
+            Node::Object(o) => {
+                f(&o.args);
+                o.kwargs.iter().for_each(&mut *f);
+                o.state.iter().for_each(&mut *f);
+                o.list_items.iter().for_each(&mut *f);
+                o.dict_items.iter().for_each(|(k, v)| {
+                    f(k);
+                    f(v)
+                });
+            }
+            Node::ByteArray(_)
+            | Node::Storage(_)
+            | Node::Size(_)
+            | Node::Device(_)
+            | Node::Dtype(_)
+            | Node::Layout(_)
+            | Node::Global { .. }
+            | Node::NpScalar(_) => {}
+        }
+    }
+
+    /// [`Node::for_each_child`] collected.
+    pub fn children(&self) -> Vec<&Value> {
+        let mut out = Vec::new();
+        self.for_each_child(&mut |v| out.push(v));
+        out
+    }
+}
+
 /// Raw storage bytes plus what the pickle said about them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Storage {

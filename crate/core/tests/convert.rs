@@ -272,7 +272,7 @@ fn key_edit_errors_and_selection() {
     let out = dir.join("out");
     // Renaming two keys to one name is an error, not a silent overwrite.
     let o = ConvertOptions {
-        renames: vec![convert::parse_rename(r"fc\.(weight|bias)=fc").unwrap()],
+        renames: vec![convert::parse_rename(r"fc\.(weight|bias)=>fc").unwrap()],
         ..opts(&out)
     };
     let r = convert::convert_file(&input, &o);
@@ -281,18 +281,25 @@ fn key_edit_errors_and_selection() {
         Some(ErrorCode::InvalidArgument)
     );
     assert!(!out.join("m.safetensors").exists());
+    for bad in ["no-arrow", "a=b", "(=>x"] {
+        assert_eq!(
+            convert::parse_rename(bad).unwrap_err().code,
+            ErrorCode::InvalidArgument,
+            "{bad}"
+        );
+    }
+    // The one syntax: split at the first `=>`; JS replacements become the regex crate's.
+    let (re, rep) = convert::parse_rename(r"^(\w+)\.(?<p>\w+)$=>$2_$<p>$1x$&$$=>").unwrap();
+    assert_eq!(re.as_str(), r"^(\w+)\.(?<p>\w+)$");
+    assert_eq!(rep, "${2}_${p}${1}x${0}$$=>");
     assert_eq!(
-        convert::parse_rename("no-equals").unwrap_err().code,
-        ErrorCode::InvalidArgument
-    );
-    assert_eq!(
-        convert::parse_rename("(=x").unwrap_err().code,
-        ErrorCode::InvalidArgument
+        re.replace_all("fc.bias", rep.as_str()),
+        "bias_biasfcxfc.bias$=>"
     );
     // Regex groups and prefixes.
     let o = ConvertOptions {
         strip_prefixes: vec!["module.".into()],
-        renames: vec![convert::parse_rename(r"^module\.fc\.(\w+)$=linear.$1").unwrap()],
+        renames: vec![convert::parse_rename(r"^module\.fc\.(\w+)$=>linear.$1").unwrap()],
         ..opts(&out)
     };
     let r = convert::convert_file(&input, &o);
@@ -528,7 +535,7 @@ fn diff_and_inspect_many() {
     let r = convert::convert_file(
         &b0,
         &ConvertOptions {
-            renames: vec![convert::parse_rename("fc.weight$=fc.weight").unwrap()],
+            renames: vec![convert::parse_rename("fc.weight$=>fc.weight").unwrap()],
             ..opts(&out)
         },
     );
@@ -623,7 +630,7 @@ fn not_durable_writes_the_same_bytes_and_stays_atomic() {
         st::save_graph(&g, i).unwrap();
     }
     // Every writing path: streamed safetensors (Pending on the committer threads),
-    // safetensors shards + index (fsio), a cast, pt zip and legacy (save_to_path).
+    // safetensors shards + index (writer::atomic::write_atomic), a cast, pt zip and legacy (save_to_path).
     let variants: Vec<(&str, ConvertOptions)> = vec![
         ("st", ConvertOptions::default()),
         (
@@ -692,7 +699,7 @@ fn not_durable_writes_the_same_bytes_and_stays_atomic() {
     }
 
     // A failing commit (the output name is a non-empty folder) reports an error and leaves no
-    // temporary behind, durable or not, on the streamed, fsio and save_to_path paths.
+    // temporary behind, durable or not, on the streamed, write_atomic and save_to_path paths.
     for (name, base, blocked) in [
         ("st", ConvertOptions::default(), "a.safetensors"),
         (

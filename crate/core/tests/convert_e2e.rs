@@ -13,8 +13,9 @@ mod support;
 
 use std::path::Path;
 use support::*;
-use torchsave_core::convert::{self, values, ConvertOptions, Target};
+use torchsave_core::convert::{self, ConvertOptions, Target};
 use torchsave_core::safetensors as st;
+use torchsave_core::strided;
 use torchsave_core::DType;
 
 fn sidecar(path: &Path) -> Vec<(String, String, Vec<i64>, String)> {
@@ -56,7 +57,7 @@ fn st_facts(path: &Path) -> Vec<(String, String, Vec<i64>, String)> {
                 k.clone(),
                 t.dtype.name().to_string(),
                 t.shape.clone(),
-                values::sha256_hex(t, s).unwrap(),
+                strided::sha256_hex(t, s).unwrap(),
             )
         })
         .collect();

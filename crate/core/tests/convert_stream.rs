@@ -254,7 +254,7 @@ fn streamed_output_is_byte_identical_for_a_big_endian_file() {
 #[test]
 fn the_streamed_output_loads_with_the_expected_values() {
     // Independent of the reference path: read the output back and compare values cast by
-    // the element-wise reference in values.rs.
+    // the element-wise reference in cast.rs.
     let dir = scratch("stream-values");
     let input = dir.join("in.pth");
     let g = graph();
@@ -299,7 +299,8 @@ fn the_streamed_output_loads_with_the_expected_values() {
     }
     assert_eq!(
         bytes,
-        convert::values::cast_buffer(&f32_bytes(want), DType::Float32, DType::Float16).unwrap()
+        torchsave_core::cast::cast_buffer(&f32_bytes(want), DType::Float32, DType::Float16)
+            .unwrap()
     );
     let (dt, bytes) = find("i64.t");
     assert_eq!(dt, DType::Int64);

@@ -12,9 +12,9 @@
 mod support;
 
 use support::*;
-use torchsave_core::convert::values;
 use torchsave_core::hf_index::{self, SplitItem};
 use torchsave_core::options::LoadOptions;
+use torchsave_core::strided;
 use torchsave_core::ErrorCode;
 
 #[test]
@@ -133,7 +133,7 @@ fn reads_a_sharded_checkpoint_in_transformers_order() {
         assert_eq!(k, w["name"].as_str().unwrap());
         assert_eq!(t.dtype.name(), w["dtype"].as_str().unwrap());
         assert_eq!(
-            values::sha256_hex(t, &loaded.graph.storages[t.storage.unwrap()]).unwrap(),
+            strided::sha256_hex(t, &loaded.graph.storages[t.storage.unwrap()]).unwrap(),
             w["sha256"].as_str().unwrap()
         );
     }

@@ -12,9 +12,9 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use torchsave_core::convert::values;
 use torchsave_core::safetensors as st;
 use torchsave_core::value::{Graph, Node, Value};
+use torchsave_core::{cast, strided};
 use torchsave_core::{DType, ErrorCode};
 
 #[test]
@@ -43,7 +43,7 @@ fn reads_files_written_by_python_safetensors() {
                 "{name}/{k}"
             );
             assert_eq!(
-                values::sha256_hex(t, s).unwrap(),
+                strided::sha256_hex(t, s).unwrap(),
                 w["sha256"].as_str().unwrap(),
                 "{name}/{k}"
             );
@@ -217,8 +217,8 @@ fn write_then_read_round_trips_values() {
         let ot = tensor_of(&g, &Value::Ref(*orig));
         assert_eq!(t.shape, ot.shape);
         assert_eq!(
-            values::sha256_hex(t, &back.graph.storages[t.storage.unwrap()]).unwrap(),
-            values::sha256_hex(ot, &g.storages[ot.storage.unwrap()]).unwrap(),
+            strided::sha256_hex(t, &back.graph.storages[t.storage.unwrap()]).unwrap(),
+            strided::sha256_hex(ot, &g.storages[ot.storage.unwrap()]).unwrap(),
             "{name}"
         );
     }
@@ -385,7 +385,7 @@ fn casts_match_torch_bit_for_bit() {
         };
         let (from, input) = get(&format!("in_{src}"));
         let (to, expected) = get(name);
-        let got = values::cast_buffer(&input, from, to).unwrap();
+        let got = cast::cast_buffer(&input, from, to).unwrap();
         assert_eq!(got.len(), expected.len(), "{name}");
         let es = to.element_size();
         for (i, (g, e)) in got.chunks(es).zip(expected.chunks(es)).enumerate() {

@@ -13,6 +13,7 @@
 
 use crate::error::{core, to_napi};
 use crate::js::Js;
+use crate::options::policy_options;
 use crate::tasks::{run, Failure};
 use napi::bindgen_prelude::{AbortSignal, AsyncTask, Either, FromNapiValue, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use torchsave_core::convert::{self, ConvertOptions, FileReport, Progress, Target};
-use torchsave_core::{hf_index, safetensors as st, DType, Error as CoreError, ErrorCode};
+use torchsave_core::{hf_index, safetensors as st, Error as CoreError, ErrorCode};
 use torchsave_core::{Graph, LoadOptions};
 
 #[napi(object, object_to_js = false)]
@@ -39,8 +40,11 @@ pub struct NativeConvertOptions {
     pub strip_prefix: Option<Vec<String>>,
     /// Remove every leading `module.`.
     pub strip_data_parallel: Option<bool>,
-    /// `[pattern, replacement]` pairs (Rust regex syntax; `$1` / `${name}` in replacements).
-    pub rename: Option<Vec<Vec<String>>>,
+    /// Key renames, in order: `'regex=>replacement'` strings (the CLI's `--rename`) or
+    /// `[pattern, replacement]` pairs; Rust regex patterns, JS replacements (`$1`, `$<name>`,
+    /// `$&`, `$$`). Parsed by the core (`convert::parse_rename`).
+    #[napi(ts_type = "Array<string | [string, string]>")]
+    pub rename: Option<Vec<Either<String, Vec<String>>>>,
     /// Cast floating tensors to `float16` | `bfloat16` | `float32` | `float64`.
     pub dtype: Option<String>,
     pub drop_optimizer: Option<bool>,
@@ -126,17 +130,6 @@ fn report_to_js(r: FileReport) -> NativeFileReport {
     }
 }
 
-fn load_options(weights_only: Option<bool>, safe_globals: Option<Vec<String>>) -> LoadOptions {
-    let mut o = LoadOptions::default();
-    if let Some(w) = weights_only {
-        o.weights_only = w;
-    }
-    if let Some(g) = safe_globals {
-        o.safe_globals = g;
-    }
-    o
-}
-
 fn bad(msg: String) -> CoreError {
     core(ErrorCode::InvalidArgument, msg)
 }
@@ -146,71 +139,70 @@ pub struct ConvertPlan {
     /// Files, folders, globs: expanded on the worker thread (a big tree walk must not
     /// block the event loop).
     pub specs: Vec<String>,
-    pub shard: (Option<u32>, Option<u32>),
+    pub shard: (Option<usize>, Option<usize>),
     pub opts: ConvertOptions,
     pub jobs: usize,
 }
 
+/// The JS options over `ConvertOptions::default()`: only what was given is set; every rule
+/// (targets, renames, dtypes, sizes, jobs, the worker share) is the core's.
 fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<ConvertPlan, CoreError> {
-    let mut opts = ConvertOptions {
-        load: load_options(o.weights_only, o.safe_globals),
-        ..ConvertOptions::default()
-    };
+    let mut opts = ConvertOptions::default();
+    opts.load = policy_options(opts.load, o.weights_only, o.safe_globals);
     if let Some(t) = &o.to {
         opts.to = Target::parse(t)?;
     }
     opts.out_dir = o.out.map(PathBuf::from);
     opts.select = o.select.filter(|s| !s.is_empty());
-    opts.strip_prefixes = o.strip_prefix.unwrap_or_default();
-    opts.strip_dataparallel = o.strip_data_parallel.unwrap_or(false);
-    for pair in o.rename.unwrap_or_default() {
-        let [pat, rep] = pair.as_slice() else {
-            return Err(bad("rename entries are [pattern, replacement] pairs".into()));
-        };
-        let re = regex::Regex::new(pat).map_err(|e| bad(format!("rename pattern '{pat}': {e}")))?;
-        opts.renames.push((re, rep.clone()));
+    if let Some(p) = o.strip_prefix {
+        opts.strip_prefixes = p;
+    }
+    if let Some(b) = o.strip_data_parallel {
+        opts.strip_dataparallel = b;
+    }
+    for r in o.rename.unwrap_or_default() {
+        opts.renames.push(match r {
+            Either::A(spec) => convert::parse_rename(&spec)?,
+            Either::B(pair) => match pair.as_slice() {
+                [pat, rep] => convert::rename_rule(pat, rep)?,
+                _ => return Err(bad("rename entries are [pattern, replacement] pairs".into())),
+            },
+        });
     }
     if let Some(d) = &o.dtype {
-        let dt = DType::from_name_checked(d)?;
-        if !convert::values::is_castable_float(dt) {
-            return Err(bad(format!(
-                "dtype must be float16, bfloat16, float32 or float64, not {d}"
-            )));
-        }
-        opts.dtype = Some(dt);
+        opts.dtype = Some(convert::parse_cast_dtype(d)?);
     }
-    opts.drop_optimizer = o.drop_optimizer.unwrap_or(false);
-    opts.compact = o.compact.unwrap_or(false);
+    if let Some(b) = o.drop_optimizer {
+        opts.drop_optimizer = b;
+    }
+    if let Some(b) = o.compact {
+        opts.compact = b;
+    }
     opts.shard_size = match o.shard_size {
         None => None,
-        Some(Either::A(n)) => {
-            if !(n.is_finite() && (1.0..1.8e19).contains(&n)) {
-                return Err(bad(format!(
-                    "shardSize must be a positive byte count, got {n}"
-                )));
-            }
-            Some(n as u64)
-        }
+        Some(Either::A(n)) => Some(convert::shard_size_from_number(n)?),
         Some(Either::B(s)) => Some(hf_index::parse_size(&s)?),
     };
-    opts.dry_run = o.dry_run.unwrap_or(false);
-    opts.verify = o.verify.unwrap_or(false);
-    opts.force = o.force.unwrap_or(false);
-    opts.durable = o.durable.unwrap_or(true);
-    opts.keep_tree = o.keep_tree.unwrap_or(false);
-    if o.shard_index.is_some() != o.shard_count.is_some() {
-        return Err(bad("shardIndex and shardCount go together".into()));
+    for (given, slot) in [
+        (o.dry_run, &mut opts.dry_run),
+        (o.verify, &mut opts.verify),
+        (o.force, &mut opts.force),
+        (o.durable, &mut opts.durable),
+        (o.keep_tree, &mut opts.keep_tree),
+    ] {
+        if let Some(b) = given {
+            *slot = b;
+        }
     }
-    let jobs = match o.jobs {
-        Some(0) => return Err(bad("jobs must be at least 1".into())),
-        Some(j) => j as usize,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    };
+    let share = (
+        o.shard_index.map(|i| i as usize),
+        o.shard_count.map(|n| n as usize),
+    );
+    convert::check_worker_share(share.0, share.1)?;
+    let jobs = convert::jobs_or_default(o.jobs.map(|j| j as usize))?;
     Ok(ConvertPlan {
         specs: specs.to_vec(),
-        shard: (o.shard_index, o.shard_count),
+        shard: share,
         opts,
         jobs,
     })
@@ -218,15 +210,10 @@ fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<Conver
 
 fn discover(
     specs: &[String],
-    index: Option<u32>,
-    count: Option<u32>,
+    index: Option<usize>,
+    count: Option<usize>,
 ) -> std::result::Result<Vec<PathBuf>, CoreError> {
-    let files = convert::discover_inputs(specs)?;
-    match (index, count) {
-        (None, None) => Ok(files),
-        (Some(i), Some(n)) => convert::shard_inputs(&files, i as usize, n as usize),
-        _ => Err(bad("shardIndex and shardCount go together".into())),
-    }
+    convert::discover_share(specs, index, count)
 }
 
 /// Progress callback: called with one event; CalleeHandled = false (no leading error arg).
@@ -361,7 +348,12 @@ pub fn discover_inputs(
     shard_index: Option<u32>,
     shard_count: Option<u32>,
 ) -> Result<Vec<String>> {
-    let files = discover(&patterns, shard_index, shard_count).map_err(|e| to_napi(&env, &e))?;
+    let files = discover(
+        &patterns,
+        shard_index.map(|i| i as usize),
+        shard_count.map(|n| n as usize),
+    )
+    .map_err(|e| to_napi(&env, &e))?;
     Ok(files.iter().map(|p| path_str(p)).collect())
 }
 
@@ -472,7 +464,7 @@ pub fn inspect_many(
 ) -> AsyncTask<InspectManyTask> {
     AsyncTask::new(InspectManyTask {
         patterns,
-        opts: load_options(Some(weights_only.unwrap_or(false)), None),
+        opts: policy_options(LoadOptions::for_summaries(), weights_only, None),
     })
 }
 
@@ -537,7 +529,7 @@ pub fn diff(a: String, b: String, weights_only: Option<bool>) -> AsyncTask<DiffT
     AsyncTask::new(DiffTask {
         a,
         b,
-        opts: load_options(Some(weights_only.unwrap_or(false)), None),
+        opts: policy_options(LoadOptions::for_summaries(), weights_only, None),
     })
 }
 

@@ -4,7 +4,8 @@
 use napi_derive::napi;
 use std::path::Path;
 use torchsave_core::{
-    Error as CoreError, ErrorCode, LoadOptions, SaveFormat, SaveOptions, StrEncoding,
+    archive_name_for_path, Error as CoreError, ErrorCode, LoadOptions, SaveFormat, SaveOptions,
+    StrEncoding,
 };
 
 #[napi(object, object_to_js = false)]
@@ -46,8 +47,8 @@ pub struct NativeSaveOptions {
 pub struct NativeInspectOptions {
     /// Add a sha256 per tensor.
     pub sha256: Option<bool>,
-    /// Refuse files the weights-only policy refuses (default false: inspect never executes
-    /// anything, so it can summarise any file).
+    /// Refuse files the weights-only policy refuses (default true, like load; the CLI's
+    /// `inspect` passes false unless `--weights-only`).
     pub weights_only: Option<bool>,
     pub safe_globals: Option<Vec<String>>,
 }
@@ -57,15 +58,26 @@ pub struct LoadConfig {
     pub external: bool,
 }
 
-pub fn load_config(o: Option<NativeLoadOptions>) -> Result<LoadConfig, CoreError> {
-    let o = o.unwrap_or_default();
-    let mut core = LoadOptions::default();
-    if let Some(w) = o.weights_only {
+/// The policy options every reading call takes, applied over the call's core defaults
+/// (`LoadOptions::default()` for load/inspect/convert, `LoadOptions::for_summaries()` for
+/// inspectMany/diff): only what the caller gave is set.
+pub fn policy_options(
+    mut core: LoadOptions,
+    weights_only: Option<bool>,
+    safe_globals: Option<Vec<String>>,
+) -> LoadOptions {
+    if let Some(w) = weights_only {
         core.weights_only = w;
     }
-    if let Some(g) = o.safe_globals {
+    if let Some(g) = safe_globals {
         core.safe_globals = g;
     }
+    core
+}
+
+pub fn load_config(o: Option<NativeLoadOptions>) -> Result<LoadConfig, CoreError> {
+    let o = o.unwrap_or_default();
+    let mut core = policy_options(LoadOptions::default(), o.weights_only, o.safe_globals);
     if let Some(m) = o.mmap {
         core.mmap = m;
     }
@@ -89,34 +101,25 @@ pub fn load_config(o: Option<NativeLoadOptions>) -> Result<LoadConfig, CoreError
     })
 }
 
+/// `inspect`'s load options: core's defaults (weights-only, like load) and what was given.
 pub fn inspect_config(o: &Option<NativeInspectOptions>) -> LoadOptions {
-    let mut core = LoadOptions {
-        weights_only: false,
-        ..LoadOptions::default()
-    };
-    if let Some(o) = o {
-        if let Some(w) = o.weights_only {
-            core.weights_only = w;
-        }
-        if let Some(g) = &o.safe_globals {
-            core.safe_globals = g.clone();
-        }
+    match o {
+        Some(o) => policy_options(
+            LoadOptions::default(),
+            o.weights_only,
+            o.safe_globals.clone(),
+        ),
+        None => LoadOptions::default(),
     }
-    core
 }
 
-/// torch.save's archive folder: the path's stem with the last extension removed when the
-/// path is ASCII, else `archive` (FORMAT.md 2.1); streams use `archive`.
+/// torch.save's archive folder for a save to `path` ([`archive_name_for_path`], the one
+/// rule); streams and buffers use `archive`.
 pub fn archive_name_for(path: Option<&str>) -> String {
-    match path {
-        Some(p) if p.is_ascii() => Path::new(p)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("archive")
-            .to_string(),
-        _ => "archive".to_string(),
-    }
+    path.map_or_else(
+        || "archive".to_string(),
+        |p| archive_name_for_path(Path::new(p)),
+    )
 }
 
 pub fn save_config(
@@ -167,6 +170,24 @@ mod tests {
         assert_eq!(archive_name_for(Some("ckpt")), "ckpt");
         assert_eq!(archive_name_for(Some("/tmp/模型.pt")), "archive");
         assert_eq!(archive_name_for(None), "archive");
+    }
+
+    /// The binding sets only what JS gave; the defaults are core's (BRIEF: load and inspect
+    /// weights-only, inspectMany/diff not).
+    #[test]
+    fn weights_only_defaults_are_cores() {
+        assert_eq!(
+            load_config(None).map(|c| c.core).ok(),
+            Some(LoadOptions::default())
+        );
+        assert!(inspect_config(&None).weights_only);
+        assert!(!policy_options(LoadOptions::for_summaries(), None, None).weights_only);
+        assert!(policy_options(LoadOptions::for_summaries(), Some(true), None).weights_only);
+        let given = NativeInspectOptions {
+            weights_only: Some(false),
+            ..Default::default()
+        };
+        assert!(!inspect_config(&Some(given)).weights_only);
     }
 
     #[test]

@@ -12,17 +12,16 @@
 //! 6. anything else → `E_UNKNOWN_FORMAT`, with a hint when the bytes look like safetensors,
 //!    HDF5 (Keras), gzip, numpy `.npy` or another kind of zip.
 //!
-//! This module also owns the one place that builds PyTorch's persistent loader
-//! ([`torch_loader`]), so a change to its constructor touches one line.
+//! Detection and dispatch only: the torch-pickle plumbing the containers share (unpickle
+//! options, PyTorch's persistent loader) is [`super::torch_pickle`].
 
+use super::torch_pickle::{unpickle_options, NoPersistentIds};
 use super::{legacy, tar_read, zip_read, LoadInfo, Loaded};
 use crate::bytes::ByteView;
 use crate::error::{ErrorCode, Result};
 use crate::options::LoadOptions;
-use crate::pickle::{
-    self, PersistentLoad, StorageSource, TorchPersistentLoader, UnpickleOptions, UnpickleOutput,
-};
-use crate::value::{Format, Graph, Value};
+use crate::pickle;
+use crate::value::{Format, Graph};
 
 /// Detects the container and loads it, then validates every tensor against its storage.
 /// `from_file`: the bytes came from `source::open` (mapped when `opts.mmap`).
@@ -119,48 +118,6 @@ fn looks_like_safetensors(b: &[u8]) -> bool {
         return false;
     };
     b.get(8) == Some(&b'{') && n >= 2 && n <= (b.len() as u64).saturating_sub(8)
-}
-
-/// Unpickle options from load options.
-pub(crate) fn unpickle_options(opts: &LoadOptions) -> UnpickleOptions {
-    UnpickleOptions {
-        weights_only: opts.weights_only,
-        safe_globals: opts.safe_globals.clone(),
-        encoding: opts.encoding,
-        limits: opts.limits.clone(),
-    }
-}
-
-/// The single place that builds PyTorch's persistent loader over a container's storages.
-pub(crate) fn torch_loader(source: &mut dyn StorageSource) -> TorchPersistentLoader<'_> {
-    // MERGE: the pickle branch makes the fields private and adds `TorchPersistentLoader::new`;
-    // replace this literal with `TorchPersistentLoader::new(source)` when merging.
-    TorchPersistentLoader::new(source)
-}
-
-/// Runs an object pickle with the standard torch persistent loader.
-pub(crate) fn run_torch_pickle(
-    bytes: &[u8],
-    graph: &mut Graph,
-    opts: &LoadOptions,
-    source: &mut dyn StorageSource,
-) -> Result<UnpickleOutput> {
-    let mut loader = torch_loader(source);
-    pickle::unpickle(bytes, graph, &unpickle_options(opts), &mut loader)
-}
-
-/// A persistent loader for pickles that must not contain persistent ids (bare pickles,
-/// metadata pickles inside containers).
-pub(crate) struct NoPersistentIds;
-
-impl PersistentLoad for NoPersistentIds {
-    fn persistent_load(&mut self, _graph: &mut Graph, _pid: Value) -> Result<Value> {
-        crate::bail!(
-            BadPickle,
-            "the pickle refers to external storage (a persistent id) but this container has no storages; \
-             a bare pickle cannot hold tensors — was the file written by torch.save?"
-        )
-    }
 }
 
 fn load_pickle(b: &[u8], opts: &LoadOptions) -> Result<Loaded> {

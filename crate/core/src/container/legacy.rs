@@ -26,10 +26,9 @@
 //! count and element is big-endian and storages are swapped into owned buffers
 //! (`LoadInfo::big_endian`).
 
-use super::detect::{self, NoPersistentIds};
-use super::zip_read::byteswapped;
+use super::torch_pickle::{self, NoPersistentIds};
 use super::{LoadInfo, Loaded};
-use crate::bytes::ByteView;
+use crate::bytes::{byteswapped, ByteView};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::LoadOptions;
@@ -347,7 +346,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
         );
     }
     let mut pos = n1 + n2;
-    let uopts = detect::unpickle_options(opts);
+    let uopts = torch_pickle::unpickle_options(opts);
     let mut scratch = Graph::new();
     let sys = pickle::unpickle(rest(b, pos), &mut scratch, &uopts, &mut NoPersistentIds)
         .map_err(|e| e.in_record("sys_info").at(pos as u64))?;
@@ -358,7 +357,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     let mut graph = Graph::new();
     let (out, views) = {
         let mut loader = LegacyLoader {
-            inner: detect::torch_loader(&mut src),
+            inner: torch_pickle::torch_loader(&mut src),
             views: Vec::new(),
         };
         let out = pickle::unpickle(rest(b, pos), &mut graph, &uopts, &mut loader)

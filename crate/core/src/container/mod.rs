@@ -12,6 +12,7 @@ mod eager;
 pub mod legacy;
 pub mod source;
 pub mod tar_read;
+mod torch_pickle;
 pub mod zip_read;
 
 use crate::bytes::ByteView;

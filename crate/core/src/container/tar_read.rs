@@ -16,8 +16,8 @@
 //! Torch refuses this format under `weights_only` ("Cannot use weights_only=True with files
 //! saved in the legacy .tar format"): so do we, with `E_UNSAFE_GLOBAL`. `sys_info` is not read.
 
-use super::detect::{self, NoPersistentIds};
 use super::legacy::{small_int_pickle, storage_type_dtype};
+use super::torch_pickle::{self, NoPersistentIds};
 use super::{LoadInfo, Loaded};
 use crate::bytes::ByteView;
 use crate::error::Result;
@@ -218,7 +218,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions) -> Result<Loaded> {
     }
     let mut policy = Policy::for_load(opts);
     policy.container(Format::Tar)?;
-    let uopts = detect::unpickle_options(opts);
+    let uopts = torch_pickle::unpickle_options(opts);
     let mut scratch = Graph::new();
     let mut graph = Graph::new();
     let mut storages: HashMap<String, StorageId> = HashMap::new();

@@ -33,8 +33,8 @@
 //! when the file was read eagerly (checking an mmapped file would fault in every page).
 //! A stored CRC of 0 means "not recorded" (`torch.serialization.set_crc32_options(False)`).
 
-use super::{detect, LoadInfo, Loaded};
-use crate::bytes::ByteView;
+use super::{torch_pickle, LoadInfo, Loaded};
+use crate::bytes::{byteswapped, ByteView};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::options::LoadOptions;
@@ -563,17 +563,6 @@ pub fn check_crc(entry: &ZipEntry, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Reverses each `unit`-byte group (big-endian files; complex types swap each half).
-pub(crate) fn byteswapped(data: &[u8], unit: usize) -> Vec<u8> {
-    let mut v = data.to_vec();
-    if unit > 1 {
-        for c in v.chunks_exact_mut(unit) {
-            c.reverse();
-        }
-    }
-    v
-}
-
 /// Parses a version record the way torch's `stoull` does: leading whitespace, optional sign,
 /// digits, anything after the digits ignored.
 pub fn parse_version(text: &[u8]) -> Result<u64> {
@@ -738,7 +727,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
         deferred: Vec::new(),
     };
     let mut graph = Graph::new();
-    let out = detect::run_torch_pickle(pkl.as_slice(), &mut graph, opts, &mut src)
+    let out = torch_pickle::run_torch_pickle(pkl.as_slice(), &mut graph, opts, &mut src)
         .map_err(|e| e.in_record(format!("{folder}/data.pkl")))?;
     let deferred = std::mem::take(&mut src.deferred);
     deferred
@@ -793,14 +782,5 @@ mod tests {
             parse_version(b"99999999999999999999999").unwrap_err().code,
             ErrorCode::UnsupportedVersion
         );
-    }
-
-    #[test]
-    fn byteswap_units() {
-        assert_eq!(
-            byteswapped(&[1, 2, 3, 4, 5, 6, 7, 8], 4),
-            vec![4, 3, 2, 1, 8, 7, 6, 5]
-        );
-        assert_eq!(byteswapped(&[1, 2, 3], 1), vec![1, 2, 3]);
     }
 }

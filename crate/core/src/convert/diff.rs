@@ -1,15 +1,16 @@
 //! `inspect_many` (a summary over many files) and `diff` (two checkpoints, tensor by tensor).
 //!
-//! Both see a file as its tensors keyed by path (`graph_ops::tensor_paths`: a state dict
+//! Both see a file as its tensors keyed by path (`graph::tensor_paths`: a state dict
 //! gives its names, a checkpoint gives `model_state_dict/fc.weight`, ...). safetensors
 //! aliases recorded in `__metadata__` are restored for `diff`, so a `.pt` and the
 //! `.safetensors` converted from it compare equal.
 
-use super::graph_ops;
-use super::values;
 use super::{load_source, Source};
+use crate::cast::element_as_f64;
 use crate::error::{ErrorCode, Result};
+use crate::graph;
 use crate::options::LoadOptions;
+use crate::strided;
 use crate::value::{Graph, Node, NodeId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ pub struct Summary {
 }
 
 fn tensors_of(src: &Source, max_depth: usize) -> Result<Vec<(String, NodeId)>> {
-    graph_ops::tensor_paths(&src.graph, src.graph.root(), max_depth)
+    graph::tensor_paths(&src.graph, src.graph.root(), max_depth)
 }
 
 /// `(format, file bytes, [(dtype, tensor bytes)])` of one file.
@@ -68,7 +69,7 @@ pub fn inspect_many(paths: &[PathBuf], opts: &LoadOptions) -> Summary {
                         continue;
                     }
                     if let Some(Node::Tensor(t)) = src.graph.node(id) {
-                        ts.push((t.dtype.name().to_string(), values::nbytes(t)?));
+                        ts.push((t.dtype.name().to_string(), strided::nbytes(t)?));
                     }
                 }
                 Ok((src.format.name().to_string(), src.bytes_in, ts))
@@ -158,24 +159,19 @@ fn max_abs_diff(ga: &Graph, ia: NodeId, gb: &Graph, ib: NodeId) -> Result<Option
         return Ok(None);
     };
     let probe = [0u8; 8];
-    if values::element_as_f64(a.dtype, &probe).is_none()
-        || values::element_as_f64(b.dtype, &probe).is_none()
-    {
+    if element_as_f64(a.dtype, &probe).is_none() || element_as_f64(b.dtype, &probe).is_none() {
         return Ok(None);
     }
     let (ba, bb) = (
-        values::contiguous_bytes(a, sa)?,
-        values::contiguous_bytes(b, sb)?,
+        strided::contiguous_bytes(a, sa)?,
+        strided::contiguous_bytes(b, sb)?,
     );
     let mut m: f64 = 0.0;
     for (x, y) in ba
         .chunks_exact(a.dtype.element_size())
         .zip(bb.chunks_exact(b.dtype.element_size()))
     {
-        let (x, y) = (
-            values::element_as_f64(a.dtype, x),
-            values::element_as_f64(b.dtype, y),
-        );
+        let (x, y) = (element_as_f64(a.dtype, x), element_as_f64(b.dtype, y));
         let (Some(x), Some(y)) = (x, y) else { continue };
         if x.is_nan() && y.is_nan() || x == y {
             continue;
@@ -221,12 +217,12 @@ pub fn diff(a: &Path, b: &Path, opts: &LoadOptions) -> Result<DiffReport> {
             let hx = x
                 .storage
                 .and_then(|s| sa.graph.storages.get(s))
-                .map(|s| values::sha256_hex(x, s))
+                .map(|s| strided::sha256_hex(x, s))
                 .transpose()?;
             let hy = y
                 .storage
                 .and_then(|s| sb.graph.storages.get(s))
-                .map(|s| values::sha256_hex(y, s))
+                .map(|s| strided::sha256_hex(y, s))
                 .transpose()?;
             (hx != hy).then_some(ChangeReason::Values)
         };

@@ -20,16 +20,17 @@
 //! [`transform::plan_cast`] makes for [`transform::cast_floats`].
 //!
 //! What must change together: [`st::plan_with`] and [`st::write_plan`] (order and sizes),
-//! [`transform::plan_cast`] and [`transform::cast_floats`], [`values::cast_into`] and
-//! [`values::cast_buffer`].
+//! [`transform::plan_cast`] and [`transform::cast_floats`], [`crate::cast::cast_into`] and
+//! [`crate::cast::cast_buffer`].
 
 use super::transform::CastPlan;
-use super::values;
 use super::Digests;
 use crate::bytes::ByteView;
+use crate::cast;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::safetensors as st;
+use crate::strided;
 use crate::value::{Graph, Storage, Tensor};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -168,12 +169,12 @@ impl Sink<'_> {
     /// Appends `src` (at most one step of elements of `from`), cast to `cast` when set.
     fn append(&mut self, src: &[u8], from: DType, cast: Option<DType>) -> Result<()> {
         let n = match cast {
-            Some(to) => values::cast_len(src.len(), from, to)?,
+            Some(to) => cast::cast_len(src.len(), from, to)?,
             None => src.len(),
         };
         let (at, dst) = self.room(n)?;
         match cast {
-            Some(to) => values::cast_slice(src, from, to, dst)?,
+            Some(to) => cast::cast_slice(src, from, to, dst)?,
             None => dst.copy_from_slice(src),
         }
         self.commit(at, n);
@@ -198,21 +199,21 @@ fn stream_tensor(
     inbuf: &mut [u8],
     sink: &mut Sink,
 ) -> Result<()> {
-    let range = values::reached_range(t, st)?;
+    let range = strided::reached_range(t, st)?;
     if range.is_empty() {
         return Ok(());
     }
     let from = t.dtype;
-    if !values::is_contiguous(t) {
+    if !strided::is_contiguous(t) {
         // Rare in checkpoints: gather from memory, a run at a time.
-        return values::for_each_chunk(t, st, &mut |c| {
+        return strided::for_each_chunk(t, st, &mut |c| {
             for step in c.chunks(STEP) {
                 sink.append(step, from, cast)?;
             }
             Ok(())
         });
     }
-    let len = usize::try_from(values::nbytes(t)?)
+    let len = usize::try_from(strided::nbytes(t)?)
         .map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
     let start = range.start as usize;
     let data = st

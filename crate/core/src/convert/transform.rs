@@ -11,10 +11,10 @@
 //!
 //! Casts rewrite whole storages, so views and tied weights stay views and stay tied.
 
-use super::graph_ops::{mapping_items, reachable};
-use super::values;
+use crate::cast;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::graph::{mapping_items, reachable};
 use crate::value::{Graph, Node, NodeId, Value};
 use regex::Regex;
 use std::collections::{BTreeMap, HashSet};
@@ -62,7 +62,7 @@ fn key_list(graph: &Graph, v: &Value) -> String {
             let keys: Vec<String> = items
                 .iter()
                 .take(12)
-                .map(|(k, _)| super::graph_ops::key_text(k))
+                .map(|(k, _)| crate::graph::key_text(k))
                 .collect();
             keys.join(", ")
         }
@@ -84,12 +84,12 @@ pub const STATE_DICT_KEYS: [&str; 6] = [
 /// When `root` is not a flat `name -> tensor` mapping, the first of [`STATE_DICT_KEYS`] that
 /// is one. Used when writing safetensors without an explicit `select`.
 pub fn auto_select(graph: &Graph, root: &Value) -> Option<(String, Value)> {
-    if super::graph_ops::flat_tensor_map(graph, root).is_some() {
+    if crate::graph::flat_tensor_map(graph, root).is_some() {
         return None;
     }
     STATE_DICT_KEYS.iter().find_map(|k| {
         let v = lookup(graph, root, k)?;
-        super::graph_ops::flat_tensor_map(graph, &v).map(|_| (k.to_string(), v))
+        crate::graph::flat_tensor_map(graph, &v).map(|_| (k.to_string(), v))
     })
 }
 
@@ -138,7 +138,7 @@ pub fn drop_optimizer(graph: &mut Graph, root: &Value) -> Vec<String> {
         items.retain(|(k, _)| {
             let keep = !doomed.contains(&i);
             if !keep {
-                removed.push(super::graph_ops::key_text(k));
+                removed.push(crate::graph::key_text(k));
             }
             i += 1;
             keep
@@ -277,12 +277,7 @@ pub struct CastPlan {
 /// to `to`, storage by storage, the rules [`cast_floats`] applies. The streamed conversion
 /// uses it to cast while writing instead of materialising new storages.
 pub fn plan_cast(graph: &Graph, root: &Value, to: DType) -> Result<CastPlan> {
-    if !values::is_castable_float(to) {
-        crate::bail!(
-            InvalidArgument,
-            "dtype must be float16, bfloat16, float32 or float64, not {to}"
-        );
-    }
+    cast::check_cast_target(to)?;
     // storage -> (dtype, tensor ids)
     let mut by_storage: BTreeMap<usize, (DType, Vec<NodeId>)> = BTreeMap::new();
     let mut plan = CastPlan::default();
@@ -293,7 +288,7 @@ pub fn plan_cast(graph: &Graph, root: &Value, to: DType) -> Result<CastPlan> {
         if !t.dtype.is_floating_point() || t.quantizer.is_some() {
             continue;
         }
-        if !values::is_castable_float(t.dtype) {
+        if !cast::is_castable_float(t.dtype) {
             plan.report.skipped.push(t.dtype.name().to_string());
             continue;
         }
@@ -335,7 +330,7 @@ pub fn cast_floats(graph: &mut Graph, root: &Value, to: DType) -> Result<CastRep
             .storages
             .get(sid)
             .ok_or_else(|| crate::err!(StorageBounds, "storage {sid} missing"))?;
-        let new = values::cast_storage(st, from, to)?;
+        let new = cast::cast_storage(st, from, to)?;
         if let Some(slot) = graph.storages.get_mut(sid) {
             *slot = new;
         }

@@ -76,6 +76,27 @@ where
     pending.commit_with(durable)
 }
 
+/// Writes `path` atomically through a buffered `fill` (a failed, cancelled or killed writer
+/// never leaves a half-written file at `path` and never damages an existing one); returns
+/// the new file's size. `durable` as in [`replace_with_opts`].
+pub fn write_atomic(
+    path: &Path,
+    durable: bool,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<u64> {
+    use std::io::Write;
+    let mut len = 0;
+    replace_with_opts(path, durable, |file| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        w.flush().map_err(|e| Error::io(e, "write"))?;
+        drop(w);
+        len = file.metadata().map_err(|e| Error::io(e, "stat"))?.len();
+        Ok(())
+    })?;
+    Ok(len)
+}
+
 /// A temporary file that will become `target`: created by [`Pending::create`], filled through
 /// [`Pending::file`], made durable and named by [`Pending::commit`]. Dropped uncommitted, it
 /// leaves nothing behind (the unnamed file vanishes; a named fallback is removed).

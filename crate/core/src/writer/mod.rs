@@ -146,15 +146,40 @@ pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()
     }
 }
 
-/// The folder name `torch.save(obj, path)` uses: the file name without its last extension
-/// when the path is ASCII, else `archive` (FORMAT.md 2.1).
+/// The folder name `torch.save(obj, path)` uses, the one rule (the binding's default and
+/// the converter's outputs call it): `archive` unless the whole path is ASCII (torch hands
+/// non-ASCII paths to its writer as a stream); else the file name after the last `/` or `\`
+/// (torch's `basename`, on every OS) without its last extension. Checked against torch 2.11:
+/// `a.b.pt` -> `a.b`, `ckpt` -> `ckpt`, `x\y.pt` -> `y`, `/tmp/模型.pt` -> `archive`.
 pub fn archive_name_for_path(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .filter(|s| !s.is_empty());
-    match (path.to_str(), stem) {
-        (Some(p), Some(stem)) if p.is_ascii() && !stem.contains('/') => stem.to_string(),
+    let Some(p) = path.to_str().filter(|p| p.is_ascii()) else {
+        return "archive".to_string();
+    };
+    let base = p.rsplit(['/', '\\']).next().unwrap_or(p);
+    match Path::new(base).file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !stem.is_empty() => stem.to_string(),
         _ => "archive".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What torch 2.11's `torch.save(obj, path)` names the archive folder.
+    #[test]
+    fn archive_names_follow_torch() {
+        for (path, want) in [
+            ("/x/model.pth", "model"),
+            ("a.b.pt", "a.b"),
+            ("/tmp/a.b.c", "a.b"),
+            ("ckpt", "ckpt"),
+            ("/tmp/trail.", "trail"),
+            ("/tmp/x\\y.pt", "y"),
+            ("/tmp/模型.pt", "archive"),
+            ("/tmp/模/m.pt", "archive"),
+        ] {
+            assert_eq!(archive_name_for_path(Path::new(path)), want, "{path}");
+        }
     }
 }

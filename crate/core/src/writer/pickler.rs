@@ -1256,7 +1256,7 @@ impl<'g> Pickler<'g> {
         self.save_storage_pid(sid, if untyped { DType::UInt8 } else { dtype }, untyped)
     }
 
-    /// Checks that the view lies inside its storage (in elements of the tensor's dtype).
+    /// Checks that the view lies inside its storage ([`crate::strided::check_view`]).
     fn check_view(&self, t: &Tensor, sid: StorageId) -> Result<()> {
         let st = self.graph.storages.get(sid).ok_or_else(|| {
             self.fail(
@@ -1264,37 +1264,9 @@ impl<'g> Pickler<'g> {
                 format!("reference to missing storage {sid}"),
             )
         })?;
-        if t.shape.len() != t.stride.len() {
-            return Err(self.fail(
-                ErrorCode::StorageBounds,
-                "shape and stride differ in length".into(),
-            ));
-        }
-        if t.storage_offset < 0 || t.shape.iter().any(|&d| d < 0) || t.stride.iter().any(|&s| s < 0)
-        {
-            return Err(self.fail(
-                ErrorCode::StorageBounds,
-                "negative size, stride or offset".into(),
-            ));
-        }
-        if t.shape.contains(&0) {
-            return Ok(());
-        }
-        let mut last: i128 = t.storage_offset as i128;
-        for (&d, &s) in t.shape.iter().zip(&t.stride) {
-            last += (d as i128 - 1) * s as i128;
-        }
-        let capacity = (st.data.len() / t.dtype.element_size().max(1)) as i128;
-        if last >= capacity {
-            return Err(self.fail(
-                ErrorCode::StorageBounds,
-                format!(
-                    "tensor reaches element {last} of a storage holding {capacity} {} elements",
-                    t.dtype
-                ),
-            ));
-        }
-        Ok(())
+        crate::strided::check_view(t, st)
+            .map(|_| ())
+            .map_err(|e| self.fail(e.code, e.message))
     }
 
     fn empty_ordered_dict(&mut self) -> Result<()> {

@@ -1,4 +1,5 @@
-//! Walking and copying parts of a value graph.
+//! Walking and copying parts of a value graph: the generic primitives the converter, the
+//! safetensors writer and the sharded-checkpoint reader share.
 //!
 //! The converter edits graphs it did not build: it selects a sub-object, renames keys of
 //! state dicts, casts storages, merges the shards of a checkpoint into one graph and splits
@@ -11,41 +12,8 @@ use crate::error::Result;
 use crate::value::{Graph, Node, NodeId, StorageId, Value};
 use std::collections::HashMap;
 
-/// Values a node holds directly (its children), in a stable order.
-pub fn children(node: &Node) -> Vec<&Value> {
-    let mut out: Vec<&Value> = Vec::new();
-    match node {
-        Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => out.extend(v.iter()),
-        Node::Dict(items) => items.iter().for_each(|(k, v)| out.extend([k, v])),
-        Node::OrderedDict { items, state } => {
-            items.iter().for_each(|(k, v)| out.extend([k, v]));
-            out.extend(state.iter());
-        }
-        Node::Tensor(t) => {
-            out.extend(t.parameter_state.iter());
-            out.extend(t.metadata.iter());
-            if let Some(q) = &t.quantizer {
-                out.extend(q.params.iter());
-            }
-            if let Some(s) = &t.subclass {
-                out.push(&s.state);
-            }
-        }
-        Node::SparseTensor(s) => out.extend(s.args.iter()),
-        Node::NdArray(a) => out.extend(a.items.iter()),
-        Node::Object(o) => {
-            out.push(&o.args);
-            out.extend(o.kwargs.iter());
-            out.extend(o.state.iter());
-            out.extend(o.list_items.iter());
-            o.dict_items.iter().for_each(|(k, v)| out.extend([k, v]));
-        }
-        _ => {}
-    }
-    out
-}
-
-/// Every node id reachable from `root`, each once, in depth-first pre-order.
+/// Every node id reachable from `root`, each once, in depth-first pre-order (children in
+/// [`Node::for_each_child`] order).
 pub fn reachable(graph: &Graph, root: &Value) -> Vec<NodeId> {
     let mut seen = vec![false; graph.nodes.len()];
     let mut order = Vec::new();
@@ -61,7 +29,7 @@ pub fn reachable(graph: &Graph, root: &Value) -> Vec<NodeId> {
         order.push(id);
         if let Some(node) = graph.node(id) {
             // Reverse so the first child is visited first.
-            for c in children(node).into_iter().rev() {
+            for c in node.children().into_iter().rev() {
                 if let Value::Ref(cid) = c {
                     stack.push(*cid);
                 }

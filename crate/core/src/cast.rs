@@ -1,20 +1,16 @@
-//! Tensor values for the converter: float casts, and (re-exported from [`crate::strided`])
-//! the C-order traversal of strided views and their digests.
+//! Float casts between float64, float32, float16 and bfloat16, and element values as f64.
 //!
 //! Casts follow PyTorch's CPU kernels bit for bit: `double -> half/bfloat16` goes through
 //! `float` first (c10's `Half(float)`/`BFloat16(float)` constructors, so a double rounds
 //! twice), rounding is round-to-nearest-even, and NaNs come out as torch's vectorised kernels
 //! write them (checked bit for bit against torch 2.11 by `tests/convert/st_oracle.py casts`).
+//! The one cast implementation of the crate: the converter (`--dtype`), its streamed writer
+//! and `diff` all call it.
 
 use crate::bytes::ByteView;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::value::Storage;
-
-pub use crate::strided::{
-    contiguous_bytes, for_each_chunk, is_contiguous, nbytes, numel, reached_range,
-    sha256_bytes_hex, sha256_hex,
-};
 
 /// Dtypes `cast` converts between.
 pub fn is_castable_float(d: DType) -> bool {
@@ -22,6 +18,18 @@ pub fn is_castable_float(d: DType) -> bool {
         d,
         DType::Float64 | DType::Float32 | DType::Float16 | DType::BFloat16
     )
+}
+
+/// `to` as the target of a cast of floating tensors (`convert`'s `dtype`): one of
+/// [`is_castable_float`], else `E_INVALID_ARGUMENT`.
+pub fn check_cast_target(to: DType) -> Result<()> {
+    if !is_castable_float(to) {
+        crate::bail!(
+            InvalidArgument,
+            "dtype must be float16, bfloat16, float32 or float64, not {to}"
+        );
+    }
+    Ok(())
 }
 
 /// f32 -> f16: round to nearest even; a NaN keeps its sign and the top of its payload with
@@ -241,23 +249,6 @@ pub fn element_as_f64(d: DType, b: &[u8]) -> Option<f64> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::value::Tensor;
-
-    fn storage(dtype: DType, bytes: Vec<u8>) -> Storage {
-        let numel = (bytes.len() / dtype.element_size()) as u64;
-        Storage {
-            key: "0".into(),
-            dtype,
-            untyped: false,
-            numel,
-            location: "cpu".into(),
-            data: ByteView::from_vec(bytes),
-        }
-    }
-
-    fn tensor(shape: &[i64], stride: &[i64], offset: i64) -> Tensor {
-        Tensor::strided(0, DType::UInt8, shape.to_vec(), stride.to_vec(), offset)
-    }
 
     /// The typed fast paths (aligned buffers) and the byte paths (misaligned ones) agree bit
     /// for bit with the per-element conversion, NaNs, infinities, subnormals and ties included.
@@ -299,54 +290,5 @@ mod tests {
             cast_slice(&src1[1..], DType::Float32, to, &mut dst1[1..]).unwrap();
             assert_eq!(&dst1[1..], &want[..], "misaligned {to}");
         }
-    }
-
-    #[test]
-    fn transposed_view_is_gathered_in_c_order() {
-        let st = storage(DType::UInt8, (0u8..6).collect());
-        // base is 2x3 [[0,1,2],[3,4,5]]; its transpose is 3x2 [[0,3],[1,4],[2,5]].
-        let t = tensor(&[3, 2], &[1, 3], 0);
-        assert!(!is_contiguous(&t));
-        assert_eq!(
-            contiguous_bytes(&t, &st).unwrap().as_ref(),
-            &[0, 3, 1, 4, 2, 5]
-        );
-        // A strided slice with an offset: base[1:, ::2] of a 2x3 -> [3, 5].
-        let t = tensor(&[1, 2], &[3, 2], 3);
-        assert_eq!(contiguous_bytes(&t, &st).unwrap().as_ref(), &[3, 5]);
-    }
-
-    #[test]
-    fn out_of_bounds_views_are_rejected_with_a_code() {
-        let st = storage(DType::UInt8, vec![0; 6]);
-        let t = tensor(&[2, 3], &[3, 1], 1);
-        assert_eq!(
-            contiguous_bytes(&t, &st).unwrap_err().code,
-            crate::ErrorCode::StorageBounds
-        );
-        let t = tensor(&[2], &[-1], 1);
-        assert_eq!(
-            contiguous_bytes(&t, &st).unwrap_err().code,
-            crate::ErrorCode::StorageBounds
-        );
-        let t = tensor(&[i64::MAX, 2], &[i64::MAX, 1], 0);
-        assert_eq!(
-            contiguous_bytes(&t, &st).unwrap_err().code,
-            crate::ErrorCode::StorageBounds
-        );
-    }
-
-    #[test]
-    fn empty_and_scalar_views() {
-        let st = storage(DType::UInt8, vec![7; 4]);
-        assert!(contiguous_bytes(&tensor(&[0, 5], &[5, 1], 0), &st)
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            contiguous_bytes(&tensor(&[], &[], 2), &st)
-                .unwrap()
-                .as_ref(),
-            &[7]
-        );
     }
 }
