@@ -146,13 +146,18 @@ function renames(r: ConvertOptions['rename']): (string | [string, string])[] | u
   });
 }
 
-function count(name: string, v: number | undefined, min: number): number | undefined {
+/**
+ * The one check left here is of JS shape: the binding takes these as unsigned integers, and
+ * napi's own conversion of `-1` or `1.5` would throw without a code. Their rules (jobs >= 1,
+ * index < count, both or neither) are core's (crate/core/src/convert/options.rs, discover.rs).
+ */
+function count(name: string, v: number | undefined): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min) fail(`${name} must be an integer >= ${min}, got ${String(v)}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail(`${name} must be a whole number >= 0, got ${String(v)}`);
   return v;
 }
 
-/** Camel-cased options → the binding's (validated shapes; values are checked in Rust). */
+/** Camel-cased options → the binding's: shapes only; defaults and rules are Rust's. */
 function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   const out: NativeConvertOptions = {};
   if (o.to !== undefined) out.to = o.to;
@@ -165,25 +170,18 @@ function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   if (o.dtype !== undefined) out.dtype = o.dtype;
   if (o.dropOptimizer !== undefined) out.dropOptimizer = o.dropOptimizer;
   if (o.compact !== undefined) out.compact = o.compact;
-  if (o.shardSize !== undefined) {
-    if (typeof o.shardSize === 'number' && !(o.shardSize >= 1)) fail(`shardSize must be a positive number of bytes, got ${o.shardSize}`);
-    out.shardSize = o.shardSize;
-  }
-  const jobs = count('jobs', o.jobs, 1);
+  if (o.shardSize !== undefined) out.shardSize = o.shardSize;
+  const jobs = count('jobs', o.jobs);
   if (jobs !== undefined) out.jobs = jobs;
   if (o.dryRun !== undefined) out.dryRun = o.dryRun;
   if (o.verify !== undefined) out.verify = o.verify;
   if (o.force !== undefined) out.force = o.force;
   if (o.durable !== undefined) out.durable = o.durable;
   if (o.keepTree !== undefined) out.keepTree = o.keepTree;
-  const si = count('shardIndex', o.shardIndex, 0);
-  const sc = count('shardCount', o.shardCount, 1);
-  if ((si === undefined) !== (sc === undefined)) fail('shardIndex and shardCount go together');
-  if (si !== undefined && sc !== undefined) {
-    if (si >= sc) fail(`shardIndex must be below shardCount (${si} >= ${sc})`);
-    out.shardIndex = si;
-    out.shardCount = sc;
-  }
+  const si = count('shardIndex', o.shardIndex);
+  if (si !== undefined) out.shardIndex = si;
+  const sc = count('shardCount', o.shardCount);
+  if (sc !== undefined) out.shardCount = sc;
   if (o.weightsOnly !== undefined) out.weightsOnly = o.weightsOnly;
   if (o.safeGlobals !== undefined) out.safeGlobals = o.safeGlobals;
   return out;
@@ -253,10 +251,7 @@ export const convertMany = convert;
 /** The inputs {@link convert} would process (sorted), optionally one worker's share. */
 export function discoverInputs(patterns: string | string[], opts: { shardIndex?: number; shardCount?: number } = {}): string[] {
   const specs = typeof patterns === 'string' ? [patterns] : patterns;
-  const si = count('shardIndex', opts.shardIndex, 0);
-  const sc = count('shardCount', opts.shardCount, 1);
-  if ((si === undefined) !== (sc === undefined)) fail('shardIndex and shardCount go together');
-  return native().discoverInputs(specs, si, sc);
+  return native().discoverInputs(specs, count('shardIndex', opts.shardIndex), count('shardCount', opts.shardCount));
 }
 
 /** Bytes in a size string (`5GB` = 5e9, `500MiB`). */
