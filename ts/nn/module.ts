@@ -537,9 +537,13 @@ export class Module implements PyReducible {
   forward(..._args: unknown[]): unknown {
     throw torchsaveError('E_NOT_IMPLEMENTED', `Module [${this.pyGlobal()[1]}] is missing the required "forward" function`);
   }
-  /** `model(x)`: runs `forward`. */
-  call(...args: unknown[]): unknown {
-    return this.forward(...args);
+  /**
+   * `model(x)`: runs `forward`, typed as this module's own `forward`: `nn.Linear.call(x: Tensor)`
+   * returns `Tensor`, and a subclass that declares `forward(x: Tensor): Tensor` gets a `call`
+   * with that signature without writing one.
+   */
+  call(...args: Parameters<this['forward']>): ReturnType<this['forward']> {
+    return (this.forward as (...a: unknown[]) => unknown)(...args) as ReturnType<this['forward']>;
   }
 
   // --- state dict ---
