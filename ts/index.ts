@@ -52,6 +52,7 @@ export {
   type ConvertOptions,
   type ConvertRunOptions,
   type ConvertReport,
+  type ConvertStatus,
   type ConvertProgress,
   type ConvertCancelledError,
   type ConvertTarget,
