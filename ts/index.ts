@@ -106,6 +106,7 @@ export {
   type PyObjectKind,
 } from './values';
 export { type DType, type TypedArray, DTYPES } from './dtype';
+export type { DTypeName } from './generated/contract';
 export { backends, cuda, setNumThreads, type BackendAvailability } from './backends';
 export { noGrad, enableGrad, setGradEnabled, isGradEnabled, manualSeed } from './autograd';
 export { tidy, keep } from './scope';
