@@ -3,10 +3,10 @@
  * prints for the same file) and `inspect --json` (compared with the oracle's inspect-json).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../ts/cli';
+import { commands, runCli } from '../ts/cli';
 import { REPO_ROOT, ensureFixtures, fixturePath, pythonPath, runOracle } from './helpers/python';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -39,6 +39,46 @@ describe('command line', () => {
     const r = await cli('--help');
     expect(r.code).toBe(0);
     expect(r.out).toContain('inspect');
+    expect(r.out).toContain('--version');
+  });
+
+  it('--version and -V print the package version, exit 0', async () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await cli(flag);
+      expect(r.code).toBe(0);
+      expect(r.out).toBe(`${pkg.version}\n`);
+    }
+  });
+
+  it.each(['inspect', 'convert', 'diff'])('%s --help and -h print every option with a description, exit 0', async (name) => {
+    const cmd = commands[name]!;
+    for (const flag of ['--help', '-h']) {
+      // Help wins over anything else on the line, even a usage error.
+      const r = await cli(name, 'whatever.pt', flag, '--bogus');
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toBe('');
+      const lines = r.out.split('\n');
+      for (const o of [...cmd.options, { flag: '--help', help: '' }]) {
+        const line = lines.find((l) => new RegExp(`^ +(-\\w, )? *${o.flag}( |$)`).test(l));
+        expect(line, `${name} ${o.flag}`).toBeDefined();
+        // A description after the flag (on the same line or the next).
+        const text = line!.replace(/^ +(-\w, )? *\S+( [A-Z'=>]+)?/, '').trim() || lines[lines.indexOf(line!) + 1]!.trim();
+        expect(text.length, `${name} ${o.flag}`).toBeGreaterThan(10);
+      }
+      for (const [code] of cmd.exitCodes) expect(r.out).toMatch(new RegExp(`^ +${code}  \\S`, 'm'));
+    }
+    // Every option the parser accepts is in the help: an unknown one is a usage error, a listed
+    // switch is not "unknown option".
+    const unknown = await cli(name, '--definitely-not-an-option');
+    expect(unknown.code).toBe(2);
+  });
+
+  it('convert: every option parseArgs knows has help (and --skip-existing is one)', async () => {
+    const flags = commands.convert!.options.map((o) => o.flag);
+    expect(flags).toContain('--skip-existing');
+    expect(flags).toContain('--force');
+    expect((await cli('convert', 'x.pt', '--force', '--skip-existing')).code).toBe(2);
   });
 
   it('exits 1 with "code: message" on stderr when the file is missing', async () => {
@@ -108,6 +148,12 @@ describe('inspect on real files', () => {
     expect(ok.stdout).toBe(pythonPrints(file, 'for k in obj:\n    print(k, "\\t", obj[k].size())'));
     const usage = spawnSync(process.execPath, [bin, 'inspect'], { encoding: 'utf8' });
     expect(usage.status).toBe(2);
+    const help = spawnSync(process.execPath, [bin, 'convert', '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('--skip-existing');
+    const version = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' });
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     const missing = spawnSync(process.execPath, [bin, 'inspect', join(REPO_ROOT, 'nope.pt')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/^E_IO: /);

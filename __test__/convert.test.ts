@@ -197,6 +197,57 @@ describe('batches', () => {
     expect(all.err).toContain('E_TRUNCATED');
   });
 
+  it('--skip-existing resumes an interrupted batch and a finished one exits 0 with "N skipped"', async () => {
+    const d = tmp('resume');
+    const inputs = ['seed_state_dict.pt', 'seed_checkpoint.pt', 'dataparallel_state_dict.pt'].map((f) => {
+      copyFileSync(fixturePath(f), join(d, f));
+      return join(d, f);
+    });
+    const out = join(d, 'out');
+    // One file done before the "interruption".
+    expect((await cli('convert', inputs[0]!, '--out', out)).code).toBe(0);
+    const first = readFileSync(join(out, 'seed_state_dict.safetensors'));
+    // The plain retry fails that file (the old behaviour, kept without the flag) ...
+    const plain = await cli('convert', ...inputs, '--out', out, '--json');
+    expect(plain.code).toBe(1);
+    // ... and a finished batch re-run without it is "every file failed".
+    expect((await cli('convert', ...inputs, '--out', out)).code).toBe(3);
+    // The finished batch with --skip-existing: exit 0, every file skipped, outputs untouched.
+    const again = await cli('convert', ...inputs, '--out', out, '--skip-existing');
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch(/; 3 skipped/);
+    expect(again.out.split('\n').filter((l) => l.startsWith('skip '))).toHaveLength(3);
+    expect(readFileSync(join(out, 'seed_state_dict.safetensors')).equals(first)).toBe(true);
+    // The outputs still hold the inputs' tensors for torch (nothing rewritten, nothing torn).
+    const [a, b] = py([
+      ['digests', inputs[0]],
+      ['digests', join(out, 'seed_state_dict.safetensors')],
+    ]) as Digests[];
+    expect(b).toEqual(a);
+    // A resumed batch: one output removed is converted again, the others skipped (--verify:
+    // existing outputs read in full); JSON has the statuses and the count.
+    const { rmSync } = await import('node:fs');
+    rmSync(join(out, 'seed_checkpoint.safetensors'));
+    const resumed = await cli('convert', ...inputs, '--out', out, '--skip-existing', '--verify', '--json');
+    expect(resumed.code, resumed.err).toBe(0);
+    const doc = JSON.parse(resumed.out) as { summary: { skipped: number; converted: number; failed: number }; reports: torch.ConvertReport[] };
+    expect(doc.summary).toMatchObject({ skipped: 2, converted: 1, failed: 0 });
+    expect(doc.reports.map((r) => [basename(r.input), r.status])).toEqual([
+      ['dataparallel_state_dict.pt', 'skipped'],
+      ['seed_checkpoint.pt', 'converted'],
+      ['seed_state_dict.pt', 'skipped'],
+    ]);
+    // A damaged output is not taken for done: E_OUTPUT_EXISTS, exit 1, file left as it is.
+    writeFileSync(join(out, 'seed_state_dict.safetensors'), first.subarray(0, first.length - 10));
+    const damaged = await cli('convert', ...inputs, '--out', out, '--skip-existing', '--json');
+    expect(damaged.code).toBe(1);
+    const rep = (JSON.parse(damaged.out) as { reports: torch.ConvertReport[] }).reports.find((r) => r.input === inputs[0])!;
+    expect(rep.status).toBe('failed');
+    expect(rep.error?.code).toBe('E_OUTPUT_EXISTS');
+    // The API: skipExisting with force is E_INVALID_ARGUMENT.
+    await expect(torch.convert(inputs, { out, skipExisting: true, force: true })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
+
   it('--dry-run writes nothing; an existing output needs --force (E_OUTPUT_EXISTS)', async () => {
     const d = tmp('dry');
     const out = join(d, 'out');
@@ -270,7 +321,7 @@ describe('batches', () => {
     const bad = await cli('convert', join(d, 'bad.pt'), '--out', join(d, 'badout'), '--no-durable');
     expect(bad.code).toBe(3);
     expect(existsSync(join(d, 'badout')) ? listFiles(join(d, 'badout')) : []).toEqual([]);
-    expect((await cli('--help')).out).toContain('--no-durable');
+    expect((await cli('convert', '--help')).out).toContain('--no-durable');
   });
 
   it('usage errors exit 2', async () => {

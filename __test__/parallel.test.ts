@@ -23,7 +23,7 @@ class MLP extends nn.Module {
   act = new nn.ReLU();
   fc2 = new nn.Linear(8, 3);
   override forward(x: Tensor): Tensor {
-    return this.fc2.call(this.act.call(this.fc1.call(x)) as Tensor) as Tensor;
+    return this.fc2.call(this.act.call(this.fc1.call(x)));
   }
 }
 
@@ -38,7 +38,7 @@ class Tied extends nn.Module {
     (this as unknown as { again: nn.Module }).again = this.a;
   }
   override forward(x: Tensor, opts: { twice: boolean }): { y: Tensor; n: Tensor[] } {
-    let y = this.b.call(this.a.call(x) as Tensor) as Tensor;
+    let y = this.b.call(this.a.call(x));
     if (opts.twice) y = y.mul(this.scale);
     return { y, n: [y.sum(1)] };
   }
@@ -52,13 +52,13 @@ describe.skipIf(!HAVE_LIBTORCH)('nn.DataParallel forward without CUDA', () => {
     expect(dp.deviceIds).toEqual([]);
     expect(dp.srcDevice).toBeNull();
     const x = torch.randn([5, 6]);
-    const direct = model.call(x) as Tensor;
-    const viaDp = dp.call(x) as Tensor;
+    const direct = model.call(x);
+    const viaDp = dp.call(x);
     expect(viaDp.equal(direct)).toBe(true);
-    (viaDp.sum() as Tensor).backward();
+    viaDp.sum().backward();
     const g1 = model.fc1.weight.grad!.clone();
     model.zeroGrad();
-    (direct.sum() as Tensor).backward();
+    direct.sum().backward();
     expect(model.fc1.weight.grad!.equal(g1)).toBe(true);
     expect(dp.parameters()[0]).toBe(model.fc1.weight);
   });
@@ -99,7 +99,7 @@ describe.skipIf(!HAVE_LIBTORCH)('torch.nn.parallel helpers on CPU tensors', () =
   it('scattered pieces are differentiable views: gradients reach the whole input', () => {
     const x = torch.randn([4, 3]).requiresGrad_();
     const [a, b] = nn.parallel.scatter([x], ['cpu', 'cpu']) as [[Tensor], [Tensor]];
-    (a[0].sum().add(b[0].mul(2).sum()) as Tensor).backward();
+    a[0].sum().add(b[0].mul(2).sum()).backward();
     expect(x.grad!.tolist()).toEqual([[1, 1, 1], [1, 1, 1], [2, 2, 2], [2, 2, 2]]);
   });
 
@@ -150,13 +150,13 @@ describe.skipIf(!HAVE_LIBTORCH)('torch.nn.parallel helpers on CPU tensors', () =
     torch.manualSeed(1);
     const model = new MLP();
     const x = torch.randn([7, 6]);
-    const full = model.call(x) as Tensor;
-    (full.pow(2).sum() as Tensor).backward();
+    const full = model.call(x);
+    full.pow(2).sum().backward();
     const want = model.parameters().map((p) => p.grad!.clone());
     model.zeroGrad();
-    const out = nn.parallel.dataParallel(model, [x], ['cpu', 'cpu'], 'cpu') as Tensor;
+    const out = nn.parallel.dataParallel(model, [x], ['cpu', 'cpu'], 'cpu');
     expect(maxAbsDiff(out, full)).toBeLessThan(1e-6);
-    (out.pow(2).sum() as Tensor).backward();
+    out.pow(2).sum().backward();
     model.parameters().forEach((p, i) => expect(maxAbsDiff(p.grad!, want[i]!)).toBeLessThan(1e-5));
   });
 
@@ -164,8 +164,8 @@ describe.skipIf(!HAVE_LIBTORCH)('torch.nn.parallel helpers on CPU tensors', () =
     torch.manualSeed(2);
     const m = new Tied();
     const x = torch.randn([6, 4]);
-    const want = m.call(x, { twice: true }) as { y: Tensor; n: Tensor[] };
-    const got = nn.parallel.dataParallel(m, [x, { twice: true }], ['cpu', 'cpu', 'cpu']) as { y: Tensor; n: Tensor[] };
+    const want = m.call(x, { twice: true });
+    const got = nn.parallel.dataParallel(m, [x, { twice: true }], ['cpu', 'cpu', 'cpu']);
     expect(maxAbsDiff(got.y, want.y)).toBeLessThan(1e-6);
     expect(maxAbsDiff(got.n[0]!, want.n[0]!)).toBeLessThan(1e-5);
   });
@@ -175,7 +175,7 @@ describe.skipIf(!HAVE_LIBTORCH)('torch.nn.parallel helpers on CPU tensors', () =
     // No devices: the module runs directly (PyTorch raises without an accelerator; we are lenient).
     const m = new MLP();
     const x = torch.randn([2, 6]);
-    expect((nn.parallel.dataParallel(m, x, []) as Tensor).equal(m.call(x) as Tensor)).toBe(true);
+    expect(nn.parallel.dataParallel(m, x, []).equal(m.call(x))).toBe(true);
   });
 });
 

@@ -101,7 +101,7 @@ describe('torch.tidy', () => {
         for (let i = 0; i < 3; i++) {
           const step = (): number => {
             opt.zeroGrad();
-            const loss = F.crossEntropy(m.call(x) as Tensor, y);
+            const loss = F.crossEntropy(m.call(x), y);
             loss.backward();
             opt.step();
             return loss.item() as number;
@@ -124,7 +124,7 @@ describe('torch.tidy', () => {
       // One more step works on what survived.
       torch.tidy(() => {
         scoped.opt.zeroGrad();
-        F.crossEntropy(scoped.m.call(x) as Tensor, y).backward();
+        F.crossEntropy(scoped.m.call(x), y).backward();
         scoped.opt.step();
       });
     }
@@ -132,14 +132,14 @@ describe('torch.tidy', () => {
 
   it('module state made inside a scope survives it: Module.to, registered buffers, tensor attributes', () => {
     const x = torch.randn([2, 3, 32, 32]);
-    const want = torch.noGrad(() => (seededModel().to('float64').call(x.to('float64')) as Tensor).tolist());
+    const want = torch.noGrad(() => seededModel().to('float64').call(x.to('float64')).tolist());
     const m = seededModel();
     torch.tidy(() => {
       m.to('float64');
       m.registerBuffer('scale', torch.ones([1]).mul(2));
       (m as unknown as { cached: Tensor }).cached = torch.zeros([2]).add(7);
     });
-    expect(torch.noGrad(() => (m.call(x.to('float64')) as Tensor).tolist())).toEqual(want);
+    expect(torch.noGrad(() => m.call(x.to('float64')).tolist())).toEqual(want);
     expect((m as unknown as { scale: Tensor }).scale.tolist()).toEqual([2]);
     expect((m as unknown as { cached: Tensor }).cached.tolist()).toEqual([7, 7]);
   });
@@ -148,21 +148,21 @@ describe('torch.tidy', () => {
     torch.manualSeed(3);
     const lstm = new torch.nn.LSTM(3, 4, { numLayers: 2 });
     const x = torch.randn([5, 2, 3]);
-    const want = torch.noGrad(() => lstm.call(x) as [Tensor, [Tensor, Tensor]]);
-    const got = torch.noGrad(() => torch.tidy(() => lstm.call(x) as [Tensor, [Tensor, Tensor]]));
+    const want = torch.noGrad(() => lstm.call(x));
+    const got = torch.noGrad(() => torch.tidy(() => lstm.call(x)));
     expect(got[0].equal(want[0])).toBe(true);
     expect(got[1][0].equal(want[1][0])).toBe(true);
     expect(got[1][1].equal(want[1][1])).toBe(true);
     // Feeding the kept state back in (the usual sequence loop) works.
-    const next = torch.noGrad(() => torch.tidy(() => lstm.call(x, got[1]) as [Tensor, [Tensor, Tensor]]));
+    const next = torch.noGrad(() => torch.tidy(() => lstm.call(x, got[1])));
     expect(next[0].size()).toEqual([5, 2, 4]);
 
     const m = seededModel();
     const dp = new torch.nn.DataParallel(m);
     const xb = torch.randn([3, 3, 32, 32]);
-    const direct = torch.noGrad(() => m.call(xb) as Tensor);
+    const direct = torch.noGrad(() => m.call(xb));
     const out = torch.tidy(() => {
-      const y = dp.call(xb) as Tensor;
+      const y = dp.call(xb);
       return { logits: y, top: y.argmax(1) };
     });
     expect(out.logits.equal(direct)).toBe(true);

@@ -4,11 +4,15 @@
  */
 import { expectTypeOf, test } from 'vitest';
 import * as torch from '../ts/index';
+import { TheModelClass } from '../ts/demo/seed';
 
 test('load / loadAsync', () => {
   expectTypeOf(torch.load).parameters.toEqualTypeOf<[f: string | Uint8Array, opts?: torch.LoadOptions]>();
   expectTypeOf(torch.load<Map<string, torch.Tensor>>('x')).toEqualTypeOf<Map<string, torch.Tensor>>();
   expectTypeOf(torch.loadAsync('x')).toEqualTypeOf<Promise<unknown>>();
+  expectTypeOf(torch.loadAsync).parameters.toEqualTypeOf<[f: string | Uint8Array, opts?: torch.LoadAsyncOptions]>();
+  expectTypeOf<torch.LoadAsyncOptions>().toHaveProperty('signal').toEqualTypeOf<AbortSignal | undefined>();
+  expectTypeOf<torch.LoadAsyncOptions>().toMatchTypeOf<torch.LoadOptions>();
   expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'safetensors'>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('weightsOnly').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('mmap').toEqualTypeOf<boolean | undefined>();
@@ -30,6 +34,11 @@ test('save / saveAsync', () => {
   expectTypeOf<torch.SaveOptions>().toHaveProperty('pickleProtocol').toEqualTypeOf<number | undefined>();
   expectTypeOf<torch.SaveOptions>().toHaveProperty('compact').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.SaveOptions>().toHaveProperty('durable').toEqualTypeOf<boolean | undefined>();
+  expectTypeOf(torch.saveAsync(1, 'x.pt', { signal: AbortSignal.timeout(1) })).toEqualTypeOf<Promise<void>>();
+  expectTypeOf<torch.SaveAsyncOptions>().toHaveProperty('signal').toEqualTypeOf<AbortSignal | undefined>();
+  expectTypeOf<torch.ConvertRunOptions>().toHaveProperty('signal').toEqualTypeOf<AbortSignal | undefined>();
+  expectTypeOf<torch.CancelledError>().toHaveProperty('code').toEqualTypeOf<'E_CANCELLED'>();
+  expectTypeOf<torch.CancelledError>().toHaveProperty('settled').toEqualTypeOf<Promise<void>>();
 });
 
 test('errors, repr, devices, dtypes', () => {
@@ -48,4 +57,44 @@ test('every code torchsave throws is in TorchsaveErrorCode', () => {
   expectTypeOf(check).returns.toEqualTypeOf<boolean>();
   expectTypeOf<'E_STATE_DICT_MISMATCH'>().toMatchTypeOf<torch.TorchsaveErrorCode>();
   expectTypeOf<'E_UNSUPPORTED_CLASS'>().toMatchTypeOf<torch.TorchsaveErrorCode>();
+});
+
+test('typed state-dict loading and guards', () => {
+  expectTypeOf(torch.loadStateDict('x.pt')).toEqualTypeOf<torch.OrderedDict<string, torch.Tensor>>();
+  expectTypeOf(torch.loadStateDict('x.pt', { key: 'model_state_dict', mmap: true })).toEqualTypeOf<torch.OrderedDict<string, torch.Tensor>>();
+  expectTypeOf(torch.loadStateDictAsync('x.pt', { signal: AbortSignal.timeout(1) })).toEqualTypeOf<Promise<torch.OrderedDict<string, torch.Tensor>>>();
+  expectTypeOf<torch.LoadStateDictOptions>().toHaveProperty('key').toEqualTypeOf<string | undefined>();
+  const v: unknown = torch.load('x.pt');
+  if (torch.isStateDict(v)) expectTypeOf(v).toEqualTypeOf<Map<string, torch.Tensor>>();
+  if (torch.isTensor(v)) expectTypeOf(v).toEqualTypeOf<torch.Tensor>();
+});
+
+test('Module.call and forward carry the layer types', () => {
+  const { nn } = torch;
+  const x = torch.zeros([1]);
+  expectTypeOf(new nn.Linear(2, 3).call(x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(new nn.Linear(2, 3).call).parameters.toEqualTypeOf<[input: torch.Tensor]>();
+  expectTypeOf(new nn.Conv2d(3, 6, 5).call(x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(new nn.Bilinear(2, 2, 3).call(x, x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(new nn.CrossEntropyLoss().call(x, x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(new nn.LSTM(2, 3).call(x)).toEqualTypeOf<[torch.Tensor, [torch.Tensor, torch.Tensor]]>();
+  expectTypeOf(new nn.GRU(2, 3).call(x)).toEqualTypeOf<[torch.Tensor, torch.Tensor]>();
+  expectTypeOf(new TheModelClass().call(x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(new nn.DataParallel(new TheModelClass()).call(x)).toEqualTypeOf<torch.Tensor>();
+  expectTypeOf(nn.parallel.dataParallel(new nn.Linear(2, 3), [x])).toEqualTypeOf<torch.Tensor>();
+  class Mine extends nn.Module {
+    fc = new nn.Linear(2, 2);
+    override forward(a: torch.Tensor, scale: number): { y: torch.Tensor } {
+      return { y: this.fc.call(a).mul(scale) };
+    }
+  }
+  expectTypeOf(new Mine().call(x, 2)).toEqualTypeOf<{ y: torch.Tensor }>();
+  // @ts-expect-error: call checks forward's arguments
+  new Mine().call(x);
+  // @ts-expect-error: a Linear takes one tensor
+  new nn.Linear(2, 3).call(x, x);
+  // Untyped: the base class and containers whose layers vary.
+  const m: torch.nn.Module = new Mine();
+  expectTypeOf(m.call(x)).toEqualTypeOf<unknown>();
+  expectTypeOf(new nn.Sequential(new nn.Linear(2, 3)).call(x)).toEqualTypeOf<unknown>();
 });

@@ -106,6 +106,11 @@ export interface NativeConvertOptions {
   verify?: boolean
   force?: boolean
   /**
+   * Skip inputs whose outputs exist and pass a check (size and header; in full with
+   * `verify`); their reports have `skipped: true`. Excludes `force`.
+   */
+  skipExisting?: boolean
+  /**
    * fsync each output and its folder before naming it (default true). `false` skips the
    * fsyncs (like torch.save and `cp`); outputs stay atomic.
    */
@@ -162,6 +167,8 @@ export interface NativeFileReport {
   verified: boolean
   notes: Array<string>
   error?: NativeReportError
+  /** `skipExisting` found valid outputs: nothing was read or written. */
+  skipped: boolean
 }
 
 export interface NativeInputError {

@@ -7,6 +7,7 @@
 #   npm run build               napi addon in release + tsc
 #   scripts/build-libtorch.sh   the libtorch addon, linked to the venv's torch 2.11 (+ clippy)
 #   npm run typecheck
+#   npm run docs                typedoc with zero warnings (~10-15 s)
 #   scripts/fixtures.sh         fixtures + attack files from real torch (skipped when stamped)
 #   vitest run
 set -euo pipefail
@@ -60,6 +61,9 @@ bash scripts/build-libtorch.sh clippy
 
 step "typecheck"
 npm run typecheck
+
+step "docs (typedoc: treatWarningsAsErrors, so a broken link or reference fails)"
+npm run docs
 
 step "fixtures from real torch"
 bash scripts/fixtures.sh

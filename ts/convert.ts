@@ -13,7 +13,8 @@
  *
  * The work runs on Rust threads (`jobs` files in flight, each input mmapped), never on the
  * event loop. Every output is written atomically (temporary file, fsync, rename) and an
- * existing output is kept unless `force` (its report then has `E_OUTPUT_EXISTS`); a failing
+ * existing output is kept unless `force` (its report then has `E_OUTPUT_EXISTS`, or with
+ * `skipExisting` status `skipped` when it is valid, so a retried batch succeeds); a failing
  * file gets a report with an error code and never stops the others. Aborting the signal
  * lets files in flight finish, skips the rest and rejects with `E_CANCELLED` (the reports
  * so far are on `err.reports`).
@@ -61,6 +62,13 @@ export interface ConvertOptions {
   verify?: boolean;
   /** Overwrite existing outputs. */
   force?: boolean;
+  /**
+   * Resume a batch: an input whose outputs already exist and pass a check (size and header
+   * parse; with `verify`, read back in full) is not converted again and its report has
+   * `status: 'skipped'`. An existing output that fails the check is `E_OUTPUT_EXISTS`.
+   * Excludes `force`.
+   */
+  skipExisting?: boolean;
   /** fsync each output and its folder before naming it, so it survives a power loss
    * (default true). `false` skips the fsyncs (like torch.save and `cp`); outputs stay
    * atomic: a failed or killed conversion still never leaves a partial output. */
@@ -77,12 +85,18 @@ export interface ConvertOptions {
   safeGlobals?: string[];
 }
 
+/** What happened to one input: written (`converted`), only planned (`dry-run`), left as it
+ * was because its outputs exist and are valid (`skipped`, with `skipExisting`), or `failed`
+ * (then `error` says why). */
+export type ConvertStatus = 'converted' | 'dry-run' | 'skipped' | 'failed';
+
 /** What happened to one input. */
 export interface ConvertReport {
   input: string;
+  status: ConvertStatus;
   /** Files written (or, with `dryRun`, that would be): shards first, then the index. */
   outputs: string[];
-  /** Input format: `zip`, `legacy`, `tar`, `pickle`, `safetensors`, `hf-index`. */
+  /** Input format: `zip`, `legacy`, `tar`, `pickle`, `safetensors`, `hf-index` (empty when skipped: the input was not read). */
   format: string;
   tensors: number;
   bytesIn: number;
@@ -176,6 +190,7 @@ function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   if (o.dryRun !== undefined) out.dryRun = o.dryRun;
   if (o.verify !== undefined) out.verify = o.verify;
   if (o.force !== undefined) out.force = o.force;
+  if (o.skipExisting !== undefined) out.skipExisting = o.skipExisting;
   if (o.durable !== undefined) out.durable = o.durable;
   if (o.keepTree !== undefined) out.keepTree = o.keepTree;
   const si = count('shardIndex', o.shardIndex);
@@ -187,9 +202,11 @@ function nativeConvertOptions(o: ConvertOptions): NativeConvertOptions {
   return out;
 }
 
-function report(r: NativeFileReport): ConvertReport {
+function report(r: NativeFileReport, dryRun: boolean): ConvertReport {
+  const status: ConvertStatus = r.error ? 'failed' : r.skipped ? 'skipped' : dryRun ? 'dry-run' : 'converted';
   const out: ConvertReport = {
     input: r.input,
+    status,
     outputs: r.outputs,
     format: r.format,
     tensors: r.tensors,
@@ -218,12 +235,13 @@ export async function convert(inputs: string | string[], opts: ConvertRunOptions
   if (!Array.isArray(specs) || specs.some((s) => typeof s !== 'string')) fail('convert expects a path or an array of paths');
   const { onProgress, signal, ...rest } = opts;
   const nopts = nativeConvertOptions(rest);
+  const dryRun = rest.dryRun === true;
   if (signal?.aborted) throw cancelled([]);
   const cb = onProgress
     ? (e: { index: number; total: number; done: number; input: string; report?: NativeFileReport | null }): void => {
         try {
           const ev: ConvertProgress = { index: e.index, total: e.total, done: e.done, input: e.input };
-          if (e.report) ev.report = report(e.report);
+          if (e.report) ev.report = report(e.report, dryRun);
           onProgress(ev);
         } catch {
           // A UI callback must not take the conversion down.
@@ -232,12 +250,12 @@ export async function convert(inputs: string | string[], opts: ConvertRunOptions
     : null;
   try {
     const out = await native().convert(specs, nopts, cb, signal ?? null);
-    return out.map(report);
+    return out.map((r) => report(r, dryRun));
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (code === 'E_CANCELLED') {
       const raw = (e as { reports?: NativeFileReport[] }).reports ?? [];
-      throw cancelled(raw.map(report));
+      throw cancelled(raw.map((r) => report(r, dryRun)));
     }
     // Aborted before the work started: napi cancels the queued task with its own error.
     if (signal?.aborted) throw cancelled([]);

@@ -13,6 +13,7 @@ import { DTYPE_TABLE, type DTypeInfo, type DTypeName } from './generated/contrac
 /** Every dtype the core knows, in its table's order (crate/core/src/dtype.rs `dtypes!`). */
 export const DTYPES: readonly DType[] = DTYPE_TABLE.map((d) => d.name);
 
+/** A dtype by PyTorch's name (`'float32'`, `'int64'`, ...): every row of the core's table. */
 export type DType = DTypeName;
 
 const INFO = new Map<string, DTypeInfo>(DTYPE_TABLE.map((d) => [d.name, d]));

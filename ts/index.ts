@@ -14,12 +14,21 @@ export {
   load,
   loadAsync,
   loadWithInfo,
+  loadStateDict,
+  loadStateDictAsync,
+  isStateDict,
+  isTensor,
   save,
   saveAsync,
   markPyFloat,
   wasPyFloat,
   type LoadOptions,
+  type LoadAsyncOptions,
+  type LoadStateDictOptions,
+  type LoadStateDictAsyncOptions,
   type SaveOptions,
+  type SaveAsyncOptions,
+  type CancelledError,
   type SaveTarget,
   type WritableLike,
   type MapLocation,
@@ -43,6 +52,7 @@ export {
   type ConvertOptions,
   type ConvertRunOptions,
   type ConvertReport,
+  type ConvertStatus,
   type ConvertProgress,
   type ConvertCancelledError,
   type ConvertTarget,
@@ -96,6 +106,7 @@ export {
   type PyObjectKind,
 } from './values';
 export { type DType, type TypedArray, DTYPES } from './dtype';
+export type { DTypeName } from './generated/contract';
 export { backends, cuda, setNumThreads, type BackendAvailability } from './backends';
 export { noGrad, enableGrad, setGradEnabled, isGradEnabled, manualSeed } from './autograd';
 export { tidy, keep } from './scope';

@@ -4,9 +4,11 @@
  * Output: one line per input on stdout (`ok`, `dry-run` or `FAIL CODE`) and a summary, or
  * with `--json` one document `{summary, reports}`; a progress bar on stderr when it is a
  * terminal (never with `--json` or `--no-progress`).
- * Exit codes: 0 every file converted (or nothing to do), 1 some files failed, 2 usage (bad
- * options), 3 every file failed or the inputs could not be listed, 130 interrupted (Ctrl-C:
- * files in flight finish, the rest are skipped).
+ * Exit codes (also in `--help`): 0 every file converted or skipped (or nothing to do), 1 some
+ * files failed, 2 usage (bad options), 3 every file failed or the inputs could not be listed,
+ * 130 interrupted (Ctrl-C: files in flight finish, the rest are not started).
+ * `--skip-existing` resumes a batch: inputs whose outputs exist and pass a cheap check are
+ * reported `skip` and count as success.
  */
 import {
   type CliIO,
@@ -15,6 +17,8 @@ import {
   EXIT_ERROR,
   EXIT_INTERRUPTED,
   EXIT_OK,
+  EXIT_USAGE,
+  type OptionHelp,
   UsageError,
   formatBytes,
   parseOptions,
@@ -37,6 +41,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   verify: { type: 'boolean' },
   force: { type: 'boolean', short: 'f' },
+  'skip-existing': { type: 'boolean' },
   'no-durable': { type: 'boolean' },
   'keep-tree': { type: 'boolean' },
   'shard-index': { type: 'string' },
@@ -45,6 +50,32 @@ const OPTIONS = {
   json: { type: 'boolean' },
   'no-progress': { type: 'boolean' },
 } as const;
+
+/** `--help` for every option above (the type makes a missing one a compile error). */
+const HELP: Record<keyof typeof OPTIONS, readonly [value: string, help: string]> = {
+  out: ['DIR', 'output folder (created when missing); default: next to each input'],
+  to: ['FORMAT', 'output format: safetensors (default), pt (torch.save zip) or pt-legacy (pre-1.6)'],
+  select: ['PATH', "convert this sub-object (model_state_dict, a/b/0); safetensors picks a checkpoint's state dict itself"],
+  'strip-prefix': ['P', 'remove this key prefix (repeatable, applied in order)'],
+  'strip-dataparallel': ['', "remove every leading 'module.' (nested DataParallel / DDP wrappers)"],
+  rename: ["'RE=>REPL'", 'rename keys: Rust regex, JS replacement ($1, $<name>, $&); repeatable, in order'],
+  dtype: ['DTYPE', 'cast floating tensors to float16, bfloat16, float32 or float64'],
+  'drop-optimizer': ['', 'remove optimizer state (optimizer, optimizer_state_dict, ...) from checkpoints'],
+  compact: ['', 'pt targets: each storage keeps only the bytes its tensors reach'],
+  'shard-size': ['SIZE', 'split outputs into shards of at most SIZE (5GB, 500MiB), Hugging Face layout + index'],
+  jobs: ['N', 'files converted at once (default: the number of cores)'],
+  'dry-run': ['', 'do everything except writing; print what would be written'],
+  verify: ['', 'read every output back and compare each tensor (with --skip-existing: read existing outputs in full)'],
+  force: ['', 'overwrite existing outputs'],
+  'skip-existing': ['', 'resume: skip inputs whose outputs exist and are valid (size and header checked); exit 0 when all are'],
+  'no-durable': ['', 'skip the fsyncs (outputs stay atomic: temporary file + rename)'],
+  'keep-tree': ['', "mirror the inputs' folders under --out"],
+  'shard-index': ['I', "this worker's share: every N-th input from I (0-based), with --shard-count"],
+  'shard-count': ['N', 'the number of workers sharing the input list, with --shard-index'],
+  'no-weights-only': ['', "read inputs without torch's weights-only policy (still never executes anything)"],
+  json: ['', 'print one JSON document {summary, reports} instead of lines'],
+  'no-progress': ['', 'no progress bar on stderr'],
+};
 
 const TARGETS = ['pt', 'pt-legacy', 'safetensors'] as const;
 const DTYPES = ['float16', 'bfloat16', 'float32', 'float64'] as const;
@@ -84,6 +115,10 @@ export function convertOptionsFromArgs(args: string[]): { inputs: string[]; opts
   if (v['dry-run']) opts.dryRun = true;
   if (v.verify) opts.verify = true;
   if (v.force) opts.force = true;
+  if (v['skip-existing']) {
+    if (v.force) throw new UsageError('--force (overwrite outputs) and --skip-existing (keep them) exclude each other');
+    opts.skipExisting = true;
+  }
   if (v['no-durable']) opts.durable = false;
   if (v['keep-tree']) opts.keepTree = true;
   if (v['keep-tree'] && v.out === undefined) throw new UsageError('--keep-tree needs --out');
@@ -102,6 +137,7 @@ export function convertOptionsFromArgs(args: string[]): { inputs: string[]; opts
 function line(r: ConvertReport, dryRun: boolean): string {
   if (r.error) return `FAIL ${r.input}: ${r.error.code}: ${r.error.message}`;
   const outs = r.outputs.length === 1 ? r.outputs[0]! : `${r.outputs.length} files (${r.outputs[0] ?? ''} ...)`;
+  if (r.status === 'skipped') return `skip ${r.input} -> ${outs} (exists)`;
   const size = dryRun ? (r.bytesOut > 0 ? `, ${formatBytes(r.bytesOut)}` : '') : `, ${formatBytes(r.bytesOut)}`;
   const verified = r.verified ? ', verified' : '';
   const notes = r.notes.length ? ` [${r.notes.join('; ')}]` : '';
@@ -117,9 +153,11 @@ export function exitCodeFor(reports: readonly ConvertReport[]): number {
 
 function summaryOf(reports: readonly ConvertReport[], seconds: number, dryRun: boolean) {
   const failed = reports.filter((r) => r.error).length;
+  const skipped = reports.filter((r) => r.status === 'skipped').length;
   return {
     total: reports.length,
-    converted: reports.length - failed,
+    converted: reports.length - failed - skipped,
+    skipped,
     failed,
     dryRun,
     bytesIn: reports.reduce((a, r) => a + r.bytesIn, 0),
@@ -131,11 +169,21 @@ function summaryOf(reports: readonly ConvertReport[], seconds: number, dryRun: b
 
 export const convertCommand: Command = {
   summary: 'convert many checkpoints (pt <-> safetensors, key edits, dtype casts, sharding) in parallel',
-  usage:
-    'torchsave convert <files|dirs|globs...> [--out DIR] [--to pt|pt-legacy|safetensors] [--select PATH] ' +
-    "[--strip-prefix P]... [--strip-dataparallel] [--rename 'regex=>replacement']... [--dtype float16|bfloat16|float32] " +
-    '[--drop-optimizer] [--compact] [--shard-size 5GB] [--jobs N] [--dry-run] [--verify] [--force] [--no-durable] [--keep-tree] ' +
-    '[--shard-index I --shard-count N] [--no-weights-only] [--json] [--no-progress]',
+  usage: 'torchsave convert <files|dirs|globs...> [--out DIR] [options]',
+  options: Object.entries(HELP).map(([name, [value, help]]) => {
+    const o: OptionHelp = { flag: `--${name}`, help };
+    const short = (OPTIONS[name as keyof typeof OPTIONS] as { short?: string }).short;
+    if (short) o.short = `-${short}`;
+    if (value) o.value = value;
+    return o;
+  }),
+  exitCodes: [
+    [EXIT_OK, 'every file converted or skipped (--skip-existing), or nothing to do'],
+    [EXIT_ERROR, 'some files failed (FAIL lines on stderr), the others were converted'],
+    [EXIT_USAGE, 'usage: unknown option, bad value, --force with --skip-existing'],
+    [EXIT_ALL_FAILED, 'every file failed, or the inputs could not be listed'],
+    [EXIT_INTERRUPTED, 'interrupted (Ctrl-C): files in flight finished, the rest were not started'],
+  ],
   async run(args: string[], io: CliIO): Promise<number> {
     const { inputs, opts, json, progress } = convertOptionsFromArgs(args);
     const bar = progress && !json && io.stderrIsTTY ? new ProgressBar(io.stderr, 0, io.columns ?? 80) : null;
@@ -178,6 +226,7 @@ export const convertCommand: Command = {
     const verb = dryRun ? 'checked' : 'converted';
     let s = `${verb} ${summary.converted} of ${summary.total} files in ${summary.seconds.toFixed(1)} s (${formatBytes(summary.bytesIn)} read`;
     s += dryRun ? ')' : `, ${formatBytes(summary.bytesOut)} written)`;
+    if (summary.skipped) s += `; ${summary.skipped} skipped (outputs exist)`;
     if (summary.failed) s += `; ${summary.failed} failed`;
     if (interrupted) s += '; interrupted';
     io.stdout(s + '\n');

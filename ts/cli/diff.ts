@@ -27,6 +27,15 @@ export function diffLines(d: DiffResult): string[] {
 export const diffCommand: Command = {
   summary: 'compare two checkpoints tensor by tensor (exit 0 same, 1 different, 2 error)',
   usage: 'torchsave diff A B [--json] [--weights-only]',
+  options: [
+    { flag: '--json', help: 'one JSON document {identical, added, removed, changed, same}' },
+    { flag: '--weights-only', help: "read both files with torch's weights-only policy" },
+  ],
+  exitCodes: [
+    [EXIT_OK, 'the same tensors (keys, dtypes, shapes, values)'],
+    [EXIT_ERROR, 'different'],
+    [EXIT_USAGE, 'usage error, or a file that could not be read (CODE: message on stderr)'],
+  ],
   async run(args: string[], io: CliIO): Promise<number> {
     const { values, positional } = parseOptions(args, { json: { type: 'boolean' }, 'weights-only': { type: 'boolean' } } as const);
     if (positional.length !== 2) throw new UsageError('diff takes exactly two files');

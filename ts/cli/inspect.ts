@@ -14,7 +14,7 @@
  * same as a document. Exit 1 when any file could not be read.
  */
 import { existsSync, statSync } from 'node:fs';
-import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, UsageError, formatBytes, parseFlags } from './io';
+import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, formatBytes, parseFlags } from './io';
 import { type InspectSummary, inspectJson, inspectMany } from '../convert';
 import { repr } from '../repr';
 import { load } from '../serialization';
@@ -107,7 +107,17 @@ async function inspectSummary(paths: string[], json: boolean, weightsOnly: boole
 
 export const inspectCommand: Command = {
   summary: 'print what a checkpoint holds; with a folder, glob or several files, a summary of them all',
-  usage: 'torchsave inspect FILE [--json] [--sha256] [--weights-only] | inspect DIR|GLOB|FILES... [--json]',
+  usage: 'torchsave inspect FILE [--json] [--sha256] [--weights-only]  |  torchsave inspect DIR|GLOB|FILES... [--json]',
+  options: [
+    { flag: '--json', help: 'one FILE: the inspect document (format, tensors, globals, weights_only_ok); many: the summary as JSON' },
+    { flag: '--sha256', help: "with --json and one FILE: each tensor's sha256 (contiguous little-endian values)" },
+    { flag: '--weights-only', help: "read with torch's weights-only policy: refuse what torch.load(weights_only=True) refuses" },
+  ],
+  exitCodes: [
+    [EXIT_OK, 'printed'],
+    [EXIT_ERROR, 'a file could not be read (CODE: message on stderr; many files: listed as unreadable)'],
+    [EXIT_USAGE, 'usage: unknown option, no path, --sha256 without --json or with many files'],
+  ],
   run(args: string[], io: CliIO): number | Promise<number> {
     const { flags, positional } = parseFlags(args, ['--json', '--sha256', '--weights-only']);
     if (positional.length === 0) throw new UsageError('inspect takes a FILE, or folders, globs or several files');

@@ -22,11 +22,58 @@ export const EXIT_INTERRUPTED = 130;
 
 export class UsageError extends Error {}
 
+/** One option in a command's `--help`. */
+export interface OptionHelp {
+  /** `--out`, `--strip-prefix`. */
+  flag: string;
+  /** `-o`. */
+  short?: string;
+  /** What follows the flag (`DIR`, `N`), absent for a switch. */
+  value?: string;
+  /** One line. */
+  help: string;
+}
+
 export interface Command {
   /** One line for the help text. */
   summary: string;
+  /** The synopsis (`torchsave convert <files|dirs|globs...> [options]`). */
   usage: string;
+  /** Every option the command takes, for `--help` (`-h, --help` is added). */
+  options: readonly OptionHelp[];
+  /** Exit codes and what they mean, for `--help`. */
+  exitCodes: readonly (readonly [code: number, meaning: string])[];
   run(args: string[], io: CliIO): Promise<number> | number;
+}
+
+/** Help options every command has; `torchsave <cmd> --help` / `-h` print the help, exit 0. */
+export const HELP_OPTION: OptionHelp = { flag: '--help', short: '-h', help: 'print this help and exit' };
+
+/** True when `args` ask for help (`--help` or `-h` before a `--`). */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
+
+/** The option table: `  -o, --out DIR    what it does`. */
+export function optionLines(options: readonly OptionHelp[]): string[] {
+  const left = options.map((o) => `${o.short ? `${o.short}, ` : '    '}${o.flag}${o.value ? ` ${o.value}` : ''}`);
+  const w = Math.min(Math.max(...left.map((l) => l.length)) + 2, 34);
+  return options.map((o, i) => {
+    const l = left[i]!;
+    return l.length + 2 > w ? `  ${l}\n  ${' '.repeat(w)}${o.help}` : `  ${l.padEnd(w)}${o.help}`;
+  });
+}
+
+/** `torchsave <name> --help`. */
+export function commandHelp(name: string, c: Command): string {
+  const lines = [`usage: ${c.usage}`, '', `${c.summary}.`, '', 'options:', ...optionLines([...c.options, HELP_OPTION]), '', 'exit codes:'];
+  for (const [code, meaning] of c.exitCodes) lines.push(`  ${String(code).padStart(3)}  ${meaning}`);
+  lines.push('', `More: docs/convert.md (torchsave ${name}, exit codes, retry recipes).`);
+  return lines.join('\n') + '\n';
 }
 
 /** Splits `--flag`s from positionals; unknown flags are usage errors. */

@@ -6,7 +6,8 @@ import { torchsaveError } from '../errors';
 import { Tensor } from '../tensor';
 import { lt, type NativeTensor } from '../libtorch/addon';
 
-type IntOrList = number | readonly number[];
+/** A size, stride or padding given once for every dimension or per dimension (`2` or `[2, 3]`). */
+export type IntOrList = number | readonly number[];
 
 function nt(t: Tensor): NativeTensor {
   return t.native();
@@ -229,6 +230,7 @@ export function flatten(input: Tensor, startDim = 0, endDim = -1): Tensor {
   return input.flatten(startDim, endDim);
 }
 
+/** How a loss reduces over the batch, as PyTorch's `reduction=`. */
 export type Reduction = 'mean' | 'sum' | 'none';
 
 export function crossEntropy(

@@ -7,6 +7,7 @@ import { torchsaveError } from '../errors';
 import type { DType } from '../dtype';
 import { Parameter, type Tensor, empty, ones, zeros } from '../tensor';
 import * as F from './functional';
+import type { Reduction } from './functional';
 import * as init from './init';
 import { Module, type PyAttrSpec, zeroLong } from './module';
 import { PyTuple } from '../values';
@@ -734,7 +735,6 @@ export class Flatten extends Module {
 
 // ---------------------------------------------------------------- losses
 
-type Reduction = 'mean' | 'sum' | 'none';
 
 /** `nn.CrossEntropyLoss`. */
 export class CrossEntropyLoss extends Module {

@@ -37,6 +37,7 @@ export const nnError = torchsaveError;
 /** How libtorch-backed compute is reached (the same text every compute error carries). */
 export const LIBTORCH_HINT = LIBTORCH_HOW_TO;
 
+/** What `stateDict()` returns and `loadStateDict()` takes: name → tensor (plus `_extra_state` values). */
 export type StateDict = OrderedDict<string, Tensor> | Map<string, unknown>;
 
 export interface StateDictOptions {
@@ -314,6 +315,11 @@ function pyState(obj: PyObject): Map<string, unknown> | undefined {
   return undefined;
 }
 
+/**
+ * `torch.nn.Module`: subclass it, assign layers, parameters and buffers as fields (they register
+ * themselves, as in PyTorch), and override `forward`. State dicts, pickling and `call` work as
+ * PyTorch's do.
+ */
 export class Module implements PyReducible {
   /** Python module the class pickles under (default `__main__`; built-ins set torch's path). */
   static pyModule?: string;
@@ -384,6 +390,7 @@ export class Module implements PyReducible {
     if (name in this && !this._i._modules.has(name)) throw torchsaveError('E_INVALID_ARGUMENT', `attribute '${name}' already exists`);
     this._i._modules.set(name, module);
   }
+  /** `register_module` / `add_module`: a child under `name` (`null` keeps the slot empty). */
   registerModule(name: string, module: Module | null): void {
     this.addModule(name, module);
   }
@@ -402,6 +409,7 @@ export class Module implements PyReducible {
 
   // --- traversal (arrays rather than generators: they are small and easier to use) ---
 
+  /** `named_modules()`: this module and every descendant, depth-first, with dotted names. */
   namedModules(opts: { prefix?: string; removeDuplicate?: boolean } = {}, memo = new Set<Module>()): [string, Module][] {
     const prefix = opts.prefix ?? '';
     const removeDuplicate = opts.removeDuplicate ?? true;
@@ -416,9 +424,11 @@ export class Module implements PyReducible {
     }
     return out;
   }
+  /** `modules()`: this module and every descendant. */
   modules(): Module[] {
     return this.namedModules().map(([, m]) => m);
   }
+  /** `named_children()`: the direct submodules with their names. */
   namedChildren(): [string, Module][] {
     const memo = new Set<Module>();
     const out: [string, Module][] = [];
@@ -430,6 +440,7 @@ export class Module implements PyReducible {
     }
     return out;
   }
+  /** `children()`: the direct submodules. */
   children(): Module[] {
     return this.namedChildren().map(([, m]) => m);
   }
@@ -447,34 +458,42 @@ export class Module implements PyReducible {
     }
     return out;
   }
+  /** `named_parameters()`: every parameter (recursively by default) with its dotted name. */
   namedParameters(opts: { prefix?: string; recurse?: boolean; removeDuplicate?: boolean } = {}): [string, Parameter][] {
     return this.namedMembers((m) => m._i._parameters, opts.prefix ?? '', opts.recurse ?? true, opts.removeDuplicate ?? true);
   }
+  /** `parameters()`: every parameter, recursively by default (what optimizers take). */
   parameters(recurse = true): Parameter[] {
     return this.namedParameters({ recurse }).map(([, p]) => p);
   }
+  /** `named_buffers()`: every buffer (running stats, ...) with its dotted name. */
   namedBuffers(opts: { prefix?: string; recurse?: boolean; removeDuplicate?: boolean } = {}): [string, Tensor][] {
     return this.namedMembers((m) => m._i._buffers, opts.prefix ?? '', opts.recurse ?? true, opts.removeDuplicate ?? true);
   }
+  /** `buffers()`: every buffer, recursively by default. */
   buffers(recurse = true): Tensor[] {
     return this.namedBuffers({ recurse }).map(([, b]) => b);
   }
 
   // --- modes and bulk operations ---
 
+  /** `train(mode)`: sets training mode on this module and its descendants. */
   train(mode = true): this {
     this.training = mode;
     for (const m of this.children()) m.train(mode);
     return this;
   }
+  /** `eval()`: `train(false)` (dropout off, batch norm uses its running stats). */
   eval(): this {
     return this.train(false);
   }
+  /** `apply(fn)`: calls `fn` on every descendant, then on this module. */
   apply(fn: (m: Module) => void): this {
     for (const m of this.children()) m.apply(fn);
     fn(this);
     return this;
   }
+  /** `requires_grad_()`: sets `requiresGrad` on every parameter. */
   requiresGrad_(requiresGrad = true): this {
     for (const p of this.parameters()) p.requiresGrad_(requiresGrad);
     return this;
@@ -515,15 +534,19 @@ export class Module implements PyReducible {
   cuda(device: number | string = 0): this {
     return this.to(typeof device === 'number' ? `cuda:${device}` : device);
   }
+  /** `float()`: floating parameters and buffers to float32. */
   float(): this {
     return this.to('float32');
   }
+  /** `double()`: floating parameters and buffers to float64. */
   double(): this {
     return this.to('float64');
   }
+  /** `half()`: floating parameters and buffers to float16. */
   half(): this {
     return this.to('float16');
   }
+  /** `cpu()`: parameters and buffers to the CPU. */
   cpu(): this {
     return this.to('cpu');
   }
@@ -537,15 +560,20 @@ export class Module implements PyReducible {
   forward(..._args: unknown[]): unknown {
     throw torchsaveError('E_NOT_IMPLEMENTED', `Module [${this.pyGlobal()[1]}] is missing the required "forward" function`);
   }
-  /** `model(x)`: runs `forward`. */
-  call(...args: unknown[]): unknown {
-    return this.forward(...args);
+  /**
+   * `model(x)`: runs `forward`, typed as this module's own `forward`: `nn.Linear.call(x: Tensor)`
+   * returns `Tensor`, and a subclass that declares `forward(x: Tensor): Tensor` gets a `call`
+   * with that signature without writing one.
+   */
+  call(...args: Parameters<this['forward']>): ReturnType<this['forward']> {
+    return (this.forward as (...a: unknown[]) => unknown)(...args) as ReturnType<this['forward']>;
   }
 
   // --- state dict ---
 
   /** Override to save non-tensor state under `<prefix>_extra_state` (PyTorch's get_extra_state). */
   getExtraState?(): unknown;
+  /** Override with {@link getExtraState} to restore that state from a state dict (PyTorch's set_extra_state). */
   setExtraState?(state: unknown): void;
 
   /** `state_dict()`: an OrderedDict of detached tensors (sharing storage) with `_metadata`. */
@@ -738,6 +766,7 @@ export class Module implements PyReducible {
     return st;
   }
 
+  /** How the module pickles: `torch.save(model)` writes what Python's `torch.load` rebuilds. */
   [pyReduce](): PyObject {
     const [mod, name] = this.pyGlobal();
     return new PyObject(mod, name, 'newobj', new PyTuple(), this.pyStateDict());
@@ -820,6 +849,7 @@ export class Module implements PyReducible {
     if (this._i._modules.size === 0 && lines.length === 1) return `${name}(${lines[0]})`;
     return `${name}(\n  ${lines.join('\n  ')}\n)`;
   }
+  /** Node's `util.inspect`: PyTorch's module repr. */
   [inspect.custom](): string {
     return this.toString();
   }

@@ -252,14 +252,22 @@ function checkOnDevice(module: Module, src: Device): void {
  * directly. The module must already be on `deviceIds[0]`. Unlike PyTorch, CPU devices are
  * accepted (`['cpu', 'cpu']`), which runs the whole algorithm on the host.
  */
-export function dataParallel(module: Module, inputs: unknown[] | Tensor | null, deviceIds?: DeviceLike[] | null, outputDevice?: DeviceLike | null, dim = 0): unknown {
+export function dataParallel<M extends Module>(
+  module: M,
+  inputs: unknown[] | Tensor | null,
+  deviceIds?: DeviceLike[] | null,
+  outputDevice?: DeviceLike | null,
+  dim = 0,
+): ReturnType<M['forward']> {
   const args = Array.isArray(inputs) ? [...inputs] : inputs === null || inputs === undefined ? [] : [inputs];
   const ids = deviceIds ?? Array.from({ length: cudaDeviceCount() }, (_, i) => i);
-  if (ids.length === 0) return module.call(...args);
+  const m: Module = module;
+  // Gathering keeps the structure of one replica's output, so the result is forward's type.
+  if (ids.length === 0) return m.call(...args) as ReturnType<M['forward']>;
   const devices = ids.map(toDevice);
   const src = devices[0]!;
   checkOnDevice(module, src);
-  return runParallel(module, args, devices, outputDevice === undefined || outputDevice === null ? src : toDevice(outputDevice), dim);
+  return runParallel(module, args, devices, outputDevice === undefined || outputDevice === null ? src : toDevice(outputDevice), dim) as ReturnType<M['forward']>;
 }
 
 export class DataParallel<M extends Module = Module> extends Module {
@@ -339,12 +347,13 @@ export class DataParallel<M extends Module = Module> extends Module {
    * inputs are scattered along `dim`, and with one device the module runs on its part, with
    * several the replicas' outputs are gathered on `outputDevice`.
    */
-  override forward(...inputs: unknown[]): unknown {
+  override forward(...inputs: Parameters<M['forward']>): ReturnType<M['forward']> {
     const ids = this._deviceIds;
     if (ids.length === 0) return this.module.call(...inputs);
     const devices = ids.map((i) => new Device('cuda', i));
     checkOnDevice(this.module, devices[0]!);
-    return runParallel(this.module, inputs, devices, toDevice(this.outputDevice ?? ids[0]!), this.dim);
+    // Gathering keeps the structure of one replica's output (tensors concatenated along dim).
+    return runParallel(this.module, inputs, devices, toDevice(this.outputDevice ?? ids[0]!), this.dim) as ReturnType<M['forward']>;
   }
 }
 
@@ -381,7 +390,7 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
       'a DistributedDataParallel wrapper cannot be pickled without a process group; save ddp.module (or ddp.stateDict()) instead',
     );
   }
-  override forward(...args: unknown[]): unknown {
-    return this.module.forward(...args);
+  override forward(...args: Parameters<M['forward']>): ReturnType<M['forward']> {
+    return this.module.call(...args);
   }
 }

@@ -165,6 +165,10 @@ export class LSTM extends RNNBase {
     super();
     this.setupRnn('LSTM', 4 * hiddenSize, inputSize, hiddenSize, opts);
   }
+  /** `lstm(input, (h_0, c_0))`: returns `[output, [h_n, c_n]]` (RNNBase.forward, typed for LSTM). */
+  override forward(input: Tensor, hx?: [Tensor, Tensor] | null): [Tensor, [Tensor, Tensor]] {
+    return super.forward(input, hx) as [Tensor, [Tensor, Tensor]];
+  }
 }
 
 export class GRU extends RNNBase {
@@ -173,5 +177,9 @@ export class GRU extends RNNBase {
   constructor(inputSize: number, hiddenSize: number, opts: RNNOptions = {}) {
     super();
     this.setupRnn('GRU', 3 * hiddenSize, inputSize, hiddenSize, opts);
+  }
+  /** `gru(input, h_0)`: returns `[output, h_n]` (RNNBase.forward, typed for GRU). */
+  override forward(input: Tensor, hx?: Tensor | null): [Tensor, Tensor] {
+    return super.forward(input, hx) as [Tensor, Tensor];
   }
 }

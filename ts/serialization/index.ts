@@ -18,7 +18,9 @@
  * two conversions), `devices` (storage placement), `facts` (what a load remembers for the
  * next save).
  */
-export type { MapLocation, NamedPyClass, LoadOptions, SaveOptions, WritableLike, SaveTarget, LoadInfo } from './options';
+export type { MapLocation, NamedPyClass, LoadOptions, LoadAsyncOptions, SaveOptions, SaveAsyncOptions, WritableLike, SaveTarget, LoadInfo } from './options';
+export type { CancelledError } from './cancel';
+export { isTensor, isStateDict, loadStateDict, loadStateDictAsync, type LoadStateDictOptions, type LoadStateDictAsyncOptions } from './typed';
 export { wasPyFloat, markPyFloat, storageInfo, type StorageFacts } from './facts';
 export { fromRaw, fromRawAsync } from './from-raw';
 export { toRaw } from './to-raw';

@@ -6,7 +6,8 @@ import { torchsaveError } from '../errors';
 import { native, type NativeLoadOptions } from '../raw/native';
 import type { RawLoaded } from '../raw/tree';
 import { fromRaw, fromRawAsync } from './from-raw';
-import type { LoadInfo, LoadOptions } from './options';
+import { abortable, isAborted } from './cancel';
+import type { LoadAsyncOptions, LoadInfo, LoadOptions } from './options';
 
 function nativeLoadOptions(opts: LoadOptions): NativeLoadOptions {
   const safeGlobals = opts.safeGlobals?.map((g) => {
@@ -70,11 +71,20 @@ export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOpti
   return { value: fromRaw(raw, opts, label(f)) as T, info: infoOf(raw) };
 }
 
-/** `torch.load` off the event loop: reading and parsing run on a worker thread. */
-export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadOptions = {}): Promise<T> {
+/**
+ * `torch.load` off the event loop: reading and parsing run on a worker thread. `signal`
+ * cancels it (`E_CANCELLED`; see {@link LoadAsyncOptions.signal}).
+ */
+export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadAsyncOptions = {}): Promise<T> {
   checkSource(f);
-  // safetensors parsing is a header read (the data stays mmapped), so the sync path is cheap.
-  if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts).value;
-  const raw = await native().loadAsync(f, nativeLoadOptions(opts));
-  return (await fromRawAsync(raw, opts, label(f))) as T;
+  const { signal, ...loadOpts } = opts;
+  const nopts = nativeLoadOptions(loadOpts);
+  return abortable(signal, `loadAsync(${label(f)})`, async () => {
+    // safetensors parsing is a header read (the data stays mmapped), so the sync path is cheap.
+    if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, loadOpts).value;
+    const raw = await native().loadAsync(f, nopts);
+    // Aborted while the worker ran: the caller has its E_CANCELLED; build no JS values.
+    if (isAborted(signal)) return undefined as T;
+    return (await fromRawAsync(raw, loadOpts, label(f))) as T;
+  });
 }

@@ -5,6 +5,7 @@
  */
 import type { UntypedStorage } from '../tensor';
 import type { Device, PyClass } from '../values';
+import type { CancelledError } from './cancel';
 
 /** Where a storage recorded at `location` should go: PyTorch's `map_location`. */
 export type MapLocation =
@@ -47,6 +48,27 @@ export interface LoadOptions {
   externalBuffers?: boolean;
   /** Check the CRC-32 of every record, storages included. */
   verifyCrc?: boolean;
+}
+
+/** {@link LoadOptions} for `loadAsync` (and `loadStateDictAsync`). */
+export interface LoadAsyncOptions extends LoadOptions {
+  /**
+   * Cancels the load: aborted before the call, nothing is read; aborted during it, the
+   * promise rejects at once with `E_CANCELLED` and the result is dropped (the worker thread
+   * cannot be interrupted; `err.settled` resolves when it is done). See {@link CancelledError}.
+   */
+  signal?: AbortSignal;
+}
+
+/** {@link SaveOptions} for `saveAsync`. */
+export interface SaveAsyncOptions extends SaveOptions {
+  /**
+   * Cancels the save: aborted before the call, nothing is written; aborted during it, the
+   * promise rejects at once with `E_CANCELLED` while the write already under way finishes
+   * in the background, atomically (the target ends up the old file or the complete new one,
+   * never torn; `err.settled` resolves when it is done). See {@link CancelledError}.
+   */
+  signal?: AbortSignal;
 }
 
 export interface SaveOptions {

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import { torchsaveError } from '../errors';
 import { native, type NativeSaveOptions } from '../raw/native';
-import type { SaveOptions, SaveTarget, WritableLike } from './options';
+import { abortable } from './cancel';
+import type { SaveAsyncOptions, SaveOptions, SaveTarget, WritableLike } from './options';
 import { toRaw } from './to-raw';
 
 function nativeSaveOptions(opts: SaveOptions): NativeSaveOptions {
@@ -50,15 +51,26 @@ export function save(obj: unknown, f?: SaveTarget | null, opts: SaveOptions = {}
   if (typeof f !== 'string' && bytes) deliver(bytes, f);
 }
 
-/** `torch.save` off the event loop (pickling and I/O on a worker thread). Do not modify the
- * tensors being saved until the promise settles: their bytes are written without a copy. */
-export async function saveAsync(obj: unknown, f: SaveTarget, opts?: SaveOptions): Promise<void>;
-export async function saveAsync(obj: unknown, f?: null, opts?: SaveOptions): Promise<Buffer>;
-export async function saveAsync(obj: unknown, f?: SaveTarget | null, opts: SaveOptions = {}): Promise<Buffer | void> {
+/**
+ * `torch.save` off the event loop (pickling and I/O on a worker thread). Do not modify the
+ * tensors being saved until the promise settles (after an abort: until `err.settled`): their
+ * bytes are written without a copy. `signal` cancels it (`E_CANCELLED`; see
+ * {@link SaveAsyncOptions.signal}); a stream or descriptor target then receives nothing.
+ */
+export async function saveAsync(obj: unknown, f: SaveTarget, opts?: SaveAsyncOptions): Promise<void>;
+export async function saveAsync(obj: unknown, f?: null, opts?: SaveAsyncOptions): Promise<Buffer>;
+export async function saveAsync(obj: unknown, f?: SaveTarget | null, opts: SaveAsyncOptions = {}): Promise<Buffer | void> {
   checkTarget(f);
-  const { raw } = toRaw(obj);
+  const { signal, ...saveOpts } = opts;
+  const nopts = nativeSaveOptions(saveOpts);
   const path = typeof f === 'string' ? f : null;
-  const bytes = await native().saveAsync(raw, path, nativeSaveOptions(opts));
-  if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
-  if (typeof f !== 'string' && bytes) await deliver(bytes, f);
+  const label = path === null ? 'saveAsync' : `saveAsync(${path})`;
+  return abortable(signal, label, async () => {
+    const { raw } = toRaw(obj);
+    const bytes = await native().saveAsync(raw, path, nopts);
+    if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
+    // Aborted while the worker ran: a stream or descriptor gets nothing.
+    if (typeof f !== 'string' && bytes && signal?.aborted !== true) await deliver(bytes, f);
+    return undefined;
+  });
 }

@@ -264,6 +264,84 @@ fn overwrite_rules_and_dry_run() {
 }
 
 #[test]
+fn skip_existing_resumes_a_batch() {
+    let dir = scratch("conv-skip");
+    let (g, _) = dp_graph();
+    let inputs: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let p = dir.join(format!("m{i}.safetensors"));
+            st::save_graph(&g, &p).unwrap();
+            p
+        })
+        .collect();
+    let out = dir.join("out");
+    let cancel = AtomicBool::new(false);
+    let skip = |to: Target, verify: bool| ConvertOptions {
+        skip_existing: true,
+        to,
+        verify,
+        ..opts(&out)
+    };
+    // A batch interrupted after one file: the retry converts the rest, skips the first.
+    let first = convert::convert_file(&inputs[0], &opts(&out));
+    assert_eq!(first.error, None);
+    let before = std::fs::read(out.join("m0.safetensors")).unwrap();
+    let retry = convert::convert_many(
+        &inputs,
+        &skip(Target::Safetensors, false),
+        2,
+        &|_| {},
+        &cancel,
+    );
+    let skipped: Vec<bool> = retry.iter().map(|r| r.skipped).collect();
+    assert_eq!(skipped, vec![true, false, false]);
+    assert!(retry.iter().all(|r| r.error.is_none()));
+    assert_eq!(retry[0].outputs, vec![out.join("m0.safetensors")]);
+    assert_eq!(retry[0].bytes_out, 0);
+    assert_eq!(std::fs::read(out.join("m0.safetensors")).unwrap(), before);
+    // The finished batch again: every file skipped, nothing failed (cheap and full checks).
+    for verify in [false, true] {
+        let again = convert::convert_many(
+            &inputs,
+            &skip(Target::Safetensors, verify),
+            2,
+            &|_| {},
+            &cancel,
+        );
+        assert!(
+            again.iter().all(|r| r.skipped && r.error.is_none()),
+            "{again:?}"
+        );
+    }
+    // Without the option an existing output is still E_OUTPUT_EXISTS.
+    let plain = convert::convert_file(&inputs[1], &opts(&out));
+    assert_eq!(plain.error.map(|e| e.0), Some(ErrorCode::OutputExists));
+    // A damaged output (truncated) is not skipped, and never silently overwritten.
+    let bytes = std::fs::read(out.join("m1.safetensors")).unwrap();
+    std::fs::write(out.join("m1.safetensors"), &bytes[..bytes.len() - 3]).unwrap();
+    let bad = convert::convert_file(&inputs[1], &skip(Target::Safetensors, false));
+    assert!(!bad.skipped);
+    assert_eq!(bad.error.map(|e| e.0), Some(ErrorCode::OutputExists));
+    // pt targets: the zip directory is checked; a file that is not a zip is refused.
+    let pt = convert::convert_file(&inputs[2], &skip(Target::Pt, false));
+    assert!(!pt.skipped && pt.error.is_none(), "{pt:?}");
+    let pt_again = convert::convert_file(&inputs[2], &skip(Target::Pt, false));
+    assert!(pt_again.skipped && pt_again.error.is_none(), "{pt_again:?}");
+    std::fs::write(out.join("m0.pt"), b"not a zip file at all").unwrap();
+    let junk = convert::convert_file(&inputs[0], &skip(Target::Pt, false));
+    assert_eq!(junk.error.map(|e| e.0), Some(ErrorCode::OutputExists));
+    // force and skip_existing exclude each other.
+    let both = convert::convert_file(
+        &inputs[0],
+        &ConvertOptions {
+            force: true,
+            ..skip(Target::Safetensors, false)
+        },
+    );
+    assert_eq!(both.error.map(|e| e.0), Some(ErrorCode::InvalidArgument));
+}
+
+#[test]
 fn key_edit_errors_and_selection() {
     let dir = scratch("conv-keys");
     let (g, _) = dp_graph();

@@ -57,6 +57,9 @@ pub struct NativeConvertOptions {
     pub dry_run: Option<bool>,
     pub verify: Option<bool>,
     pub force: Option<bool>,
+    /// Skip inputs whose outputs exist and pass a check (size and header; in full with
+    /// `verify`); their reports have `skipped: true`. Excludes `force`.
+    pub skip_existing: Option<bool>,
     /// fsync each output and its folder before naming it (default true). `false` skips the
     /// fsyncs (like torch.save and `cp`); outputs stay atomic.
     pub durable: Option<bool>,
@@ -87,6 +90,8 @@ pub struct NativeFileReport {
     pub verified: bool,
     pub notes: Vec<String>,
     pub error: Option<NativeReportError>,
+    /// `skipExisting` found valid outputs: nothing was read or written.
+    pub skipped: bool,
 }
 
 #[napi(object, object_from_js = false)]
@@ -127,6 +132,7 @@ fn report_to_js(r: FileReport) -> NativeFileReport {
             code: code.as_str().to_string(),
             message: strip_code(code, message),
         }),
+        skipped: r.skipped,
     }
 }
 
@@ -187,6 +193,7 @@ fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<Conver
         (o.dry_run, &mut opts.dry_run),
         (o.verify, &mut opts.verify),
         (o.force, &mut opts.force),
+        (o.skip_existing, &mut opts.skip_existing),
         (o.durable, &mut opts.durable),
         (o.keep_tree, &mut opts.keep_tree),
     ] {
@@ -198,6 +205,7 @@ fn plan(specs: &[String], o: NativeConvertOptions) -> std::result::Result<Conver
         o.shard_index.map(|i| i as usize),
         o.shard_count.map(|n| n as usize),
     );
+    opts.check()?;
     convert::check_worker_share(share.0, share.1)?;
     let jobs = convert::jobs_or_default(o.jobs.map(|j| j as usize))?;
     Ok(ConvertPlan {

@@ -2,10 +2,11 @@
 //! cast -> write -> verify; its outputs are committed (fsync, name) afterwards, by the
 //! caller or on a committer thread of [`super::pool`].
 
+use super::source::file_len;
 use super::write::{
     check_output, write_pt, write_safetensors, write_safetensors_streamed, StreamedOut,
 };
-use super::{load_source, output_dir, output_stem, transform, ConvertOptions, Target};
+use super::{load_source, output_dir, output_stem, resume, transform, ConvertOptions, Target};
 use crate::error::{ErrorCode, Result};
 use crate::writer::atomic::Pending;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct FileReport {
     pub notes: Vec<String>,
     /// `(code, message)` when the file failed.
     pub error: Option<(ErrorCode, String)>,
+    /// `skip_existing` found valid outputs: nothing was read or written (`outputs` lists
+    /// them, `format` is empty, `bytes_in` is the input's size).
+    pub skipped: bool,
 }
 
 /// Converts one input; never panics, errors land in the report.
@@ -104,6 +108,23 @@ pub(super) fn convert_inner(
     report: &mut FileReport,
     pending: &mut Vec<Pending>,
 ) -> Result<()> {
+    opts.check()?;
+    if opts.skip_existing {
+        if let Some(outputs) = resume::existing_outputs(input, opts)? {
+            report.skipped = true;
+            report.outputs = outputs;
+            report.bytes_in = file_len(input);
+            report.notes.push(
+                if opts.verify {
+                    "skipped: the output exists and reads back in full"
+                } else {
+                    "skipped: the output exists (size and header checked)"
+                }
+                .to_string(),
+            );
+            return Ok(());
+        }
+    }
     let (stem, ext) = output_stem(input, opts.to);
     let dir = output_dir(input, opts);
     let single = dir.join(format!("{stem}.{ext}"));

@@ -9,7 +9,9 @@
 //! threads, so at most `jobs` files are in flight and memory stays at about `jobs` mapped
 //! inputs plus the casts' new storages (none when streamed); streamed outputs are committed
 //! (fsync, name) on [`COMMITTERS`] background threads; a failing file becomes a report with
-//! an error code and never stops the others; outputs are never overwritten without `force`.
+//! an error code and never stops the others; outputs are never overwritten without `force`,
+//! and with `skip_existing` an input whose outputs exist and pass a check is reported
+//! `skipped` (a retried batch succeeds).
 //!
 //! Output naming: `a/model.pth` -> `OUT/model.safetensors` (`OUT` = `out_dir`, or the input's
 //! folder); with `keep_tree` the input's folder relative to the inputs' common root is
@@ -24,7 +26,8 @@
 //! Files, by job: `options` (what can be asked, with the defaults), `discover` (inputs),
 //! `source` (sniffing and loading an input), `naming` (output paths), `job` (one input
 //! through the pipeline), `write` (the writers and the one shard plan they share), `verify`
-//! (digests read back), `pool` (many inputs on `jobs` threads, committers), plus
+//! (digests read back), `resume` (`skip_existing`: which outputs already exist and are
+//! valid), `pool` (many inputs on `jobs` threads, committers), plus
 //! [`transform`] (select, key edits, casts), [`stream`] (the streamed safetensors writer)
 //! and [`diff`] (`inspect_many`, `diff`). Everything public is re-exported here.
 
@@ -34,6 +37,7 @@ mod job;
 mod naming;
 mod options;
 mod pool;
+mod resume;
 mod source;
 pub mod stream;
 pub mod transform;

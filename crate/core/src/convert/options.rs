@@ -32,6 +32,15 @@ impl Target {
         })
     }
 
+    /// The name [`Target::parse`] reads (`pt`, `pt-legacy`, `safetensors`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Pt => "pt",
+            Target::PtLegacy => "pt-legacy",
+            Target::Safetensors => "safetensors",
+        }
+    }
+
     pub(super) fn extension(self, input_ext: &str) -> &'static str {
         match self {
             Target::Safetensors => "safetensors",
@@ -69,6 +78,10 @@ pub struct ConvertOptions {
     pub verify: bool,
     /// Overwrite existing outputs.
     pub force: bool,
+    /// Skip inputs whose outputs exist and pass a check (size and header; in full with
+    /// `verify`): their reports say `skipped`, so a retried batch succeeds. Excludes `force`.
+    /// See the `resume` module.
+    pub skip_existing: bool,
     /// fsync each output (and its folder) before naming it, so it survives a power loss.
     /// `false` skips the fsyncs only: outputs are still written to a temporary file and
     /// renamed, so a failed or killed conversion never leaves a partial output.
@@ -99,6 +112,7 @@ impl Default for ConvertOptions {
             shard_size: None,
             verify: false,
             force: false,
+            skip_existing: false,
             durable: true,
             dry_run: false,
             keep_tree: false,
@@ -110,6 +124,17 @@ impl Default for ConvertOptions {
 }
 
 impl ConvertOptions {
+    /// The rules between options: `force` and `skip_existing` exclude each other.
+    pub fn check(&self) -> Result<()> {
+        if self.force && self.skip_existing {
+            crate::bail!(
+                InvalidArgument,
+                "force (overwrite existing outputs) and skipExisting (keep them) exclude each other"
+            );
+        }
+        Ok(())
+    }
+
     /// The key edits these options ask for.
     pub fn key_edits(&self) -> KeyEdits {
         KeyEdits {
