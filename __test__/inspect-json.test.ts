@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../ts/cli';
-import { REPO_ROOT, ensureFixtures, fixturePath, runOracleBatch } from './helpers/python';
+import { type InspectResult, REPO_ROOT, ensureFixtures, fixturePath, runOracleBatch } from './helpers/python';
 
 async function inspectJson(file: string): Promise<unknown> {
   let out = '';
@@ -27,14 +27,11 @@ describe('inspect --json --sha256 equals the oracle', () => {
 
   it('numpy arrays, sparse tensors of every layout, a stale zip end record', async () => {
     const files = [fixturePath('numpy_values.pt'), fixturePath('sparse_coo.pt'), wild('sparse_layouts.pt'), wild('zip64_stale_eocd.pt')];
-    const want = runOracleBatch(files.map((f) => ['inspect-json', f])) as { ok: boolean; result: unknown; error?: string }[];
-    for (const [i, f] of files.entries()) {
-      expect(want[i]!.ok, want[i]!.error).toBe(true);
-      expect(await inspectJson(f), f).toEqual(want[i]!.result);
-    }
-    const np = want[0]!.result as { arrays: { kind: string; dtype: string }[] };
+    const want = runOracleBatch(files.map((f) => ['inspect-json', f])) as InspectResult[];
+    for (const [i, f] of files.entries()) expect(await inspectJson(f), f).toEqual(want[i]);
+    const np = want[0]!;
     expect(np.arrays.map((a) => a.dtype)).toEqual(['float32', 'int64', 'bool', 'float64']);
-    const sparse = want[2]!.result as { tensors: { layout?: string; sha256: string | null }[] };
+    const sparse = want[2]!;
     expect(new Set(sparse.tensors.map((t) => t.layout ?? 'strided'))).toEqual(
       new Set(['sparse_coo', 'sparse_csr', 'sparse_csc', 'sparse_bsr', 'sparse_bsc', 'strided']),
     );
