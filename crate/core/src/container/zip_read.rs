@@ -602,7 +602,8 @@ pub fn parse_version(text: &[u8]) -> Result<u64> {
 
 /// torch.package's layout (`torch/package/package_exporter.py`): `.data/extern_modules` and
 /// `.data/version` are always written, the pickles live under their package's folder and the
-/// modules as `.py` sources.
+/// modules as `.py` sources. torch.save never writes `.data/extern_modules`, so this holds even
+/// when a package happens to contain a resource named `data.pkl`.
 fn is_torch_package(ar: &ZipArchive) -> bool {
     ar.find(".data/extern_modules").is_some()
         && (ar.find(".data/python_version").is_some()
@@ -684,11 +685,11 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
             }
         }
     };
-    if ar.find("data.pkl").is_none() && is_torch_package(&ar) {
+    if is_torch_package(&ar) {
         crate::bail!(
             TorchPackage,
             "this is a torch.package archive (it has {folder}/.data/extern_modules and packaged Python \
-             source, no {folder}/data.pkl), written by torch.package.PackageExporter: its objects are \
+             source, not a torch.save data.pkl), written by torch.package.PackageExporter: its objects are \
              rebuilt by running the Python code it contains, which this reader never does, and \
              torch.load cannot read it either; open it in Python with torch.package.PackageImporter, \
              or re-save the weights there with torch.save(model.state_dict(), path)"
