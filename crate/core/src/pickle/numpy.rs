@@ -236,3 +236,43 @@ pub(crate) fn build_ndarray(graph: &mut Graph, id: NodeId, state: Value) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_strings_size_and_name_like_numpy() {
+        let cases = [
+            ("<f8", Some(8), "float64"),
+            ("|b1", Some(1), "bool"),
+            (">i2", Some(2), "int16"),
+            ("|u1", Some(1), "uint8"),
+            ("<c16", Some(16), "complex128"),
+            ("<U3", Some(12), "str96"),
+            ("|S5", Some(5), "bytes40"),
+            ("|V8", Some(8), "void64"),
+            ("|O8", None, "object"),
+        ];
+        for (descr, size, name) in cases {
+            assert_eq!(descr_itemsize(descr), size, "{descr}");
+            assert_eq!(descr_name(descr), name, "{descr}");
+        }
+    }
+
+    #[test]
+    fn python2_payloads_pick_the_encoding_that_fits() {
+        // bytes 0xE9 0x41 decoded as latin-1 (invalid UTF-8): 2 bytes wanted.
+        assert_eq!(py2_str_payload("\u{e9}A", Some(2)), vec![0xE9, 0x41]);
+        // bytes C3 A9 (valid UTF-8 'é') decoded as UTF-8: 2 bytes wanted, latin-1 gives 1.
+        assert_eq!(py2_str_payload("\u{e9}", Some(2)), vec![0xC3, 0xA9]);
+        // Beyond latin-1: only UTF-8 can be meant.
+        assert_eq!(py2_str_payload("\u{20ac}", Some(3)), "\u{20ac}".as_bytes());
+        // Neither fits: numpy's latin-1, and the length check refuses it.
+        assert_eq!(py2_str_payload("\u{e9}", Some(5)), vec![0xE9]);
+        let e = check_nbytes("t", "<f8", &[2], 15).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::ArraySize);
+        assert!(check_nbytes("t", "<f8", &[2], 16).is_ok());
+    }
+}
