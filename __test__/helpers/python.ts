@@ -42,9 +42,20 @@ export interface InspectTensor {
   layout?: string;
 }
 
+/** A numpy array in inspect-json's `arrays` list. */
+export interface InspectArray {
+  kind: 'numpy';
+  path: (string | number)[];
+  /** numpy's `dtype.name`. */
+  dtype: string;
+  shape: number[];
+  sha256: string | null;
+}
+
 export interface InspectResult {
   format: 'zip' | 'legacy' | 'tar' | 'pickle';
   tensors: InspectTensor[];
+  arrays: InspectArray[];
   globals: string[];
   weights_only_ok: boolean;
 }

@@ -88,7 +88,10 @@ Tensor / Parameter node fields:
 
 inspect-json output (ARCHITECTURE.md):
   {"format": ..., "tensors": [{"path": [...], "dtype", "shape", "stride", "storage_offset",
-   "requires_grad", "sha256"[, "layout"]}], "globals": [...], "weights_only_ok": bool}
+   "requires_grad", "sha256"[, "layout"]}], "arrays": [{"kind": "numpy", "path", "dtype",
+   "shape", "sha256"}], "globals": [...], "weights_only_ok": bool}
+  - arrays: numpy ndarrays met by the same walk (dtype = numpy's dtype.name, sha256 over
+    np.ascontiguousarray(a) little-endian bytes, null for object arrays)
   - tensors in depth-first order, one entry per occurrence (a tensor object reachable under
     two keys is listed twice); path steps are dict keys (str or int; other key types as their
     Python repr), list/tuple indices, and for objects the keys of their __dict__;
@@ -433,6 +436,7 @@ def inspect_json(path):
         value = load(path, False, "cpu")
         ok = False
     tensors = []
+    arrays = []
 
     def walk(v, p):
         if isinstance(v, torch.Tensor):
@@ -449,7 +453,16 @@ def inspect_json(path):
                 e["layout"] = str(v.layout).removeprefix("torch.")
             tensors.append(e)
             return
-        if isinstance(v, (str, bytes, bytearray, int, float, complex, np.ndarray, np.generic)) or v is None:
+        if isinstance(v, np.ndarray):
+            arrays.append({
+                "kind": "numpy",
+                "path": p,
+                "dtype": v.dtype.name,
+                "shape": [int(x) for x in v.shape],
+                "sha256": None if v.dtype.hasobject else ndarray_sha256(v),
+            })
+            return
+        if isinstance(v, (str, bytes, bytearray, int, float, complex, np.generic)) or v is None:
             return
         if isinstance(v, dict):
             for k, x in v.items():
@@ -465,6 +478,7 @@ def inspect_json(path):
     return {
         "format": fmt,
         "tensors": tensors,
+        "arrays": arrays,
         "globals": scan_globals(object_pickle_bytes(path, fmt)),
         "weights_only_ok": ok,
     }

@@ -7,6 +7,7 @@ export type TorchsaveErrorCode =
   | 'E_IO'
   | 'E_TRUNCATED'
   | 'E_UNKNOWN_FORMAT'
+  | 'E_TORCH_PACKAGE'
   | 'E_BAD_ZIP'
   | 'E_BAD_CRC'
   | 'E_MISSING_RECORD'
@@ -19,6 +20,7 @@ export type TorchsaveErrorCode =
   | 'E_BAD_RECONSTRUCT'
   | 'E_STORAGE_BOUNDS'
   | 'E_STORAGE_SIZE'
+  | 'E_ARRAY_SIZE'
   | 'E_UNSUPPORTED_DTYPE'
   | 'E_LIMIT_EXCEEDED'
   | 'E_UNSERIALIZABLE'
@@ -40,6 +42,7 @@ export const ERROR_CODES: readonly TorchsaveErrorCode[] = [
   'E_IO',
   'E_TRUNCATED',
   'E_UNKNOWN_FORMAT',
+  'E_TORCH_PACKAGE',
   'E_BAD_ZIP',
   'E_BAD_CRC',
   'E_MISSING_RECORD',
@@ -52,6 +55,7 @@ export const ERROR_CODES: readonly TorchsaveErrorCode[] = [
   'E_BAD_RECONSTRUCT',
   'E_STORAGE_BOUNDS',
   'E_STORAGE_SIZE',
+  'E_ARRAY_SIZE',
   'E_UNSUPPORTED_DTYPE',
   'E_LIMIT_EXCEEDED',
   'E_UNSERIALIZABLE',

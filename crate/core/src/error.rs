@@ -39,6 +39,9 @@ error_codes! {
     Truncated => "E_TRUNCATED",
     /// The bytes are not any format torch.save has written.
     UnknownFormat => "E_UNKNOWN_FORMAT",
+    /// A torch.package archive (`torch.package.PackageExporter`): it holds packaged Python
+    /// source that only `torch.package.PackageImporter` can run, and no checkpoint to read.
+    TorchPackage => "E_TORCH_PACKAGE",
     /// The zip container is malformed (directory, headers, zip64 fields, duplicate names).
     BadZip => "E_BAD_ZIP",
     /// A record's CRC-32 does not match its bytes.
@@ -67,6 +70,9 @@ error_codes! {
     StorageBounds => "E_STORAGE_BOUNDS",
     /// A storage's declared size disagrees with its record's length.
     StorageSize => "E_STORAGE_SIZE",
+    /// A numpy array's (or numpy scalar's) data is not shape x itemsize bytes long, or an
+    /// object array's item list does not match its shape.
+    ArraySize => "E_ARRAY_SIZE",
     /// A dtype or storage type this library cannot represent (or, in the libtorch addon,
     /// one libtorch cannot compute in).
     UnsupportedDtype => "E_UNSUPPORTED_DTYPE",

@@ -2,7 +2,8 @@
 //!
 //! JSON schema (ARCHITECTURE.md), one object:
 //! `{"format", "tensors": [{"path", "dtype", "shape", "stride", "storage_offset",
-//! "requires_grad"[, "layout"][, "sha256"]}], "globals", "weights_only_ok"}`.
+//! "requires_grad"[, "layout"][, "sha256"]}], "arrays": [{"kind": "numpy", "path", "dtype",
+//! "shape"[, "sha256"]}], "globals", "weights_only_ok"}`.
 //!
 //! * `path` walks from the root: dict / OrderedDict keys (a JSON string, number, boolean or
 //!   null as the key was; other keys as their Python-ish text), list / tuple / set indices,
@@ -14,9 +15,19 @@
 //!   twice is expanded only the first time, so shared sub-trees (and cycles) cannot blow the
 //!   listing up exponentially; its tensors appear under the first path only.
 //! * `sha256` (only with `InspectOptions::sha256`) is over the tensor's values as a contiguous
-//!   C-order little-endian buffer; quantized tensors hash their integer representation. It is
-//!   `null` where there are no values to hash: meta tensors, and sparse tensors (listed with
-//!   `layout`, `stride`/`storage_offset` null; densifying them is not implemented).
+//!   C-order little-endian buffer; quantized tensors hash their integer representation.
+//!   Sparse tensors (listed with `layout`, `stride`/`storage_offset` null) hash their dense
+//!   values, `t.to_dense()`: COO duplicates are summed in index order in the values' dtype as
+//!   torch's `to_dense` adds them; CSR/CSC/BSR/BSC (batched and hybrid too) are scattered
+//!   into zeros. It is `null` where there are no values to hash: meta tensors, sparse
+//!   tensors of dtypes this reader cannot add (quantized, float8, bits) or whose dense form
+//!   would exceed [`MAX_DENSE_BYTES`], and components that do not fit their sizes.
+//! * `arrays` lists numpy arrays (`numpy.ndarray` values, anywhere a tensor could be found,
+//!   by the same walk and paths, DFS order), each `"kind": "numpy"`; they are not tensors:
+//!   `dtype` is numpy's name (`float64`, `int16`, `bool`, `str96`, `object`), there is no
+//!   stride / offset / requires_grad, and `sha256` is over the values in C order,
+//!   little-endian (`np.ascontiguousarray(a).tobytes()` after a big-endian array is
+//!   byte-swapped); `null` for object arrays. numpy scalars are not listed.
 //! * `weights_only_ok`: the verdict of the load's weights-only policy
 //!   (`pickle::policy::Policy`, kept in `LoadInfo::weights_only_refusal`): true when torch
 //!   2.11's default policy accepts every construct of the file (container, opcodes, globals,
@@ -61,10 +72,22 @@ pub struct TensorReport {
     pub sha256: Option<String>,
 }
 
+/// A numpy array, as `inspect` lists it (module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArrayReport {
+    pub path: Vec<PathKey>,
+    /// numpy's dtype name (`float64`, `str96`, `object`).
+    pub dtype: String,
+    pub shape: Vec<i64>,
+    /// Lower-case hex; `None` when not requested or for object arrays.
+    pub sha256: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct InspectReport {
     pub format: Format,
     pub tensors: Vec<TensorReport>,
+    pub arrays: Vec<ArrayReport>,
     pub globals: Vec<String>,
     pub weights_only_ok: bool,
     /// Whether `sha256` was requested (decides whether the key is written).
@@ -75,6 +98,7 @@ pub struct InspectReport {
 pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
     let graph = &loaded.graph;
     let mut tensors = Vec::new();
+    let mut arrays = Vec::new();
     let mut expanded: HashSet<usize> = HashSet::new();
     // Depth-first, children in order: a stack of (value, path), pushed in reverse.
     let mut stack: Vec<(Value, Vec<PathKey>)> = vec![(graph.root().clone(), Vec::new())];
@@ -83,7 +107,8 @@ pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
         let Some(node) = graph.node(id) else { continue };
         match node {
             Node::Tensor(t) => tensors.push(tensor_report(graph, t, path, opts.sha256)),
-            Node::SparseTensor(s) => tensors.push(sparse_report(graph, s, path)),
+            Node::SparseTensor(s) => tensors.push(sparse_report(graph, s, path, opts.sha256)),
+            Node::NdArray(a) => arrays.push(array_report(a, path, opts.sha256)),
             _ => {
                 if !expanded.insert(id) {
                     continue;
@@ -105,6 +130,7 @@ pub fn inspect(loaded: &Loaded, opts: &InspectOptions) -> InspectReport {
     InspectReport {
         format: loaded.info.format,
         tensors,
+        arrays,
         globals,
         weights_only_ok,
         with_sha256: opts.sha256,
@@ -237,6 +263,7 @@ fn sparse_report(
     graph: &Graph,
     s: &crate::value::SparseTensor,
     path: Vec<PathKey>,
+    sha: bool,
 ) -> TensorReport {
     // COO: (indices, values, size[, coalesced]); compressed: (compressed, plain, values, size).
     let (values, size) = if s.layout == "sparse_coo" {
@@ -262,6 +289,11 @@ fn sparse_report(
             .collect(),
         _ => Vec::new(),
     };
+    let sha256 = if sha {
+        dense::sparse_dense_bytes(graph, s, &shape).map(|b| crate::strided::sha256_bytes_hex(&b))
+    } else {
+        None
+    };
     TensorReport {
         path,
         dtype,
@@ -270,9 +302,24 @@ fn sparse_report(
         storage_offset: None,
         requires_grad: s.requires_grad,
         layout: Some(s.layout.clone()),
-        sha256: None,
+        sha256,
     }
 }
+
+fn array_report(a: &crate::value::NdArray, path: Vec<PathKey>, sha: bool) -> ArrayReport {
+    ArrayReport {
+        path,
+        dtype: crate::pickle::descr_name(&a.descr),
+        shape: a.shape.clone(),
+        sha256: if sha && a.items.is_none() {
+            dense::ndarray_c_bytes(a).map(|b| crate::strided::sha256_bytes_hex(&b))
+        } else {
+            None
+        },
+    }
+}
+
+pub use dense::MAX_DENSE_BYTES;
 
 /// SHA-256 over the tensor's elements in C order, little-endian; `None` without data or when
 /// the view does not fit its storage (validation normally rules that out).
@@ -292,6 +339,26 @@ struct JsonTensor<'a> {
     with_sha256: bool,
 }
 struct JsonKey<'a>(&'a PathKey);
+struct JsonArray<'a> {
+    a: &'a ArrayReport,
+    with_sha256: bool,
+}
+
+impl Serialize for JsonArray<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let a = self.a;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", "numpy")?;
+        let path: Vec<JsonKey<'_>> = a.path.iter().map(JsonKey).collect();
+        m.serialize_entry("path", &path)?;
+        m.serialize_entry("dtype", &a.dtype)?;
+        m.serialize_entry("shape", &a.shape)?;
+        if self.with_sha256 {
+            m.serialize_entry("sha256", &a.sha256)?;
+        }
+        m.end()
+    }
+}
 
 impl Serialize for JsonKey<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -342,6 +409,15 @@ impl Serialize for JsonDoc<'_> {
             })
             .collect();
         m.serialize_entry("tensors", &tensors)?;
+        let arrays: Vec<JsonArray<'_>> = r
+            .arrays
+            .iter()
+            .map(|a| JsonArray {
+                a,
+                with_sha256: r.with_sha256,
+            })
+            .collect();
+        m.serialize_entry("arrays", &arrays)?;
         m.serialize_entry("globals", &r.globals)?;
         m.serialize_entry("weights_only_ok", &r.weights_only_ok)?;
         m.end()
@@ -354,6 +430,8 @@ impl InspectReport {
         serde_json::to_string(&JsonDoc(self)).unwrap_or_default()
     }
 }
+
+mod dense;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -451,7 +529,7 @@ mod tests {
         assert!(json.contains("\"path\":[\"b\\\"\"]"));
         assert!(json.contains("\"path\":[true,7]"));
         assert!(json
-            .ends_with("],\"globals\":[\"collections.OrderedDict\",\"__main__.Net\"],\"weights_only_ok\":false}"));
+            .ends_with("],\"arrays\":[],\"globals\":[\"collections.OrderedDict\",\"__main__.Net\"],\"weights_only_ok\":false}"));
         let no_sha = inspect(&loaded, &InspectOptions { sha256: false }).to_json();
         assert!(!no_sha.contains("sha256"));
     }

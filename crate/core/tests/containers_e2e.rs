@@ -30,7 +30,7 @@ const FILES: [&str; 9] = [
 /// The `"tensors":[...]` part of an inspect JSON.
 fn tensors_json(json: &str) -> &str {
     let start = json.find("\"tensors\":").unwrap() + "\"tensors\":".len();
-    let end = json.find(",\"globals\":").unwrap();
+    let end = json.find(",\"arrays\":").unwrap();
     &json[start..end]
 }
 

@@ -8,7 +8,9 @@
 //!    which tries tar only for real files at offset 0, buffers are recognised too;
 //! 5. `PROTO` (0x80, version <= 5) at 0 → bare pickle; any other byte that can open a
 //!    protocol 0/1 pickle → tried as a bare pickle, and a failure is reported as
-//!    `E_UNKNOWN_FORMAT` rather than a pickle error;
+//!    `E_UNKNOWN_FORMAT` rather than a pickle error. Bytes after the pickle's STOP are
+//!    ignored, as `pickle.load` ignores them (an int root followed by another pickle is a
+//!    legacy stream with a bad magic number: `E_BAD_MAGIC`);
 //! 6. anything else → `E_UNKNOWN_FORMAT`, with a hint when the bytes look like safetensors,
 //!    HDF5 (Keras), gzip, numpy `.npy` or another kind of zip.
 //!
@@ -141,23 +143,22 @@ fn load_pickle(b: &[u8], opts: &LoadOptions) -> Result<Loaded> {
         }
         Err(e) => return Err(e),
     };
-    // A bare pickle is the whole file. An int followed by more pickles is the shape of a
-    // legacy stream (magic, protocol 1001, sys_info, ...) whose magic number is wrong.
-    if out.consumed < b.len() {
-        if matches!(
+    // Bytes after STOP: `pickle.load` reads one pickle and leaves the rest of the file unread
+    // (numpy's own test pickles end in a newline), so we read what it reads. The exception is
+    // an int followed by more pickles: the shape of a legacy torch.save stream (magic,
+    // protocol 1001, sys_info, ...) whose magic number is wrong, which torch refuses too.
+    if out.consumed < b.len()
+        && matches!(
             out.root,
             crate::value::Value::Int(_) | crate::value::Value::BigInt(_)
-        ) {
-            crate::bail!(
-                BadMagic,
-                "invalid magic number: the file is laid out like a legacy torch.save stream but does not start \
-                 with PyTorch's magic number 0x1950a86a20f9469cfc6c; corrupt file?"
-            );
-        }
+        )
+        && b.get(out.consumed..)
+            .is_some_and(|rest| pickle_start(rest).is_some())
+    {
         crate::bail!(
-            BadPickle,
-            "{} bytes follow the end of the pickle; a bare pickle must be the whole file",
-            b.len() - out.consumed
+            BadMagic,
+            "invalid magic number: the file is laid out like a legacy torch.save stream but does not start \
+             with PyTorch's magic number 0x1950a86a20f9469cfc6c; corrupt file?"
         );
     }
     graph.root = Some(out.root);

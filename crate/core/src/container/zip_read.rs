@@ -10,8 +10,9 @@
 //! What is read, and from where:
 //! * the end-of-central-directory record (EOCD), searched backwards within the last
 //!   65,557 bytes (22-byte record + the longest comment); a zip64 locator right before it
-//!   leads to the zip64 EOCD record, whose counts/size/offset win (they must agree with the
-//!   classic fields that are not `0xFFFF`/`0xFFFFFFFF` sentinels);
+//!   leads to the zip64 EOCD record, whose disk numbers, counts, size and offset win over the
+//!   classic fields, as in miniz (torch's reader) and Python's zipfile, even where those are
+//!   not `0xFFFF`/`0xFFFFFFFF` sentinels but stale values;
 //! * every central-directory (CD) entry: sizes, CRC and header offset come from the CD, with
 //!   sentinel fields replaced from the CD's zip64 extra (id 1, fields in spec order);
 //! * each local header only for its name/extra lengths: data starts at
@@ -24,6 +25,8 @@
 //!
 //! Records: `data.pkl` (required), `.data/version` or else `version` (required, 1..=10),
 //! `byteorder` (`little`/`big`, default little), `constants.pkl` (TorchScript: refused),
+//! torch.package archives (`.data/extern_modules`, `.py` sources, no `data.pkl`: refused
+//! with `E_TORCH_PACKAGE`, they hold code to run, not a checkpoint),
 //! `data/<key>` per storage (length must equal the persistent id's nbytes, as torch checks).
 //! Method 0 (stored) records are views into the file; method 8 (deflate, e.g. re-zipped with
 //! Python's `zipfile`) is inflated into an owned buffer capped at the declared size.
@@ -161,7 +164,9 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
     let (disk, cd_disk) = (field16(4), field16(6));
     let (n_disk, n_total) = (field16(8), field16(10));
     let (cd_size32, cd_offset32) = (field32(12), field32(16));
-    if disk != 0 || cd_disk != 0 || n_disk != n_total {
+    // With a zip64 record, its disk numbers and counts are the ones that count (below).
+    let has_locator = eocd >= LOCATOR_LEN && rd32(b, eocd - LOCATOR_LEN) == Some(SIG_ZIP64_LOCATOR);
+    if !has_locator && (disk != 0 || cd_disk != 0 || n_disk != n_total) {
         crate::bail!(
             BadZip,
             "multi-disk zip archives are not supported (disk {disk}, directory disk {cd_disk})"
@@ -174,7 +179,7 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
         cd_limit: eocd,
         zip64: false,
     };
-    if eocd >= LOCATOR_LEN && rd32(b, eocd - LOCATOR_LEN) == Some(SIG_ZIP64_LOCATOR) {
+    if has_locator {
         let loc = eocd - LOCATOR_LEN;
         let rec = rd64(b, loc + 8).unwrap_or(u64::MAX);
         let disks = rd32(b, loc + 16).unwrap_or(0);
@@ -206,16 +211,9 @@ fn find_eocd(b: &[u8]) -> Result<Eocd> {
             crate::bail!(BadZip, "multi-disk zip64 archives are not supported");
         }
         let (entries, cd_size, cd_offset) = (f64_(32), f64_(40), f64_(48));
-        let inconsistent = (n_total != 0xFFFF && n_total as u64 != entries)
-            || (cd_size32 != 0xFFFF_FFFF && cd_size32 as u64 != cd_size)
-            || (cd_offset32 != 0xFFFF_FFFF && cd_offset32 as u64 != cd_offset);
-        if inconsistent {
-            crate::bail!(
-                BadZip,
-                "zip64 record disagrees with the end-of-central-directory record (entries {entries} vs {n_total}, \
-                 directory size {cd_size} vs {cd_size32}, offset {cd_offset} vs {cd_offset32})"
-            );
-        }
+        // The 32-bit fields may be stale (not the 0xFFFF/0xFFFFFFFF sentinels, yet different):
+        // miniz (torch's reader) and Python's zipfile take the zip64 values, so do we. Every
+        // bounds check below applies to the values taken.
         out = Eocd {
             entries,
             cd_size,
@@ -602,6 +600,16 @@ pub fn parse_version(text: &[u8]) -> Result<u64> {
     Ok(v)
 }
 
+/// torch.package's layout (`torch/package/package_exporter.py`): `.data/extern_modules` and
+/// `.data/version` are always written, the pickles live under their package's folder and the
+/// modules as `.py` sources. torch.save never writes `.data/extern_modules`, so this holds even
+/// when a package happens to contain a resource named `data.pkl`.
+fn is_torch_package(ar: &ZipArchive) -> bool {
+    ar.find(".data/extern_modules").is_some()
+        && (ar.find(".data/python_version").is_some()
+            || ar.index.keys().any(|k| k.ends_with(".py")))
+}
+
 /// The archive's storages, for the persistent loader.
 struct ZipStorages<'a> {
     ar: &'a ZipArchive,
@@ -677,6 +685,16 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
             }
         }
     };
+    if is_torch_package(&ar) {
+        crate::bail!(
+            TorchPackage,
+            "this is a torch.package archive (it has {folder}/.data/extern_modules and packaged Python \
+             source, not a torch.save data.pkl), written by torch.package.PackageExporter: its objects are \
+             rebuilt by running the Python code it contains, which this reader never does, and \
+             torch.load cannot read it either; open it in Python with torch.package.PackageImporter, \
+             or re-save the weights there with torch.save(model.state_dict(), path)"
+        );
+    }
     if ar.find("constants.pkl").is_some() {
         crate::bail!(
             UnknownFormat,

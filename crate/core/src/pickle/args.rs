@@ -6,7 +6,6 @@
 use super::kinds::{any_kind, value_kind};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::options::StrEncoding;
 use crate::value::{Graph, Node, ObjectKind, PyObject, Tensor, Value};
 
 /// `(module, qualname)` when `v` is a class or function global.
@@ -136,16 +135,6 @@ pub(crate) fn encode_str(s: &str, enc: &str, what: &str) -> Result<Vec<u8>> {
         "utf-8" | "utf8" => Ok(s.as_bytes().to_vec()),
         other => bad(what, &format!("unsupported encoding {other}")),
     }
-}
-
-/// A Python 2 `str` we decoded back to its bytes (numpy payloads pickled by Python 2): latin-1
-/// when that is how it was decoded, else UTF-8 (exact when the bytes were valid UTF-8; load
-/// with `StrEncoding::Latin1` for Python 2 numpy data, as torch.load requires too).
-pub(crate) fn str_back_to_bytes(s: &str, enc: StrEncoding) -> Vec<u8> {
-    if enc == StrEncoding::Latin1 && s.chars().all(|c| (c as u32) < 0x100) {
-        return s.chars().map(|c| c as u32 as u8).collect();
-    }
-    s.as_bytes().to_vec()
 }
 
 /// `bytes(...)` / `bytearray(...)` arguments: `()`, `(bytes,)`, `(str, encoding)`, `(list of ints,)`.

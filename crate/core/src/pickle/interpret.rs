@@ -212,15 +212,9 @@ pub(crate) fn call(
         _ if is_numpy_multiarray(&module) && name == "_reconstruct" => {
             numpy::reconstruct(ctx.graph, &module, &name, kind, args, kwargs)
         }
-        _ if is_numpy_multiarray(&module) && name == "scalar" => numpy::scalar(
-            ctx.graph,
-            &module,
-            &name,
-            kind,
-            args,
-            kwargs,
-            ctx.opts.encoding,
-        ),
+        _ if is_numpy_multiarray(&module) && name == "scalar" => {
+            numpy::scalar(ctx.graph, &module, &name, kind, args, kwargs)
+        }
         _ => Ok(object(ctx.graph, &module, &name, kind, args, kwargs)),
     }
 }
@@ -271,7 +265,7 @@ pub(crate) fn build(ctx: &mut Ctx<'_>, inst: &Value, state: Value) -> Result<()>
         return rec::build_tensor(ctx, id, state);
     }
     if matches!(ctx.graph.node(id), Some(Node::NdArray(_))) {
-        return numpy::build_ndarray(ctx.graph, id, state, ctx.opts.encoding);
+        return numpy::build_ndarray(ctx.graph, id, state);
     }
     match ctx.graph.node_mut(id) {
         Some(Node::OrderedDict { state: s, .. }) => {

@@ -28,6 +28,7 @@ use crate::error::Result;
 use crate::options::{Limits, StrEncoding};
 use crate::value::{Graph, Value};
 
+pub use numpy::{descr_itemsize, descr_name};
 pub use vm::unpickle;
 
 /// Options for one unpickling run.

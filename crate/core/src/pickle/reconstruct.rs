@@ -8,7 +8,7 @@ use super::args::{
     bad, boolean, dtype_arg, global_name, int, ints, iterable_items, tensor_node, tuple_items,
 };
 use super::policy::Policy;
-use super::{PersistentLoad, UnpickleOptions};
+use super::PersistentLoad;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::value::{Graph, Node, NodeId, Quantizer, SparseTensor, StorageId, Tensor, Value};
@@ -17,7 +17,6 @@ use crate::value::{Graph, Node, NodeId, Quantizer, SparseTensor, StorageId, Tens
 pub(crate) struct Ctx<'g> {
     pub graph: &'g mut Graph,
     pub loader: &'g mut dyn PersistentLoad,
-    pub opts: &'g UnpickleOptions,
     /// The run's weights-only policy (every decision asks it).
     pub policy: &'g mut Policy,
 }

@@ -547,7 +547,6 @@ impl<'a> Vm<'a> {
         Ctx {
             graph,
             loader,
-            opts: self.opts,
             policy: &mut self.policy,
         }
     }
