@@ -31,7 +31,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { torchsaveError } from '../errors';
-import { native } from '../raw/native';
+import { loaderReasons, native } from '../raw/native';
 import type * as Bindings from '../../native/libtorch/bindings';
 
 export type LibtorchAddon = typeof Bindings;
@@ -181,8 +181,7 @@ export function loadLibtorch(): LoadState {
       state = { addon: require(p) as LibtorchAddon, path: p };
       return state;
     } catch (e) {
-      const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      tried.push(`${p} (${msg})`);
+      tried.push(`${p} (${loaderReasons(e).join('; ') || 'not loadable'})`);
     }
   }
   state = { reason: `the libtorch addon is not available: ${LIBTORCH_HOW_TO}. Tried: ${tried.join('; ')}` };

@@ -57,14 +57,7 @@ export function platformTriple(): string {
  */
 function missingMessage(e: unknown): string {
   const pkg = `@torchsave/binding-${platformTriple()}`;
-  // napi's loader throws one error whose `cause` chain holds each attempt's error.
-  const causes: string[] = [];
-  let c: unknown = e;
-  while (c instanceof Error && causes.length < 8) {
-    const first = c.message.split('\n')[0] ?? '';
-    if (first && !/^Cannot find native binding/.test(first)) causes.push(first);
-    c = (c as { cause?: unknown }).cause;
-  }
+  const causes = loaderReasons(e);
   return (
     `torchsave's native addon could not be loaded for ${platformTriple()} (Node ${process.version}).\n` +
     `Install its prebuilt binary: \`npm install ${pkg}\` (it is an optional dependency of torchsave: ` +
@@ -74,6 +67,22 @@ function missingMessage(e: unknown): string {
     `From a source checkout: \`npm run build:native\`; or set NAPI_RS_NATIVE_LIBRARY_PATH to a torchsave .node file.\n` +
     (causes.length ? `Loader said: ${causes.join(' | ')}` : '')
   );
+}
+
+/**
+ * The reasons in a napi loader error, without its generic "Cannot find native binding. npm has
+ * a bug ..." headline: the loader throws one error whose `cause` chain holds each attempt's.
+ */
+export function loaderReasons(e: unknown): string[] {
+  const out: string[] = [];
+  let c: unknown = e;
+  while (c instanceof Error && out.length < 8) {
+    const first = c.message.split('\n')[0] ?? '';
+    if (first && !/^Cannot find native binding/.test(first)) out.push(first);
+    c = (c as { cause?: unknown }).cause;
+  }
+  if (out.length === 0 && !(e instanceof Error)) out.push(String(e));
+  return out;
 }
 
 /** True when the native addon loads. */
