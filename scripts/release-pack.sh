@@ -63,12 +63,35 @@ for f in "${nodes[@]}"; do
 done
 
 # Per-platform package folders (napi's), then the built binaries into them (napi's).
+# `napi artifacts` insists on every configured target, so it runs with a napi config naming the
+# targets built here (--config-path): the same binaryName/packageName, only fewer targets.
+built_config() { # package.json dir-with-.node-files config-out
+  node -e '
+    const [pj, dir, outFile] = process.argv.slice(1);
+    const fs = require("fs");
+    const napiCfg = require(require("path").resolve(pj)).napi;
+    const abi = (t) => {
+      const [arch, , os, env] = t.split("-");
+      const a = { x86_64: "x64", aarch64: "arm64" }[arch] ?? arch;
+      const p = { linux: "linux", darwin: "darwin", windows: "win32" }[os] ?? os;
+      return env ? `${p}-${a}-${env}` : `${p}-${a}`;
+    };
+    const targets = napiCfg.targets.filter((t) => fs.existsSync(`${dir}/${napiCfg.binaryName}.${abi(t)}.node`));
+    if (!targets.length) { console.error(`release-pack: no ${napiCfg.binaryName}.<platform>.node in ${dir}`); process.exit(1); }
+    fs.writeFileSync(outFile, JSON.stringify({ ...napiCfg, targets }));
+    console.error(`release-pack: ${napiCfg.packageName}: packing ${targets.join(", ")}`);
+  ' "$@"
+}
 napi create-npm-dirs --npm-dir npm >/dev/null
-napi artifacts --output-dir native --npm-dir npm
+cfgdir=$(mktemp -d)
+built_config package.json native "$cfgdir/binding.json"
+napi artifacts --config-path "$cfgdir/binding.json" --output-dir native --npm-dir npm
+# napi artifacts also drops a copy next to package.json (for a local `require`): not ours to keep.
+rm -f ./torchsave.*.node
 
 # The facade, staged so the worktree's package.json keeps no release-only fields.
 stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
+trap 'rm -rf "$stage" "$cfgdir"' EXIT
 mkdir -p "$stage/native/libtorch"
 cp package.json README.md LICENSE CHANGELOG.md "$stage/"
 cp -r dist "$stage/dist"
@@ -103,7 +126,9 @@ if [[ ${#lt_nodes[@]} -gt 0 ]]; then
       exit 1
     fi
   done
-  (cd crate/libtorch && napi create-npm-dirs --npm-dir npm >/dev/null && napi artifacts --output-dir ../../native/libtorch --npm-dir npm)
+  built_config crate/libtorch/package.json native/libtorch "$cfgdir/libtorch.json"
+  (cd crate/libtorch && napi create-npm-dirs --npm-dir npm >/dev/null &&
+    napi artifacts --config-path "$cfgdir/libtorch.json" --output-dir ../../native/libtorch --npm-dir npm && rm -f ./torchsave-libtorch.*.node)
   for d in crate/libtorch/npm/*/; do
     compgen -G "$d*.node" >/dev/null && pack "$d"
   done
