@@ -58,7 +58,7 @@ for f in "${nodes[@]}"; do
       say "$f needs GLIBC_$floor (> 2.17): it was not built with napi's cross toolchain (npm run build:native)"
       exit 1
     fi
-    say "$f: glibc floor GLIBC_$floor (<= 2.17), $(stat -c %s "$f") bytes"
+    say "$f: glibc floor GLIBC_$floor (<= 2.17), $(wc -c <"$f" | tr -d " ") bytes"
   fi
 done
 
@@ -138,5 +138,5 @@ fi
 
 say "packed into $out:"
 for t in "${packed[@]}"; do
-  printf '  %-60s %8s bytes\n' "$(basename "$t")" "$(stat -c %s "$t")" >&2
+  printf '  %-60s %8s bytes\n' "$(basename "$t")" "$(wc -c <"$t" | tr -d " ")" >&2
 done

@@ -277,10 +277,8 @@ pub fn contract() -> NativeContract {
 pub fn cast_floats(env: Env, bytes: Uint8Array, from: String, to: String) -> Result<Buffer> {
     guard(&env, || {
         let dt = |n: &str| torchsave_core::DType::from_name_checked(n);
-        let out = run(|| {
-            torchsave_core::cast::cast_buffer(bytes.as_ref(), dt(&from)?, dt(&to)?)
-        })
-        .map_err(|f| f.into_napi(&env))?;
+        let out = run(|| torchsave_core::cast::cast_buffer(bytes.as_ref(), dt(&from)?, dt(&to)?))
+            .map_err(|f| f.into_napi(&env))?;
         Ok(Buffer::from(out))
     })
 }

@@ -31,7 +31,10 @@ pub fn preload_shared_libraries(env: Env, paths: Vec<String>) -> Result<()> {
             open_global(p).map_err(|why| {
                 to_napi(
                     &env,
-                    &CoreError::new(ErrorCode::DeviceUnavailable, format!("cannot load {p}: {why}")),
+                    &CoreError::new(
+                        ErrorCode::DeviceUnavailable,
+                        format!("cannot load {p}: {why}"),
+                    ),
                 )
             })?;
         }
@@ -45,7 +48,8 @@ fn open_global(path: &str) -> std::result::Result<(), String> {
     // SAFETY: loading a library runs its initialisers; the caller (our own facade) passes only
     // libtorch's libraries from a folder it checked, which is what the compute addon would load
     // through NEEDED anyway.
-    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| e.to_string())?;
+    let lib =
+        unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| e.to_string())?;
     std::mem::forget(lib);
     Ok(())
 }
@@ -62,5 +66,7 @@ fn open_global(path: &str) -> std::result::Result<(), String> {
 
 #[cfg(not(any(unix, windows)))]
 fn open_global(path: &str) -> std::result::Result<(), String> {
-    Err(format!("{path}: shared libraries cannot be loaded on this platform"))
+    Err(format!(
+        "{path}: shared libraries cannot be loaded on this platform"
+    ))
 }
