@@ -247,6 +247,13 @@ export interface NativeSummary {
 /** Parses `5GB`, `500MiB`, `1e9` into bytes. */
 export declare function parseSize(size: string): number
 
+/**
+ * Loads each file in order, process-wide (`RTLD_NOW | RTLD_GLOBAL` on Unix); a library
+ * already loaded is not loaded twice. Throws `E_DEVICE_UNAVAILABLE` naming the first file
+ * that fails and the loader's reason; the ones before it stay loaded.
+ */
+export declare function preloadSharedLibraries(paths: Array<string>): void
+
 /** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
 export declare function save(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null
 

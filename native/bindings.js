@@ -848,6 +848,7 @@ module.exports.load = nativeBinding.load
 module.exports.loadAsync = nativeBinding.loadAsync
 module.exports.loadSafetensors = nativeBinding.loadSafetensors
 module.exports.parseSize = nativeBinding.parseSize
+module.exports.preloadSharedLibraries = nativeBinding.preloadSharedLibraries
 module.exports.save = nativeBinding.save
 module.exports.saveAsync = nativeBinding.saveAsync
 module.exports.saveSafetensors = nativeBinding.saveSafetensors

@@ -5,8 +5,11 @@
 #   LIBTORCH=/path/to/libtorch        an unpacked libtorch download (CPU or CUDA), or
 #   a Python with torch==2.11 installed: TORCHSAVE_PYTHON, else the test venv that
 #   scripts/python-env.sh makes (~/.cache/torchsave/venv-torch-2.11.0), else `python3`.
-# The addon records libtorch's folder as its rpath, so it loads without LD_LIBRARY_PATH on the
-# machine that built it; elsewhere point LD_LIBRARY_PATH at torch/lib (see the README).
+# The addon records no rpath (crate/libtorch/build.rs): nothing of this machine's venv is baked
+# into it. At run time the facade finds a libtorch 2.11 (TORCHSAVE_LIBTORCH / LIBTORCH, else the
+# torch of `python3`) and preloads its libraries (ts/libtorch/addon.ts); LD_LIBRARY_PATH works too.
+# `npm run release:pack` packs the result as @torchsave/libtorch-<platform> and fails if
+# `readelf -d` shows an absolute RUNPATH.
 #
 # Output: native/libtorch/torchsave-libtorch.<platform>.node, napi's generated loader
 # bindings.js and typings bindings.d.ts (both committed; the test command fails when they

@@ -6,6 +6,7 @@
 #   cargo fmt --check, cargo clippy -D warnings, cargo test (debug: fast to build, same code)
 #   npm run build               napi addon in release + tsc
 #   scripts/build-libtorch.sh   the libtorch addon, linked to the venv's torch 2.11 (+ clippy)
+#   scripts/install-test.sh     release:pack + install the tarballs as a user would
 #   npm run typecheck
 #   npm run docs                typedoc with zero warnings (~10-15 s)
 #   scripts/fixtures.sh         fixtures + attack files from real torch (skipped when stamped)
@@ -33,6 +34,10 @@ step "python oracle environment"
 TORCHSAVE_PYTHON=$(bash scripts/python-env.sh)
 export TORCHSAVE_PYTHON
 echo "TORCHSAVE_PYTHON=$TORCHSAVE_PYTHON"
+# The libtorch addon has no rpath: the facade finds libtorch through TORCHSAVE_LIBTORCH (else
+# python3's torch, which here is Debian's 1.13), so point it at the venv's torch 2.11.
+TORCHSAVE_LIBTORCH=$("$TORCHSAVE_PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+export TORCHSAVE_LIBTORCH
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -58,6 +63,9 @@ step "libtorch addon (linked against the venv's torch) + its clippy"
 bash scripts/build-libtorch.sh
 git diff --exit-code -- native/libtorch/bindings.js native/libtorch/bindings.d.ts
 bash scripts/build-libtorch.sh clippy
+
+step "install test (release:pack tarballs in an empty folder, PATH = node/npm only; ~30 s)"
+bash scripts/install-test.sh
 
 step "typecheck"
 npm run typecheck

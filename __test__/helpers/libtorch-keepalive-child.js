@@ -3,7 +3,11 @@
 // and is released once libtorch is done with it (and the other way round for a libtorch
 // storage exposed to JS as an ArrayBuffer). Prints one JSON line.
 'use strict';
-const addon = require(process.argv[2]);
+// The addon has no rpath: load it through the facade's loader, which preloads libtorch's
+// libraries first (TORCHSAVE_LIBTORCH, see ts/libtorch/addon.ts), and check it is the same file.
+const state = require('../../dist/libtorch/addon.js').loadLibtorch();
+if (state.path !== process.argv[2]) throw new Error(`loaded ${state.path} (${state.reason}), not ${process.argv[2]}`);
+const addon = state.addon;
 
 const N = 1 << 16;
 const expected = (i) => (i % 1000) * 0.25;

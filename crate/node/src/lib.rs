@@ -10,6 +10,7 @@
 //!   `saveSafetensors(tree, path | null, metadata)` → bytes when `path` is null;
 //! * `convert(inputs, options, onProgress?, signal?)`, `inspectMany`, `diff`,
 //!   `discoverInputs`, `parseSize` (see [`convert`]);
+//! * `preloadSharedLibraries(paths)`: dlopen with RTLD_GLOBAL, for the libtorch addon (see [`preload`]);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
 //!
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
@@ -22,6 +23,8 @@ mod from_js;
 mod inspect_glue;
 mod js;
 mod options;
+// Public so its #[napi] export counts as used in test builds too (see `convert`).
+pub mod preload;
 mod tasks;
 mod to_js;
 
