@@ -5,6 +5,7 @@
 import { torchsaveError } from '../errors';
 import { native, type NativeLoadOptions } from '../raw/native';
 import type { RawLoaded } from '../raw/tree';
+import { disposable } from '../scope';
 import { fromRaw, fromRawAsync } from './from-raw';
 import type { LoadInfo, LoadOptions } from './options';
 
@@ -59,7 +60,7 @@ export function loadSafetensorsWithInfo<T = unknown>(path: string, opts: LoadOpt
   // restoreAliases: the binding's default (true) applies.
   const raw = native().loadSafetensors(path, nativeLoadOptions(opts));
   const info: LoadInfo = { format: 'safetensors', globals: [], bigEndian: false, pickleProtocol: 0, metadata: Object.fromEntries(raw.metadata) };
-  return { value: fromRaw(raw, opts, path) as T, info };
+  return { value: disposable(fromRaw(raw, opts, path)) as T, info };
 }
 
 /** {@link load}, plus facts about the file (format, globals, protocol). */
@@ -67,7 +68,7 @@ export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOpti
   checkSource(f);
   if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts);
   const raw = native().load(f, nativeLoadOptions(opts));
-  return { value: fromRaw(raw, opts, label(f)) as T, info: infoOf(raw) };
+  return { value: disposable(fromRaw(raw, opts, label(f))) as T, info: infoOf(raw) };
 }
 
 /** `torch.load` off the event loop: reading and parsing run on a worker thread. */
@@ -76,5 +77,5 @@ export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadO
   // safetensors parsing is a header read (the data stays mmapped), so the sync path is cheap.
   if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts).value;
   const raw = await native().loadAsync(f, nativeLoadOptions(opts));
-  return (await fromRawAsync(raw, opts, label(f))) as T;
+  return disposable(await fromRawAsync(raw, opts, label(f))) as T;
 }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { torchsaveError } from '../errors';
 import { native, type NativeSaveOptions } from '../raw/native';
 import type { SaveOptions, SaveTarget, WritableLike } from './options';
+import { holdReleases } from '../tensor/storage';
 import { toRaw } from './to-raw';
 
 function nativeSaveOptions(opts: SaveOptions): NativeSaveOptions {
@@ -58,7 +59,14 @@ export async function saveAsync(obj: unknown, f?: SaveTarget | null, opts: SaveO
   checkTarget(f);
   const { raw } = toRaw(obj);
   const path = typeof f === 'string' ? f : null;
-  const bytes = await native().saveAsync(raw, path, nativeSaveOptions(opts));
+  // The worker reads the storages' memory: torch.dispose must not give it back meanwhile.
+  const done = holdReleases();
+  let bytes: Buffer | null;
+  try {
+    bytes = await native().saveAsync(raw, path, nativeSaveOptions(opts));
+  } finally {
+    done();
+  }
   if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
   if (typeof f !== 'string' && bytes) await deliver(bytes, f);
 }
