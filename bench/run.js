@@ -7,11 +7,11 @@
 const c = require('./lib/common');
 
 // libtorch needs the optional libtorch addon, so it runs only when asked for (--only libtorch).
-const BENCHES = { load: require('./load'), save: require('./save'), convert: require('./convert'), libtorch: require('./libtorch') };
+const BENCHES = { load: require('./load'), save: require('./save'), convert: require('./convert'), libtorch: require('./libtorch'), mem: require('./mem'), soak: require('./soak') };
 
-const USAGE = `usage: node bench/run.js [--only load|save|convert|libtorch[,...]] [--small] [--runs N] [--keep] [--json] [--reference-only]
-  --only LIST       run only these benches (comma-separated; libtorch needs the libtorch addon
-                    and is not in the default list)
+const USAGE = `usage: node bench/run.js [--only load|save|convert|libtorch|mem|soak[,...]] [--small] [--runs N] [--keep] [--json] [--reference-only]
+  --only LIST       run only these benches (comma-separated; libtorch needs the libtorch addon;
+                    libtorch, mem and soak are not in the default list)
   --small           10x smaller data for a quick run (a few minutes instead of ~15)
   --runs N          timed runs per case (default: each bench's own, 5 load / 3 save / 3 convert / 5 libtorch)
   --keep            keep bench/out/ (generated files are then reused by the next run)
@@ -24,7 +24,7 @@ async function main() {
     usage: USAGE,
   });
   const names = opts.only.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!BENCHES[n]) c.die(`--only: unknown bench ${JSON.stringify(n)} (load, save, convert, libtorch)`);
+  for (const n of names) if (!BENCHES[n]) c.die(`--only: unknown bench ${JSON.stringify(n)} (load, save, convert, libtorch, mem, soak)`);
   c.cleanupOnExit(opts);
   const results = [];
   for (const n of names) {

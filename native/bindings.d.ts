@@ -18,6 +18,12 @@ export declare function _castFloats(bytes: Uint8Array, from: string, to: string)
 /** Test hook: raw tree → Graph → raw tree with no file in between (storages are copied). */
 export declare function _graphRoundTrip(raw: import('../ts/raw/tree').RawSaveTree): import('../ts/raw/tree').RawLoaded
 
+/**
+ * Test/bench hook: bytes of mapped files still held for JS values on this thread, after
+ * giving back those V8 has collected.
+ */
+export declare function _mappedBytes(): number
+
 export declare function contract(): NativeContract
 
 /** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */
@@ -253,6 +259,14 @@ export declare function parseSize(size: string): number
  * that fails and the loader's reason; the ones before it stay loaded.
  */
 export declare function preloadSharedLibraries(paths: Array<string>): void
+
+/**
+ * Frees a loaded storage's memory now (`torch.dispose`): detaches `buffer` (every view of
+ * it reads as empty from then on) and gives its memory back: V8 frees a JS-owned buffer, a
+ * mapped file is unmapped. False when there was nothing to free (already detached).
+ * The caller (ts/tensor/storage.ts) passes only buffers a load made, once no tensor uses them.
+ */
+export declare function releaseBuffer(buffer: ArrayBuffer): boolean
 
 /** Saves a raw tree and its storages to `path`, or returns the bytes when `path` is null. */
 export declare function save(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null): Buffer | null

@@ -109,7 +109,7 @@ export { type DType, type TypedArray, DTYPES } from './dtype';
 export type { DTypeName } from './generated/contract';
 export { backends, cuda, setNumThreads, type BackendAvailability } from './backends';
 export { noGrad, enableGrad, setGradEnabled, isGradEnabled, manualSeed } from './autograd';
-export { tidy, keep } from './scope';
+export { tidy, keep, dispose } from './scope';
 export { cat, stack } from './nn/functional';
 export * as nn from './nn';
 export * as optim from './optim';

@@ -133,10 +133,36 @@ function benchSave(torch, a) {
   return { by_mode: byMode, tensor_bytes: tensorBytes, bytes: fs.statSync(a.out).size };
 }
 
+/**
+ * `count` loads of one file in a loop, each result touched and dropped (issue 15): `mode`
+ * `sync` (torch.load) or `async` (await torch.loadAsync); `dispose` frees each result with
+ * torch.dispose, else it is only dropped. Peak RSS (VmHWM), loop time, each load's time, RSS
+ * before and after (after one global.gc(), no event-loop turn in between).
+ */
+async function benchLoop(torch, a) {
+  gc();
+  const start = statusBytes('VmRSS') / 1024;
+  resetPeak();
+  const each = [];
+  const t0 = now();
+  for (let i = 0; i < a.count; i++) {
+    const t = now();
+    const opts = { mmap: a.mmap };
+    const sd = a.mode === 'async' ? await torch.loadAsync(a.file, opts) : torch.load(a.file, opts);
+    touch(sd);
+    if (a.dispose) torch.dispose(sd);
+    each.push(now() - t);
+  }
+  const loop_s = now() - t0;
+  const peak = statusBytes('VmHWM') / 1024;
+  gc();
+  return { loop_s, each_s: each, start_kib: start, peak_kib: peak, after_kib: statusBytes('VmRSS') / 1024 };
+}
+
 async function main() {
   const a = JSON.parse(process.argv[2]);
   const torch = requireDist(['load', 'save']);
-  const fn = { load: benchLoad, save: benchSave }[a.cmd];
+  const fn = { load: benchLoad, save: benchSave, loop: benchLoop }[a.cmd];
   if (!fn) throw new Error(`unknown command ${a.cmd}`);
   process.stdout.write(JSON.stringify(await fn(torch, a)) + '\n');
 }

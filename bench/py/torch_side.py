@@ -141,6 +141,25 @@ def bench_load(a):
     return {"load_s": load_s, "total_s": total_s}
 
 
+def bench_loop(a):
+    """`count` loads of one file in a loop, each result touched and dropped (issue 15):
+    peak RSS (VmHWM), the loop's time, each load's time, and RSS before and after."""
+    f, mmap = a["file"], a["mmap"]
+    gc.collect()
+    start = status_kib("VmRSS")
+    reset_peak()
+    each = []
+    t0 = time.perf_counter()
+    for _ in range(a["count"]):
+        t = time.perf_counter()
+        touch(torch.load(f, mmap=mmap))
+        each.append(time.perf_counter() - t)
+    loop_s = time.perf_counter() - t0
+    peak = status_kib("VmHWM")
+    gc.collect()
+    return {"loop_s": loop_s, "each_s": each, "start_kib": start, "peak_kib": peak, "after_kib": status_kib("VmRSS")}
+
+
 def fsync_path(path):
     """What a durable save adds: fsync the file, then its folder (the new name)."""
     for p, flags in ((path, os.O_RDONLY), (os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)):
@@ -265,6 +284,7 @@ COMMANDS = {
     "convert": bench_convert,
     "verify-convert": verify_convert,
     "info": info,
+    "loop": bench_loop,
 }
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import { torchsaveError } from '../errors';
 import { loadLibtorch } from '../libtorch/addon';
 import type { RawLoaded, RawNode, RawObject, RawStorage, RawTensor, RawValue } from '../raw/tree';
 import { SparseTensor } from '../sparse';
+import { trackResult } from '../scope';
 import { Parameter, Tensor, UntypedStorage } from '../tensor';
+import type { LoadBlock } from '../tensor/storage';
 import {
   Device,
   DTypeRef,
@@ -36,6 +38,8 @@ import type { LoadOptions } from './options';
 
 class Reader {
   private cache = new Map<object, unknown>();
+  /** One per buffer the binding made (see `LoadBlock`): `torch.dispose` frees it with its last storage. */
+  private blocks = new Map<ArrayBuffer, LoadBlock>();
   private storageObjs: (UntypedStorage | undefined)[];
   /** Storages bound for a device: filled after the value tree is built (see placeOnDevices). */
   readonly pendingDevice: PendingDeviceStorage[] = [];
@@ -79,7 +83,7 @@ class Reader {
       const m = ml[loc];
       target = m === undefined ? parseLocation(loc) : new Device(m);
     }
-    if (isCpu(target)) return new UntypedStorage(bytes, target);
+    if (isCpu(target)) return this.owned(new UntypedStorage(bytes, target), raw.buffer);
     if (deviceUsable(target)) {
       const st = UntypedStorage.pending(bytes.byteLength, target.toString());
       this.pendingDevice.push({ storage: st, bytes, device: target.toString() });
@@ -88,13 +92,24 @@ class Reader {
     if (ml === undefined) {
       // Better than torch.load, which raises here: the bytes are host memory anyway.
       warnDeviceFallbackOnce(loc);
-      return new UntypedStorage(bytes, 'cpu');
+      return this.owned(new UntypedStorage(bytes, 'cpu'), raw.buffer);
     }
     throw torchsaveError(
       'E_DEVICE_UNAVAILABLE',
       `${this.source}: mapLocation sends storage ${raw.key} (saved on '${loc}') to '${target}', ` +
         `but ${loadLibtorch().addon ? `${target} is not available here (torch.cuda.isAvailable() is false or the index is too high)` : "only 'cpu' is available without the libtorch addon (torch.backends.libtorch.isAvailable())"}.`,
     );
+  }
+
+  /** Marks `s` as living in a buffer this load made, so dispose can give it back. */
+  private owned(s: UntypedStorage, buffer: ArrayBuffer): UntypedStorage {
+    if (buffer.byteLength === 0) return s;
+    let b = this.blocks.get(buffer);
+    if (!b) this.blocks.set(buffer, (b = { buffer, storages: 0 }));
+    b.storages++;
+    s._block = b;
+    s._users = 0;
+    return s;
   }
 
   value(v: RawValue, parent?: object, key?: unknown): unknown {
@@ -226,6 +241,12 @@ class Reader {
     const storage = n.storage === null ? new UntypedStorage(new Uint8Array(0), n.device ?? 'meta') : this.storage(n.storage);
     const init = { storage, dtype, shape: n.shape, stride: n.stride, storageOffset: n.offset, requiresGrad: n.requiresGrad };
     const t = n.parameter ? new Parameter(init, n.requiresGrad) : new Tensor(init);
+    if (storage._users !== undefined) {
+      storage._users++;
+      t._loadUser = true;
+      // A load inside torch.tidy belongs to the scope: freed at its end unless returned/kept.
+      trackResult(t);
+    }
     if (n.parameter && n.parameterState !== undefined) (t as Parameter).pyState = this.value(n.parameterState);
     if (n.quantizer) {
       const params: unknown[] = [];

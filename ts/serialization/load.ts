@@ -5,6 +5,7 @@
 import { torchsaveError } from '../errors';
 import { native, type NativeLoadOptions } from '../raw/native';
 import type { RawLoaded } from '../raw/tree';
+import { disposable } from '../scope';
 import { fromRaw, fromRawAsync } from './from-raw';
 import { abortable, isAborted } from './cancel';
 import type { LoadAsyncOptions, LoadInfo, LoadOptions } from './options';
@@ -60,7 +61,7 @@ export function loadSafetensorsWithInfo<T = unknown>(path: string, opts: LoadOpt
   // restoreAliases: the binding's default (true) applies.
   const raw = native().loadSafetensors(path, nativeLoadOptions(opts));
   const info: LoadInfo = { format: 'safetensors', globals: [], bigEndian: false, pickleProtocol: 0, metadata: Object.fromEntries(raw.metadata) };
-  return { value: fromRaw(raw, opts, path) as T, info };
+  return { value: disposable(fromRaw(raw, opts, path)) as T, info };
 }
 
 /** {@link load}, plus facts about the file (format, globals, protocol). */
@@ -68,7 +69,7 @@ export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOpti
   checkSource(f);
   if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts);
   const raw = native().load(f, nativeLoadOptions(opts));
-  return { value: fromRaw(raw, opts, label(f)) as T, info: infoOf(raw) };
+  return { value: disposable(fromRaw(raw, opts, label(f))) as T, info: infoOf(raw) };
 }
 
 /**
@@ -85,6 +86,6 @@ export async function loadAsync<T = unknown>(f: string | Uint8Array, opts: LoadA
     const raw = await native().loadAsync(f, nopts);
     // Aborted while the worker ran: the caller has its E_CANCELLED; build no JS values.
     if (isAborted(signal)) return undefined as T;
-    return (await fromRawAsync(raw, loadOpts, label(f))) as T;
+    return disposable(await fromRawAsync(raw, loadOpts, label(f))) as T;
   });
 }

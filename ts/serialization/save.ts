@@ -7,6 +7,7 @@ import { torchsaveError } from '../errors';
 import { native, type NativeSaveOptions } from '../raw/native';
 import { abortable } from './cancel';
 import type { SaveAsyncOptions, SaveOptions, SaveTarget, WritableLike } from './options';
+import { holdReleases } from '../tensor/storage';
 import { toRaw } from './to-raw';
 
 function nativeSaveOptions(opts: SaveOptions): NativeSaveOptions {
@@ -67,7 +68,15 @@ export async function saveAsync(obj: unknown, f?: SaveTarget | null, opts: SaveA
   const label = path === null ? 'saveAsync' : `saveAsync(${path})`;
   return abortable(signal, label, async () => {
     const { raw } = toRaw(obj);
-    const bytes = await native().saveAsync(raw, path, nopts);
+    // The worker reads the storages' memory: torch.dispose must not give it back meanwhile
+    // (even after an abort: the worker still runs until it settles).
+    const done = holdReleases();
+    let bytes: Buffer | null;
+    try {
+      bytes = await native().saveAsync(raw, path, nopts);
+    } finally {
+      done();
+    }
     if (f === undefined || f === null) return bytes ?? Buffer.alloc(0);
     // Aborted while the worker ran: a stream or descriptor gets nothing.
     if (typeof f !== 'string' && bytes && signal?.aborted !== true) await deliver(bytes, f);

@@ -3,9 +3,47 @@
  * UntypedStorage per libtorch storage (so views of one result share one storage object,
  * torch.save writes it once, and its host bytes are exposed once).
  */
-import { torchsaveError } from '../errors';
+import { type TorchsaveError, torchsaveError } from '../errors';
 import { lt, type NativeTensor } from '../libtorch/addon';
+import { native } from '../raw/native';
 import { Device } from '../values';
+
+/** The one freed-tensor error: a tensor or storage used after dispose / the end of its tidy scope. */
+export function freedError(): TorchsaveError {
+  return torchsaveError('E_INVALID_ARGUMENT', 'this tensor was freed (tensor.dispose(), torch.dispose() or the end of a torch.tidy scope); return it from the scope or torch.keep() it to use it later');
+}
+
+/**
+ * @internal A buffer a load made (one per storage for eager loads, one per file for a mapped
+ * one): given back (`releaseBuffer`: detached, then V8 frees it or the file is unmapped) when
+ * the last storage on it is freed.
+ */
+export interface LoadBlock {
+  buffer: ArrayBuffer;
+  /** Storages on it not yet freed. */
+  storages: number;
+}
+
+/** Releases wait while an async save reads storages on a worker thread. */
+let savesInFlight = 0;
+const deferred: ArrayBuffer[] = [];
+
+/** @internal Holds releases until the returned function is called (an async save in flight). */
+export function holdReleases(): () => void {
+  savesInFlight++;
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--savesInFlight === 0) for (const b of deferred.splice(0)) native().releaseBuffer(b);
+  };
+}
+
+function releaseBlock(b: LoadBlock): void {
+  if (--b.storages > 0) return;
+  if (savesInFlight > 0) deferred.push(b.buffer);
+  else native().releaseBuffer(b.buffer);
+}
 
 /**
  * Raw bytes of a storage plus the device it belongs to. With the libtorch addon a storage may
@@ -17,6 +55,11 @@ export class UntypedStorage {
   private readonly _nbytes: number;
   /** @internal The libtorch storage (a 1-D uint8 tensor over all of it), once made. */
   _nt?: NativeTensor;
+  /** @internal The load's buffer this storage lives in (only storages a load made). */
+  _block?: LoadBlock;
+  /** @internal Tensors of the load viewing this storage that are not disposed yet. */
+  _users?: number;
+  private _freed?: boolean;
   constructor(
     /** The storage's bytes, little-endian. */
     bytes: Uint8Array,
@@ -38,6 +81,7 @@ export class UntypedStorage {
   }
   /** The bytes (host memory). A libtorch CPU storage is exposed without a copy; a device storage throws: use `.cpu()`. */
   get bytes(): Uint8Array {
+    if (this._freed) throw freedError();
     if (this._bytes) return this._bytes;
     if (this._nt && this.device.type === 'cpu') {
       const nt = this._nt;
@@ -56,7 +100,38 @@ export class UntypedStorage {
     return new Uint8Array(nt.to(undefined, 'cpu', false, true).storageBuffer());
   }
   get nbytes(): number {
+    if (this._freed) return this._nbytes;
     return this._bytes ? this._bytes.byteLength : this._nbytes;
+  }
+  /** True once {@link dispose} freed the memory (reads throw the freed-tensor error). */
+  get isFreed(): boolean {
+    return this._freed === true;
+  }
+  /**
+   * Frees a loaded storage's memory now, as Python's `del` does when the last reference goes:
+   * the buffer is detached (views of it read as empty, reads through tensors throw
+   * `E_INVALID_ARGUMENT`) and given back (V8 frees an eager load's buffer; a mapped file is
+   * unmapped once every storage on it is freed). Only storages a load made are freed; one
+   * that libtorch borrowed (computed on) stays to the garbage collector, since libtorch may
+   * still use it. Returns whether it was freed.
+   */
+  dispose(): boolean {
+    if (this._freed) return true;
+    const b = this._block;
+    if (!b || this._nt) return false;
+    this._freed = true;
+    this._bytes = undefined;
+    this._block = undefined;
+    releaseBlock(b);
+    return true;
+  }
+  /** @internal One loaded tensor on this storage is disposed; the storage goes with its last. */
+  _dropUser(): void {
+    if (this._users === undefined) return;
+    if (--this._users <= 0) this.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
   /** A storage of `nbytes` zero bytes. */
   static allocate(nbytes: number, device: Device | string = 'cpu'): UntypedStorage {
@@ -68,6 +143,7 @@ export class UntypedStorage {
    */
   native(): NativeTensor {
     if (this._nt) return this._nt;
+    if (this._freed) throw freedError();
     const addon = lt('computing on tensors');
     if (this.device.type !== 'cpu') {
       throw torchsaveError('E_DEVICE_UNAVAILABLE', `a ${this.device} storage with host bytes cannot be computed on; load it with mapLocation`);

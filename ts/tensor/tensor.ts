@@ -21,7 +21,7 @@ import {
   parseDType,
   typedArrayCtor,
 } from '../dtype';
-import { type TorchsaveError, torchsaveError } from '../errors';
+import { torchsaveError } from '../errors';
 import { type NativeTensor } from '../libtorch/addon';
 import { trackResult, untracked } from '../scope';
 import { Device, Size } from '../values';
@@ -29,7 +29,7 @@ import { castTensor, fromNumbers, writeStrided } from './cpu';
 import { checkDevice } from './device';
 import { formatTensor } from './format';
 import { type Generator, defaultGenerator } from './random';
-import { UntypedStorage, storageOf } from './storage';
+import { UntypedStorage, freedError, storageOf } from './storage';
 
 function sameView(a: NativeTensor, b: NativeTensor): boolean {
   const x = a.storageInfo();
@@ -37,9 +37,6 @@ function sameView(a: NativeTensor, b: NativeTensor): boolean {
   return x.id === y.id && x.device === y.device && a.storageOffset === b.storageOffset && a.shape.join() === b.shape.join();
 }
 
-function freedError(): TorchsaveError {
-  return torchsaveError('E_INVALID_ARGUMENT', 'this tensor was freed (tensor.dispose() or the end of a torch.tidy scope); return it from the scope or torch.keep() it to use it later');
-}
 
 /** Storages up to this size are copied, not shared, when only read as values (`readable`). */
 const SMALL_READ_COPY = 64 << 10;
@@ -90,6 +87,8 @@ export class Tensor {
   private _grad: Tensor | null = null;
   private _gradWrap: Tensor | undefined;
   private _disposed?: boolean;
+  /** @internal Made by a load: counted in its storage's `_users` (dispose frees the storage with its last tensor). */
+  _loadUser?: boolean;
   /** @internal The libtorch tensor (autograd history included), once made. */
   _nt?: NativeTensor;
   /** Quantized tensors: how integers map to reals. */
@@ -197,22 +196,34 @@ export class Tensor {
    * optimizer) stays alive; the tensor itself must not be used afterwards.
    */
   dispose(): void {
+    if (this._disposed) return;
     const nt = this._nt;
-    if (!nt) return;
-    nt.dispose();
-    this._disposed = true;
+    if (nt) {
+      nt.dispose();
+      this._disposed = true;
+    }
+    // A loaded tensor: its storage is freed with the last of the load's tensors on it
+    // (tied weights and views from the file stay alive while one of them does).
+    if (this._loadUser) {
+      this._loadUser = false;
+      this._disposed = true;
+      this._st?._dropUser();
+    }
   }
 
-  /** True once {@link dispose} (or the end of a `torch.tidy` scope) has freed this tensor. */
+  /** `using t = ...` frees the tensor at the end of the block ({@link dispose}). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** True once {@link dispose} (or `torch.dispose`, or the end of a `torch.tidy` scope) has freed this tensor. */
   get isDisposed(): boolean {
-    return this._disposed === true;
+    return this._disposed === true || this._st?.isFreed === true;
   }
 
   protected get _storage(): UntypedStorage {
-    if (!this._st) {
-      if (this._disposed) throw freedError();
-      this._st = storageOf(this._nt!);
-    }
+    if (this._disposed) throw freedError();
+    if (!this._st) this._st = storageOf(this._nt!);
     return this._st;
   }
 

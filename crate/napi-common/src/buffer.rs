@@ -130,3 +130,106 @@ unsafe extern "C" fn finalize<T>(_env: sys::napi_env, _data: *mut c_void, hint: 
         drop(unsafe { Box::from_raw(hint.cast::<T>()) });
     }
 }
+
+/// Buffers up to this size come from `napi_create_buffer` (uninitialised memory: the caller
+/// overwrites every byte); larger ones from `napi_create_arraybuffer` (zeroed), because
+/// Node 20's `buffer.constants.MAX_LENGTH` is 2^32.
+const MAX_UNINIT_BUFFER: usize = (1 << 32) - 1;
+
+/// A JS-owned ArrayBuffer of `len` bytes and its data pointer. V8 allocates it, counts it in
+/// its external memory and frees it when the garbage collector finds it dead (during the
+/// collection, not on a later event-loop turn as for external buffers), so a synchronous
+/// loop of loads gets its memory back. The bytes are uninitialised when `len` fits a Node
+/// `Buffer`: the caller must overwrite all of them before JS sees the buffer.
+pub fn js_owned_uninit(env: &napi::Env, len: usize) -> Result<(sys::napi_value, *mut u8)> {
+    let env = env.raw();
+    let mut data: *mut c_void = ptr::null_mut();
+    if len != 0 && len <= MAX_UNINIT_BUFFER {
+        let mut buf = ptr::null_mut();
+        // SAFETY: Node allocates `len` bytes (not zeroed, not from its small-buffer pool).
+        let status = unsafe { sys::napi_create_buffer(env, len, &mut data, &mut buf) };
+        if status == sys::Status::napi_ok && !data.is_null() {
+            let mut ab = ptr::null_mut();
+            let mut offset = 0usize;
+            // SAFETY: `buf` is the Buffer (a Uint8Array) just made.
+            check(
+                unsafe {
+                    sys::napi_get_typedarray_info(
+                        env,
+                        buf,
+                        ptr::null_mut(),
+                        ptr::null_mut(),
+                        ptr::null_mut(),
+                        &mut ab,
+                        &mut offset,
+                    )
+                },
+                "napi_get_typedarray_info",
+            )?;
+            if offset == 0 {
+                return Ok((ab, data.cast()));
+            }
+        }
+        clear_exception(env);
+    }
+    let mut ab = ptr::null_mut();
+    // SAFETY: V8 allocates `len` zeroed bytes.
+    check(
+        unsafe { sys::napi_create_arraybuffer(env, len, &mut data, &mut ab) },
+        "napi_create_arraybuffer",
+    )?;
+    if len != 0 && data.is_null() {
+        return Err(Error::new(
+            Status::GenericFailure,
+            "napi_create_arraybuffer returned no memory",
+        ));
+    }
+    Ok((ab, data.cast()))
+}
+
+fn clear_exception(env: sys::napi_env) {
+    let mut pending = false;
+    // SAFETY: plain queries on the live env.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+            let mut e = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut e);
+        }
+    }
+}
+
+/// Detaches `ab` (every view of it reads as empty from now on). For a JS-owned buffer V8
+/// frees the memory now; for an external one Node schedules its finalizer. `false` when it
+/// was already detached or is not detachable.
+pub(crate) fn detach(env: &napi::Env, ab: sys::napi_value) -> Result<bool> {
+    let env = env.raw();
+    let mut detached = false;
+    // SAFETY: `ab` is a handle of this call.
+    check(
+        unsafe { sys::napi_is_detached_arraybuffer(env, ab, &mut detached) },
+        "napi_is_detached_arraybuffer",
+    )?;
+    if detached {
+        return Ok(false);
+    }
+    // SAFETY: as above; fails (status, no crash) for a non-detachable buffer.
+    let status = unsafe { sys::napi_detach_arraybuffer(env, ab) };
+    if status != sys::Status::napi_ok {
+        clear_exception(env);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The data pointer and length of an ArrayBuffer.
+pub(crate) fn arraybuffer_info(env: &napi::Env, ab: sys::napi_value) -> Result<(*mut u8, usize)> {
+    let env = env.raw();
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: fails with napi_invalid_arg when `ab` is not an ArrayBuffer.
+    check(
+        unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) },
+        "napi_get_arraybuffer_info (expected an ArrayBuffer)",
+    )?;
+    Ok((data.cast(), len))
+}

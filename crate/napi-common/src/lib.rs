@@ -10,11 +10,15 @@
 //! * [`error`]: core errors -> JS errors; [`Coded`], the napi status type whose string is the
 //!   code, for code that has no `Env` at hand (`napi::Result<T, Coded>`).
 //! * [`panic`]: the one panic-text extraction and the `catch_unwind` helpers.
-//! * [`buffer`]: external ArrayBuffers with the copy fallback.
+//! * [`buffer`]: external ArrayBuffers with the copy fallback; JS-owned buffers the addon fills.
+//! * [`release`]: external buffers whose memory is given back before Node's late finalizer.
+//! * [`memory`]: what V8 is told about memory held for JS values (the accounting rules).
 
 pub mod buffer;
 pub mod error;
+pub mod memory;
 pub mod panic;
+pub mod release;
 
 pub use error::{coded, message_of, to_napi, Coded, CodedResult};
 pub use panic::{catch, guard, panic_text};

@@ -193,11 +193,12 @@ impl Js {
     }
 
     /// One external ArrayBuffer over the whole of `backing`; the finalizer drops an `Arc`
-    /// clone, so the memory (an mmap) lives as long as any JS view of it.
+    /// clone, so the memory (an mmap) lives as long as any JS view of it. The clone can go
+    /// earlier: once V8 has collected the buffer (`release::reap`, run at each load) or when
+    /// `torch.dispose` detaches it (`release::release`); see napi-common's `release`.
     ///
-    /// The caller must expose each backing at most once per process lifetime of its memory
-    /// (V8 refuses two ArrayBuffers with one start pointer) and never call this for an empty
-    /// backing.
+    /// The caller must expose each backing at most once (V8 refuses two ArrayBuffers with
+    /// one start pointer) and never call this for an empty backing.
     pub fn arraybuffer_external(&self, backing: &Arc<dyn Backing>) -> Result<External> {
         let len = backing.bytes().len();
         if len == 0 {
@@ -207,11 +208,11 @@ impl Js {
             ));
         }
         // SAFETY: `as_mut_ptr` points to `len` bytes kept alive by the Arc clone (the
-        // owner) until the finalizer runs; the core's backings are writable private memory
-        // (copy-on-write mmap or heap), so JS writes never reach a file; the caller exposes
-        // each backing once.
+        // owner) until no JS value can reach them; the core's backings are writable private
+        // memory (copy-on-write mmap or heap), so JS writes never reach a file; the caller
+        // exposes each backing once.
         let made = unsafe {
-            torchsave_napi_common::buffer::external_arraybuffer(
+            torchsave_napi_common::release::external_releasable(
                 self.env,
                 backing.as_mut_ptr(),
                 len,
@@ -222,6 +223,12 @@ impl Js {
             Some(ab) => External::Created(ab),
             None => External::NotAllowed,
         })
+    }
+
+    /// A JS-owned ArrayBuffer of `len` bytes for the caller to fill, and its data pointer
+    /// (see napi-common's `js_owned_uninit`: V8 frees it inside a collection).
+    pub fn arraybuffer_uninit(&self, len: usize) -> Result<(V, *mut u8)> {
+        torchsave_napi_common::buffer::js_owned_uninit(&Env::from_raw(self.env), len)
     }
 
     /// A JS Error with `code` set, plus any extra string/number properties.

@@ -35,7 +35,9 @@ use crate::options::{
     inspect_config, load_config, save_config, NativeInspectOptions, NativeLoadOptions,
     NativeSaveOptions,
 };
-use crate::tasks::{load_source, loaded_to_js, run, save_graph, LoadTask, SaveTask, Source};
+use crate::tasks::{
+    load_source, loaded_to_js, open_source, run, save_graph, LoadTask, SaveTask, Source,
+};
 use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
 use napi::{Env, Result, Unknown};
 use napi_derive::napi;
@@ -64,8 +66,9 @@ pub fn load(
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
         let source = source_of(source);
-        let loaded = run(|| load_source(&source, &cfg.core)).map_err(|f| f.into_napi(&env))?;
-        loaded_to_js(&env, &loaded, cfg.external, cfg.core.limits.max_depth)
+        torchsave_napi_common::release::reap(&env);
+        let opened = run(|| open_source(&source, &cfg.core)).map_err(|f| f.into_napi(&env))?;
+        loaded_to_js(&env, &opened, cfg.external, cfg.core.limits.max_depth)
     })
 }
 
@@ -78,6 +81,7 @@ pub fn load_async(
 ) -> Result<AsyncTask<LoadTask>> {
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        torchsave_napi_common::release::reap(&env);
         Ok(AsyncTask::new(LoadTask {
             source: source_of(source),
             opts: cfg.core,
@@ -178,6 +182,7 @@ pub fn load_safetensors(
 ) -> Result<RawValue> {
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        torchsave_napi_common::release::reap(&env);
         let (graph, metadata) = run(|| {
             convert::load_safetensors_graph(&path, cfg.core.mmap, restore_aliases.unwrap_or(true))
         })
@@ -226,6 +231,25 @@ pub fn save_safetensors(
             .map_err(|f| f.into_napi(&env))?;
         Ok(out.map(Buffer::from))
     })
+}
+
+/// Frees a loaded storage's memory now (`torch.dispose`): detaches `buffer` (every view of
+/// it reads as empty from then on) and gives its memory back: V8 frees a JS-owned buffer, a
+/// mapped file is unmapped. False when there was nothing to free (already detached).
+/// The caller (ts/tensor/storage.ts) passes only buffers a load made, once no tensor uses them.
+#[napi(ts_args_type = "buffer: ArrayBuffer")]
+pub fn release_buffer(env: Env, buffer: Unknown) -> Result<bool> {
+    guard(&env, || {
+        torchsave_napi_common::release::release(&env, &buffer)
+    })
+}
+
+/// Test/bench hook: bytes of mapped files still held for JS values on this thread, after
+/// giving back those V8 has collected.
+#[napi(js_name = "_mappedBytes")]
+pub fn mapped_bytes(env: Env) -> f64 {
+    torchsave_napi_common::release::reap(&env);
+    torchsave_napi_common::release::live_bytes() as f64
 }
 
 /// One dtype of the core's table ([`torchsave_core::DType::ALL`]).

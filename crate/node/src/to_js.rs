@@ -21,11 +21,19 @@
 //! `{key, dtype, untyped, numel, location, buffer, byteOffset, byteLength}`. With
 //! `external = false`, or when the runtime refuses external memory (Electron), each storage
 //! is copied into its own JS-owned ArrayBuffer at offset 0.
+//!
+//! Eager loads (`mmap: false` from a path): the file is parsed through a map and each
+//! storage gets a JS-owned ArrayBuffer (V8's allocator, filled by [`Fills::run`] from the
+//! map), not a Rust buffer behind an external one. Why: V8 frees its own buffers inside the
+//! garbage collection that finds them dead, while an external buffer's finalizer waits for a
+//! later event-loop turn; so a synchronous loop of loads reuses the memory the last load
+//! dropped (no fresh page faults: glibc hands the same chunks back), instead of holding every
+//! result until it yields. Nested storages (legacy views) share their container's buffer.
 
 use crate::js::{External, Js, V};
 use napi::{Error, Result, Status};
 use std::sync::Arc;
-use torchsave_core::bytes::Backing;
+use torchsave_core::bytes::{Backing, ByteView};
 use torchsave_core::value::{Node, ObjectKind, PyObject, Tensor};
 use torchsave_core::{ErrorCode, Graph, LoadInfo, Value};
 
@@ -50,16 +58,30 @@ impl<'g> ToJs<'g> {
 
     /// `{root, storages, info}`.
     pub fn loaded(&mut self, info: Option<&LoadInfo>, external: bool) -> Result<V> {
+        let (out, fills) = self.loaded_eager(info, external, None)?;
+        debug_assert!(fills.is_empty());
+        Ok(out)
+    }
+
+    /// [`ToJs::loaded`], giving the storages that live in `eager` (the file's map) JS-owned
+    /// buffers of their own; their bytes are copied by running the returned [`Fills`] before
+    /// JS sees the value.
+    pub fn loaded_eager(
+        &mut self,
+        info: Option<&LoadInfo>,
+        external: bool,
+        eager: Option<&ByteView>,
+    ) -> Result<(V, Fills)> {
         let js = self.js;
         let out = js.object()?;
-        let storages = storages(js, self.graph, external)?;
+        let (storages, fills) = storages(js, self.graph, external, eager)?;
         js.set(out, c"storages", storages)?;
         let root = self.value(self.graph.root())?;
         js.set(out, c"root", root)?;
         if let Some(info) = info {
             js.set(out, c"info", info_to_js(js, info)?)?;
         }
-        Ok(out)
+        Ok((out, fills))
     }
 
     pub fn value(&mut self, v: &Value) -> Result<V> {
@@ -333,9 +355,160 @@ fn info_to_js(js: Js, info: &LoadInfo) -> Result<V> {
     Ok(o)
 }
 
-/// The storages array, exposing each backing at most once.
-fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
+/// One copy from the file's map into a JS-owned buffer.
+struct Fill {
+    dst: usize,
+    src: usize,
+    len: usize,
+}
+
+/// A stored zip record's CRC-32, checked by [`Fills::run`] on the copy of that exact range.
+pub struct RecordCrc {
+    pub start: usize,
+    pub len: usize,
+    pub crc: u32,
+    pub name: String,
+}
+
+/// The copies an eager load still has to make (the JS buffers exist, their bytes do not yet).
+/// Plain addresses, so the copies can run on a worker thread: the buffers stay alive because
+/// the value holding them is referenced until the copies are done, and JS cannot see them.
+#[derive(Default)]
+pub struct Fills {
+    jobs: Vec<Fill>,
+}
+
+/// Copies run in pieces of this size on rayon's threads; after each piece the map's pages of
+/// it are dropped, so the file pages never add a second copy's worth to RSS.
+const FILL_PIECE: usize = 8 << 20;
+
+impl Fills {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Copies every piece from `map` (the file map the storages were parsed from), checking
+    /// the CRC-32 of each copy whose range is a record of `crc` on the copied bytes (still in
+    /// cache): `E_BAD_CRC` names the record.
+    pub fn run(&self, map: &ByteView, crc: &[RecordCrc]) -> torchsave_core::Result<()> {
+        use rayon::prelude::*;
+        let src_all = map.backing().bytes();
+        // (fill index, dst, src, len) per piece, in order.
+        let pieces: Vec<(usize, usize, usize, usize)> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(j, f)| {
+                (0..f.len.div_ceil(FILL_PIECE)).map(move |k| {
+                    let at = k * FILL_PIECE;
+                    (j, f.dst + at, f.src + at, FILL_PIECE.min(f.len - at))
+                })
+            })
+            .collect();
+        let want: Vec<Option<&RecordCrc>> = self
+            .jobs
+            .iter()
+            .map(|f| crc.iter().find(|r| r.start == f.src && r.len == f.len))
+            .collect();
+        let hashes: Vec<Option<crc32fast::Hasher>> = pieces
+            .par_iter()
+            .map(|&(j, dst, src, len)| {
+                let from = src_all.get(src..src + len)?;
+                // SAFETY: `dst..dst+len` lies in a JS-owned buffer made for this fill, written
+                // by this piece only, and alive while the load's value is referenced.
+                unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), dst as *mut u8, len) };
+                drop_pages(from);
+                want.get(j).copied().flatten()?;
+                let mut h = crc32fast::Hasher::new();
+                // SAFETY: the bytes just written.
+                h.update(unsafe { std::slice::from_raw_parts(dst as *const u8, len) });
+                Some(h)
+            })
+            .collect();
+        let mut acc: Vec<Option<crc32fast::Hasher>> = vec![None; self.jobs.len()];
+        for (&(j, ..), h) in pieces.iter().zip(hashes) {
+            if let (Some(h), Some(slot)) = (h, acc.get_mut(j)) {
+                match slot {
+                    Some(a) => a.combine(&h),
+                    None => *slot = Some(h),
+                }
+            }
+        }
+        for (w, a) in want.iter().zip(acc) {
+            let (Some(r), Some(a)) = (w, a) else { continue };
+            let actual = a.finalize();
+            if actual != r.crc {
+                return Err(torchsave_core::error::Error::new(
+                    torchsave_core::ErrorCode::BadCrc,
+                    format!(
+                        "CRC-32 of record '{}' is {actual:08x} but the archive says {:08x}: the file is corrupted",
+                        r.name, r.crc
+                    ),
+                )
+                .in_record(r.name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drops the map's pages of `bytes` from this process (the file stays in the page cache).
+/// Only the whole pages inside are dropped; the map is private and never written here.
+fn drop_pages(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let start = (bytes.as_ptr() as usize).div_ceil(PAGE) * PAGE;
+        let end = (bytes.as_ptr() as usize + bytes.len()) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: a page-aligned range inside a private file mapping that nothing writes;
+            // MADV_DONTNEED makes later reads fetch the file's bytes again.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
+/// The storages array, exposing each backing at most once; storages inside `eager` get
+/// JS-owned buffers (outermost ranges own one, nested ranges view it) to be filled.
+fn storages(
+    js: Js,
+    graph: &Graph,
+    mut external: bool,
+    eager: Option<&ByteView>,
+) -> Result<(V, Fills)> {
     let arr = js.array(graph.storages.len())?;
+    let mut fills = Fills::default();
+    // Per storage in the map: (its buffer, offset in it).
+    let mut owned: Vec<Option<(V, usize)>> = vec![None; graph.storages.len()];
+    if let Some(map) = eager {
+        let mut ranges: Vec<(usize, usize, usize)> = graph
+            .storages
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| !st.data.is_empty() && st.data.same_backing(map))
+            .map(|(i, st)| {
+                let start = st.data.offset_in_backing();
+                (i, start, start + st.data.len())
+            })
+            .collect();
+        ranges.sort_by_key(|&(_, start, end)| (start, std::cmp::Reverse(end)));
+        let mut root: Option<(V, usize, usize)> = None; // (buffer, start, end)
+        for (i, start, end) in ranges {
+            let inside = matches!(root, Some((_, rs, re)) if start >= rs && end <= re);
+            if !inside {
+                let (ab, ptr) = js.arraybuffer_uninit(end - start)?;
+                fills.jobs.push(Fill {
+                    dst: ptr as usize,
+                    src: start,
+                    len: end - start,
+                });
+                root = Some((ab, start, end));
+            }
+            if let (Some((ab, rs, _)), Some(slot)) = (root, owned.get_mut(i)) {
+                *slot = Some((ab, start - rs));
+            }
+        }
+    }
     // (backing identity, its ArrayBuffer); a file has one backing, so a Vec scan is cheap.
     let mut exposed: Vec<(*const u8, V)> = Vec::new();
     for (i, s) in graph.storages.iter().enumerate() {
@@ -345,7 +518,9 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
         js.set(o, c"untyped", js.bool(s.untyped)?)?;
         js.set(o, c"numel", js.f64(s.numel as f64)?)?;
         js.set(o, c"location", js.string(&s.location)?)?;
-        let (buffer, offset) = if s.data.is_empty() {
+        let (buffer, offset) = if let Some(Some(b)) = owned.get(i) {
+            *b
+        } else if s.data.is_empty() {
             (js.arraybuffer_copy(&[])?, 0)
         } else {
             let backing: &Arc<dyn Backing> = s.data.backing();
@@ -371,5 +546,5 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
         js.set(o, c"byteLength", js.f64(s.data.len() as f64)?)?;
         js.set_index(arr, i, o)?;
     }
-    Ok(arr)
+    Ok((arr, fills))
 }
