@@ -209,3 +209,50 @@ fn a_data_pkl_naming_os_system_is_refused_under_weights_only_and_inert_without()
     assert_eq!((o.module.as_str(), o.name.as_str()), ("os", "system"));
     assert!(a.info.weights_only_refusal.is_some());
 }
+
+#[test]
+fn convert_writes_the_state_dict_as_safetensors() {
+    use torchsave_core::convert::{self, ConvertOptions};
+    let m = manifest();
+    let out = std::env::temp_dir().join(format!("torchsave-jit-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    for file in ["batchnorm.pt", "scripted_control.pt"] {
+        let r = convert::convert_file(
+            &dir().join(file),
+            &ConvertOptions {
+                out_dir: Some(out.clone()),
+                verify: true,
+                ..ConvertOptions::default()
+            },
+        );
+        assert_eq!(r.error, None, "{r:?}");
+        assert_eq!(r.format, "torchscript");
+        let st_path = out.join(file.replace(".pt", ".safetensors"));
+        let l = torchsave_core::safetensors::read_file(&st_path, true).unwrap();
+        let Some(Node::OrderedDict { items, .. }) = l.graph.deref(l.graph.root()) else {
+            panic!("safetensors root")
+        };
+        let mut got: Vec<(String, String)> = items
+            .iter()
+            .map(|(k, v)| {
+                let Value::Str(k) = k else { panic!() };
+                (k.clone(), tensor_facts(&l.graph, v).2)
+            })
+            .collect();
+        let mut want: Vec<(String, String)> = m["files"][file]["torch"]["state_dict"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1]["sha256"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{file}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
