@@ -10,6 +10,7 @@
 //!   `saveSafetensors(tree, path | null, metadata)` → bytes when `path` is null;
 //! * `convert(inputs, options, onProgress?, signal?)`, `inspectMany`, `diff`,
 //!   `discoverInputs`, `parseSize` (see [`convert`]);
+//! * `jitLoad(source, options)` / `jitLoadAsync`: a TorchScript archive as data (see [`jit`]);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
 //!
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
@@ -20,6 +21,7 @@ pub mod convert;
 mod error;
 mod from_js;
 mod inspect_glue;
+pub mod jit;
 mod js;
 mod options;
 mod tasks;
