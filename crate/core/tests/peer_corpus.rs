@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use torchsave_core::inspect::{inspect, InspectOptions};
 use torchsave_core::{load_file, LoadOptions};
 
-
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("TORCHSAVE_PEER_CORPUS") {
         Some(p) => PathBuf::from(p),
@@ -51,10 +50,7 @@ fn check_read(file: &str, entry: &Json, doc: &Json, problems: &mut Vec<String>) 
         entry["format"].clone()
     };
     if doc["format"] != want_format {
-        bad(format!(
-            "format {} (torch: {})",
-            doc["format"], want_format
-        ));
+        bad(format!("format {} (torch: {})", doc["format"], want_format));
     }
     if let Some(ok) = entry["loads_weights_only_2_x"].as_bool() {
         if doc["weights_only_ok"].as_bool() != Some(ok) {
@@ -154,7 +150,9 @@ fn every_peer_fixture_reads_as_torch_reads_it() {
             torchscript.push(file.to_string());
             // torch.jit.load's globals only: the default (weights-only) load reads them too.
             if let Err(e) = load_file(&path, &LoadOptions::default()) {
-                problems.push(format!("{file}: TorchScript refused under weightsOnly: {e}"));
+                problems.push(format!(
+                    "{file}: TorchScript refused under weightsOnly: {e}"
+                ));
             }
         }
         match (expectation, result) {

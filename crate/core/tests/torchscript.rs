@@ -44,7 +44,11 @@ fn tensor_facts(g: &Graph, v: &Value) -> (String, Vec<i64>, String) {
     )
 }
 
-fn modules<'a>(m: &'a ScriptModuleInfo, name: String, out: &mut Vec<(String, &'a ScriptModuleInfo)>) {
+fn modules<'a>(
+    m: &'a ScriptModuleInfo,
+    name: String,
+    out: &mut Vec<(String, &'a ScriptModuleInfo)>,
+) {
     out.push((name.clone(), m));
     for (n, c) in &m.children {
         let child = if name.is_empty() {
@@ -74,7 +78,9 @@ fn state_dicts_and_module_trees_equal_torch_jit_load() {
         let wsd = want["state_dict"].as_array().unwrap();
         assert_eq!(
             sd.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            wsd.iter().map(|p| p[0].as_str().unwrap()).collect::<Vec<_>>(),
+            wsd.iter()
+                .map(|p| p[0].as_str().unwrap())
+                .collect::<Vec<_>>(),
             "{file}: state_dict keys"
         );
         for ((k, v), w) in sd.iter().zip(wsd) {
@@ -90,22 +96,45 @@ fn state_dicts_and_module_trees_equal_torch_jit_load() {
         assert_eq!(ours.len(), wm.len(), "{file}: module count");
         for ((name, mine), w) in ours.iter().zip(wm) {
             assert_eq!(Json::from(name.as_str()), w["name"], "{file}");
-            assert_eq!(Json::from(mine.qualname.as_str()), w["qualname"], "{file}: {name}");
-            assert_eq!(mine.training.map(Json::from), Some(w["training"].clone()), "{file}: {name}");
+            assert_eq!(
+                Json::from(mine.qualname.as_str()),
+                w["qualname"],
+                "{file}: {name}"
+            );
+            assert_eq!(
+                mine.training.map(Json::from),
+                Some(w["training"].clone()),
+                "{file}: {name}"
+            );
             let (p, b, c) = (
                 names(&mine.parameters),
                 names(&mine.buffers),
-                mine.children.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                mine.children
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>(),
             );
-            assert_eq!(serde_json::json!(p), w["parameters"], "{file}: {name} parameters");
+            assert_eq!(
+                serde_json::json!(p),
+                w["parameters"],
+                "{file}: {name} parameters"
+            );
             assert_eq!(serde_json::json!(b), w["buffers"], "{file}: {name} buffers");
-            assert_eq!(serde_json::json!(c), w["children"], "{file}: {name} children");
+            assert_eq!(
+                serde_json::json!(c),
+                w["children"],
+                "{file}: {name} children"
+            );
         }
         // _extra_files come back byte for byte.
         let wx = want["extra_files"].as_object().unwrap();
         assert_eq!(a.extra.len(), wx.len(), "{file}: extra files");
         for (n, bytes) in &a.extra {
-            let hex: String = bytes.as_slice().iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = bytes
+                .as_slice()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             assert_eq!(Json::from(hex), wx[n], "{file}: extra/{n}");
         }
         // forward's source is there for display (torch prints it re-formatted, so compare a line).
@@ -113,11 +142,16 @@ fn state_dicts_and_module_trees_equal_torch_jit_load() {
             let fwd = a.module.forward.clone().unwrap_or_default();
             assert!(fwd.starts_with("def forward("), "{file}: {fwd}");
             let last = code.trim_end().lines().last().unwrap().trim();
-            assert!(fwd.contains(last.split('_').next().unwrap()), "{file}: {last} in {fwd}");
+            assert!(
+                fwd.contains(last.split('_').next().unwrap()),
+                "{file}: {last} in {fwd}"
+            );
         }
         // The three views: the state dict view is an OrderedDict of the same tensors.
         let sdv = a.state_dict_value();
-        assert!(matches!(a.graph.deref(&sdv), Some(Node::OrderedDict { items, .. }) if items.len() == sd.len()));
+        assert!(
+            matches!(a.graph.deref(&sdv), Some(Node::OrderedDict { items, .. }) if items.len() == sd.len())
+        );
     }
 }
 
@@ -139,12 +173,23 @@ fn non_tensor_attributes_and_constants() {
     // build_intlist / restore_type_tag resolve to the list and the dict.
     assert_eq!(
         a.graph.deref(&attr("sizes")),
-        Some(&Node::List(vec![Value::Int(1), Value::Int(2), Value::Int(3)]))
+        Some(&Node::List(vec![
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(3)
+        ]))
     );
     assert!(matches!(a.graph.deref(&attr("table")), Some(Node::Dict(items)) if items.len() == 2));
     // A plain tensor attribute is neither parameter nor buffer (not in the state dict).
-    assert!(matches!(a.graph.deref(&attr("plain")), Some(Node::Tensor(_))));
-    assert!(a.module.state_dict().iter().all(|(k, _)| !k.contains("plain")));
+    assert!(matches!(
+        a.graph.deref(&attr("plain")),
+        Some(Node::Tensor(_))
+    ));
+    assert!(a
+        .module
+        .state_dict()
+        .iter()
+        .all(|(k, _)| !k.contains("plain")));
     // constants.pkl's tensor, from constants/0.
     let c = archive("constants.pt", &LoadOptions::default()).unwrap();
     let Some(Node::Tuple(items)) = c.graph.deref(&c.constants) else {
@@ -169,24 +214,39 @@ fn load_inspect_and_views_go_through_the_torchscript_reader() {
     let loaded = load_file(&p, &LoadOptions::default()).unwrap();
     assert_eq!(loaded.info.format, Format::TorchScript);
     let doc: Json =
-        serde_json::from_str(&inspect(&loaded, &InspectOptions { sha256: true }).to_json()).unwrap();
+        serde_json::from_str(&inspect(&loaded, &InspectOptions { sha256: true }).to_json())
+            .unwrap();
     assert_eq!(doc["format"], "torchscript");
     // torch.load(weights_only=True) refuses TorchScript archives: that is the verdict.
     assert_eq!(doc["weights_only_ok"], false);
-    let paths: Vec<Json> = doc["tensors"].as_array().unwrap().iter().map(|t| t["path"].clone()).collect();
-    assert!(paths.contains(&serde_json::json!(["bn", "running_var"])), "{paths:?}");
+    let paths: Vec<Json> = doc["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["path"].clone())
+        .collect();
+    assert!(
+        paths.contains(&serde_json::json!(["bn", "running_var"])),
+        "{paths:?}"
+    );
     let sd = torchscript::load_file(&p, &LoadOptions::default(), View::StateDict).unwrap();
-    assert!(matches!(sd.graph.deref(sd.graph.root()), Some(Node::OrderedDict { items, .. }) if items.len() == 7));
+    assert!(
+        matches!(sd.graph.deref(sd.graph.root()), Some(Node::OrderedDict { items, .. }) if items.len() == 7)
+    );
     let eager = LoadOptions {
         mmap: false,
         ..LoadOptions::default()
     };
     let jit = torchscript::load_file(&p, &eager, View::Jit).unwrap();
-    assert!(matches!(jit.graph.deref(jit.graph.root()), Some(Node::OrderedDict { items, .. }) if items.len() == 6));
+    assert!(
+        matches!(jit.graph.deref(jit.graph.root()), Some(Node::OrderedDict { items, .. }) if items.len() == 6)
+    );
     // torch.save checkpoints are not TorchScript.
     let other = dir().join("jit.json");
     assert_eq!(
-        torchscript::load_file(&other, &LoadOptions::default(), View::Jit).unwrap_err().code,
+        torchscript::load_file(&other, &LoadOptions::default(), View::Jit)
+            .unwrap_err()
+            .code,
         ErrorCode::UnknownFormat
     );
 }
@@ -202,7 +262,12 @@ fn a_data_pkl_naming_os_system_is_refused_under_weights_only_and_inert_without()
         ..LoadOptions::default()
     };
     let a = archive("attack_os_system.pt", &trusting).unwrap();
-    let evil = a.module.attributes.iter().find(|(k, _)| k == "evil").unwrap();
+    let evil = a
+        .module
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "evil")
+        .unwrap();
     let Some(Node::Object(o)) = a.graph.deref(&evil.1) else {
         panic!("os.system(...) is an inert object")
     };

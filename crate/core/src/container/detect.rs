@@ -43,7 +43,9 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, from_file: bool) -> Result<Load
             }
         }
         // Only the zip branch above yields TorchScript.
-        Format::TorchScript => crate::bail!(Internal, "TorchScript is detected inside the zip branch"),
+        Format::TorchScript => {
+            crate::bail!(Internal, "TorchScript is detected inside the zip branch")
+        }
         Format::Legacy => legacy::load(bytes, opts)?,
         Format::Tar => tar_read::load(bytes, opts)?,
         Format::Pickle => load_pickle(bytes.as_slice(), opts)?,

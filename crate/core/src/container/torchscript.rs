@@ -275,7 +275,10 @@ pub fn load(ar: &ZipArchive, opts: &LoadOptions, mmapped: bool) -> Result<Script
                 String::from_utf8_lossy(text.as_slice()).into_owned(),
             ));
         } else if let Some(name) = rel.strip_prefix("extra/") {
-            extra.push((name.to_string(), small(rel)?.unwrap_or_else(ByteView::empty)));
+            extra.push((
+                name.to_string(),
+                small(rel)?.unwrap_or_else(ByteView::empty),
+            ));
         }
     }
     let classes: Vec<ClassDecl> = code
@@ -419,7 +422,13 @@ pub fn parse_classes(path: &str, text: &str) -> Vec<ClassDecl> {
             let lines: Vec<&str> = f
                 .lines()
                 .enumerate()
-                .map(|(i, l)| if i == 0 { l } else { l.strip_prefix("  ").unwrap_or(l) })
+                .map(|(i, l)| {
+                    if i == 0 {
+                        l
+                    } else {
+                        l.strip_prefix("  ").unwrap_or(l)
+                    }
+                })
                 .collect();
             c.forward = Some(lines.join("\n"));
         }
@@ -672,7 +681,10 @@ mod tests {
                     class Point:\n  x : int\n";
         let c = parse_classes("__torch__/torch/nn/modules/batchnorm.py", text);
         assert_eq!(c.len(), 2);
-        assert_eq!(c[0].qualname, "__torch__.torch.nn.modules.batchnorm.BatchNorm1d");
+        assert_eq!(
+            c[0].qualname,
+            "__torch__.torch.nn.modules.batchnorm.BatchNorm1d"
+        );
         assert!(c[0].is_module);
         assert_eq!(c[0].parameters, ["weight", "bias"]);
         assert_eq!(c[0].buffers, ["running_mean"]);
@@ -682,6 +694,9 @@ mod tests {
         );
         assert_eq!(c[1].qualname, "__torch__.torch.nn.modules.batchnorm.Point");
         assert!(!c[1].is_module);
-        assert_eq!(parse_classes("__torch__.py", "class A(Module):\n")[0].qualname, "__torch__.A");
+        assert_eq!(
+            parse_classes("__torch__.py", "class A(Module):\n")[0].qualname,
+            "__torch__.A"
+        );
     }
 }

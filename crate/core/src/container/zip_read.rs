@@ -689,7 +689,7 @@ pub fn load_archive(ar: &ZipArchive, opts: &LoadOptions, mmapped: bool) -> Resul
             }
         }
     };
-    if is_torch_package(&ar) {
+    if is_torch_package(ar) {
         crate::bail!(
             TorchPackage,
             "this is a torch.package archive (it has {folder}/.data/extern_modules and packaged Python \

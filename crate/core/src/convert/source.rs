@@ -3,8 +3,8 @@
 //! loading it mapped.
 
 use super::stream;
-use crate::error::{Error, Result};
 use crate::container::torchscript;
+use crate::error::{Error, Result};
 use crate::hf_index;
 use crate::options::LoadOptions;
 use crate::safetensors as st;

@@ -118,11 +118,12 @@ impl Policy {
     pub fn for_torchscript(weights_only: bool, safe_globals: &[String]) -> Self {
         let mut p = Policy::new(weights_only, safe_globals);
         p.dialect = Dialect::TorchScript;
-        p.refusal = Some(format!(
+        p.refusal = Some(
             "Cannot use weights_only=True with TorchScript archives passed to torch.load (torch 2.11 refuses them); \
              torchsave reads them as data with torch.jit.load, allowing only the globals TorchScript's own \
              unpickler resolves (__torch__.* classes, torch.jit._pickle helpers)"
-        ));
+            .to_string(),
+        );
         p
     }
 
@@ -189,9 +190,8 @@ impl Policy {
     fn name_judgement(&self, full_name: &str) -> Judgement {
         let blocked = is_blocked(full_name);
         let by_default = !blocked && is_allowed_by_default(full_name);
-        let by_dialect = !blocked
-            && self.dialect == Dialect::TorchScript
-            && is_torchscript_global(full_name);
+        let by_dialect =
+            !blocked && self.dialect == Dialect::TorchScript && is_torchscript_global(full_name);
         Judgement {
             by_default,
             by_user: by_default
@@ -812,7 +812,9 @@ mod tests {
             .global("torch.jit._pickle.build_intlist")
             .is_err());
         // Blocked names stay blocked; without weights_only they are noted, not refused.
-        assert!(Policy::for_torchscript(false, &[]).global("os.system").is_ok());
+        assert!(Policy::for_torchscript(false, &[])
+            .global("os.system")
+            .is_ok());
     }
 
     #[test]
