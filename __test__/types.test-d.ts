@@ -13,7 +13,10 @@ test('load / loadAsync', () => {
   expectTypeOf(torch.loadAsync).parameters.toEqualTypeOf<[f: string | Uint8Array, opts?: torch.LoadAsyncOptions]>();
   expectTypeOf<torch.LoadAsyncOptions>().toHaveProperty('signal').toEqualTypeOf<AbortSignal | undefined>();
   expectTypeOf<torch.LoadAsyncOptions>().toMatchTypeOf<torch.LoadOptions>();
-  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'safetensors'>();
+  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'safetensors'>();
+  expectTypeOf(torch.jit.load('x').stateDict()).toEqualTypeOf<torch.OrderedDict<string, torch.Tensor>>();
+  expectTypeOf(torch.jit.loadAsync('x')).toEqualTypeOf<Promise<torch.jit.ScriptArchiveModule>>();
+  expectTypeOf(torch.jit.load('x').namedChildren()).toEqualTypeOf<[string, torch.jit.ScriptModule][]>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('weightsOnly').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('mmap').toEqualTypeOf<boolean | undefined>();
   expectTypeOf<torch.LoadOptions>().toHaveProperty('externalBuffers').toEqualTypeOf<boolean | undefined>();

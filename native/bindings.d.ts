@@ -51,6 +51,15 @@ export declare function inspect(source: string | Uint8Array, options?: NativeIns
  */
 export declare function inspectMany(patterns: Array<string>, weightsOnly?: boolean | undefined | null): Promise<NativeSummary>
 
+/**
+ * Reads a TorchScript archive (path or bytes) as data; returns the raw tree whose root is
+ * the descriptor (module tree, state dict, constants, code, extra files).
+ */
+export declare function jitLoad(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): import('../ts/raw/tree').RawLoaded
+
+/** `jitLoad` off the event loop. */
+export declare function jitLoadAsync(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): Promise<import('../ts/raw/tree').RawLoaded>
+
 /** Loads a file (path) or in-memory bytes; returns the raw tree. */
 export declare function load(source: string | Uint8Array, options?: NativeLoadOptions | undefined | null): import('../ts/raw/tree').RawLoaded
 

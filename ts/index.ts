@@ -42,6 +42,8 @@ export {
   type SafetensorsLoadOptions,
   type SafetensorsSaveOptions,
 } from './safetensors';
+/** `torch.jit.load` / `loadAsync`: TorchScript archives read as data ({@link jit.ScriptModule}). */
+export * as jit from './jit';
 export {
   convert,
   convertMany,

@@ -8,6 +8,7 @@ the Python error on stderr):
   oracle.py save-check FILE        load with weights_only=True; {"ok": true} or
                                    {"ok": false, "error": "<ExceptionType>", "message": "..."}
   oracle.py inspect-json FILE      the `torchsave inspect FILE --json --sha256` schema
+  oracle.py jit FILE [--attrs a,b]  torch.jit.load(FILE): see jit_describe
   oracle.py batch                  stdin: a JSON list of argument lists (["describe", F, ...]);
                                    stdout: a JSON list of {"ok": true, "result": ...} or
                                    {"ok": false, "error": "..."}: one torch import for many calls
@@ -496,6 +497,42 @@ def describe(path, weights_only=True, map_location=None):
     }
 
 
+def jit_describe(path, attrs=()):
+    """torch.jit.load(path) as data: {"state_dict": [[key, TENSOR NODE]...] (state_dict()
+    order), "modules": [{"name": dotted ("" for the root), "qualname", "training",
+    "parameters", "buffers", "children": names (recurse=False)}...] (root first, depth
+    first), "attributes": [[name, NODE]...] of the root for the names asked, "extra_files":
+    {name: hex} (every extra/ record of the zip), "code": the root's .code}."""
+    names = []
+    with zipfile.ZipFile(path) as z:
+        for n in z.namelist():
+            if "/extra/" in n:
+                names.append(n.split("/extra/", 1)[1])
+    extra = {n: "" for n in names}
+    m = torch.jit.load(path, map_location="cpu", _extra_files=extra)
+
+    def mods(mod, name):
+        out = [{
+            "name": name,
+            "qualname": mod._c._type().qualified_name(),
+            "training": bool(mod.training),
+            "parameters": [n for n, _ in mod.named_parameters(recurse=False)],
+            "buffers": [n for n, _ in mod.named_buffers(recurse=False)],
+            "children": [n for n, _ in mod.named_children()],
+        }]
+        for n, c in mod.named_children():
+            out += mods(c, f"{name}.{n}" if name else n)
+        return out
+
+    return {
+        "state_dict": [[k, describe_value(v)] for k, v in m.state_dict().items()],
+        "modules": mods(m, ""),
+        "attributes": [[a, describe_value(getattr(m, a))] for a in attrs],
+        "extra_files": {k: (v.encode() if isinstance(v, str) else v).hex() for k, v in extra.items()},
+        "code": m.code,
+    }
+
+
 def save_check(path):
     try:
         torch.load(path, weights_only=True)
@@ -515,7 +552,12 @@ def run_one(argv):
     p.add_argument("file")
     p = sub.add_parser("inspect-json")
     p.add_argument("file")
+    p = sub.add_parser("jit")
+    p.add_argument("file")
+    p.add_argument("--attrs", default="")
     args = ap.parse_args(argv)
+    if args.cmd == "jit":
+        return jit_describe(args.file, [a for a in args.attrs.split(",") if a])
     if args.cmd == "describe":
         return describe(args.file, bool(args.weights_only), args.map_location)
     if args.cmd == "save-check":

@@ -154,7 +154,7 @@ export interface RawStorage {
 }
 
 export interface RawLoadInfo {
-  format: 'zip' | 'legacy' | 'tar' | 'pickle';
+  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript';
   globals: string[];
   bigEndian: boolean;
   pickleProtocol: number;

@@ -102,7 +102,7 @@ export type SaveTarget = string | number | WritableLike;
 /** Facts about a loaded file, next to its value (see {@link loadWithInfo}). */
 export interface LoadInfo {
   /** `safetensors` for a `.safetensors` path (then `globals` is empty, `pickleProtocol` 0). */
-  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'safetensors';
+  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'safetensors';
   /** Every global the pickle named (`module.name`), first-seen order. */
   globals: string[];
   bigEndian: boolean;

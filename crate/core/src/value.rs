@@ -376,6 +376,8 @@ pub enum Format {
     Tar,
     /// A bare pickle with no storages.
     Pickle,
+    /// A TorchScript archive (`torch.jit.save`): a zip with `constants.pkl`, `code/`, read as data.
+    TorchScript,
 }
 
 impl Format {
@@ -385,6 +387,7 @@ impl Format {
             Format::Legacy => "legacy",
             Format::Tar => "tar",
             Format::Pickle => "pickle",
+            Format::TorchScript => "torchscript",
         }
     }
 }

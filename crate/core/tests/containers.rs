@@ -456,8 +456,8 @@ fn archive_level_records_are_checked_before_unpickling() {
             stored("a/constants.pkl", pkl),
             stored("a/version", b"3")
         ]),
-        ErrorCode::UnknownFormat,
-        "TorchScript archives are pointed at torch.jit"
+        ErrorCode::BadPickle,
+        "TorchScript archives go to the TorchScript reader, whose data.pkl must hold a __torch__ module"
     );
     let preview = load_bytes(ByteView::from_vec(b"PYTORCH1\0\0\0\0".to_vec()), &opts).unwrap_err();
     assert_eq!(preview.code, ErrorCode::UnsupportedVersion);

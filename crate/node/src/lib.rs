@@ -11,6 +11,7 @@
 //! * `convert(inputs, options, onProgress?, signal?)`, `inspectMany`, `diff`,
 //!   `discoverInputs`, `parseSize` (see [`convert`]);
 //! * `preloadSharedLibraries(paths)`: dlopen with RTLD_GLOBAL, for the libtorch addon (see [`preload`]);
+//! * `jitLoad(source, options)` / `jitLoadAsync`: a TorchScript archive as data (see [`jit`]);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
 //!
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
@@ -21,6 +22,7 @@ pub mod convert;
 mod error;
 mod from_js;
 mod inspect_glue;
+pub mod jit;
 mod js;
 mod options;
 // Public so its #[napi] export counts as used in test builds too (see `convert`).

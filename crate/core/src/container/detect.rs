@@ -2,7 +2,10 @@
 //!
 //! Order of tests (first match wins):
 //! 1. `PYTORCH1` at 0: the 1.0 preview archive format → `E_UNSUPPORTED_VERSION` (torch too);
-//! 2. `PK\x03\x04` at 0 → zip (torch's own `_is_zipfile` test);
+//! 2. `PK\x03\x04` at 0 → zip (torch's own `_is_zipfile` test); a zip whose directory has
+//!    `constants.pkl` (and is no torch.package) is a TorchScript archive, read as data by
+//!    [`super::torchscript`] with the module object as the root (what `torch.load` of such a
+//!    file returns in Python, through `torch.jit.load`);
 //! 3. a small int pickle equal to the legacy magic number → legacy stream;
 //! 4. a POSIX tar header (`ustar` at 257, or a valid header checksum) → tar. Unlike torch,
 //!    which tries tar only for real files at offset 0, buffers are recognised too;
@@ -18,7 +21,7 @@
 //! options, PyTorch's persistent loader) is [`super::torch_pickle`].
 
 use super::torch_pickle::{unpickle_options, NoPersistentIds};
-use super::{legacy, tar_read, zip_read, LoadInfo, Loaded};
+use super::{legacy, tar_read, torchscript, zip_read, LoadInfo, Loaded};
 use crate::bytes::ByteView;
 use crate::error::{ErrorCode, Result};
 use crate::options::LoadOptions;
@@ -30,7 +33,19 @@ use crate::value::{Format, Graph};
 pub fn load(bytes: ByteView, opts: &LoadOptions, from_file: bool) -> Result<Loaded> {
     let mmapped = from_file && opts.mmap;
     let loaded = match detect_format(bytes.as_slice())? {
-        Format::Zip => zip_read::load(bytes, opts, mmapped)?,
+        Format::Zip => {
+            // One directory parse tells a TorchScript archive (`constants.pkl`) from torch.save's.
+            let ar = zip_read::ZipArchive::parse(bytes)?;
+            if torchscript::is_torchscript(&ar) {
+                torchscript::load(&ar, opts, mmapped)?.into_loaded(torchscript::View::Module)
+            } else {
+                zip_read::load_archive(&ar, opts, mmapped)?
+            }
+        }
+        // Only the zip branch above yields TorchScript.
+        Format::TorchScript => {
+            crate::bail!(Internal, "TorchScript is detected inside the zip branch")
+        }
         Format::Legacy => legacy::load(bytes, opts)?,
         Format::Tar => tar_read::load(bytes, opts)?,
         Format::Pickle => load_pickle(bytes.as_slice(), opts)?,

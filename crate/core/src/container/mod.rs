@@ -6,6 +6,7 @@
 //! | legacy stream (pickled magic `0x1950a86a20f9469cfc6c`) | 0.1.10 - 1.5 default | [`legacy`] |
 //! | tar (`sys_info`, `pickle`, `tensors`, `storages` members) | before 0.1.10 | [`tar_read`] |
 //! | bare pickle | anything pickled without torch.save | [`detect`] |
+//! | TorchScript (zip with `constants.pkl`, `code/`) | `torch.jit.save`, 1.4+ | [`torchscript`] |
 
 pub mod detect;
 mod eager;
@@ -13,6 +14,7 @@ pub mod legacy;
 pub mod source;
 pub mod tar_read;
 mod torch_pickle;
+pub mod torchscript;
 pub mod zip_read;
 
 use crate::bytes::ByteView;

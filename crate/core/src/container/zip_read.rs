@@ -24,7 +24,7 @@
 //! because such entries cannot change what is loaded).
 //!
 //! Records: `data.pkl` (required), `.data/version` or else `version` (required, 1..=10),
-//! `byteorder` (`little`/`big`, default little), `constants.pkl` (TorchScript: refused),
+//! `byteorder` (`little`/`big`, default little), `constants.pkl` (TorchScript: read by `container::torchscript`, refused here),
 //! torch.package archives (`.data/extern_modules`, `.py` sources, no `data.pkl`: refused
 //! with `E_TORCH_PACKAGE`, they hold code to run, not a checkpoint),
 //! `data/<key>` per storage (length must equal the persistent id's nbytes, as torch checks).
@@ -604,7 +604,7 @@ pub fn parse_version(text: &[u8]) -> Result<u64> {
 /// `.data/version` are always written, the pickles live under their package's folder and the
 /// modules as `.py` sources. torch.save never writes `.data/extern_modules`, so this holds even
 /// when a package happens to contain a resource named `data.pkl`.
-fn is_torch_package(ar: &ZipArchive) -> bool {
+pub fn is_torch_package(ar: &ZipArchive) -> bool {
     ar.find(".data/extern_modules").is_some()
         && (ar.find(".data/python_version").is_some()
             || ar.index.keys().any(|k| k.ends_with(".py")))
@@ -669,7 +669,11 @@ impl StorageSource for ZipStorages<'_> {
 /// Loads a zip-format checkpoint. `mmapped`: the bytes are a file mapping (changes the CRC
 /// default). The caller validates the graph.
 pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded> {
-    let ar = ZipArchive::parse(bytes)?;
+    load_archive(&ZipArchive::parse(bytes)?, opts, mmapped)
+}
+
+/// [`load`] of an archive already parsed (`detect` parses it once to tell TorchScript apart).
+pub fn load_archive(ar: &ZipArchive, opts: &LoadOptions, mmapped: bool) -> Result<Loaded> {
     let folder = ar.folder().to_string();
     let verify_small = opts.verify_crc != Some(false);
     let verify_storages = opts.verify_crc.unwrap_or(!mmapped);
@@ -685,7 +689,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
             }
         }
     };
-    if is_torch_package(&ar) {
+    if is_torch_package(ar) {
         crate::bail!(
             TorchPackage,
             "this is a torch.package archive (it has {folder}/.data/extern_modules and packaged Python \
@@ -696,10 +700,12 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
         );
     }
     if ar.find("constants.pkl").is_some() {
+        // `container::detect` sends TorchScript archives to `container::torchscript`; this
+        // reader alone (called directly) does not read them.
         crate::bail!(
             UnknownFormat,
             "this is a TorchScript archive (it has {folder}/constants.pkl), written by torch.jit.save; \
-             it holds compiled code, not a torch.save checkpoint — load it with torch.jit.load in Python"
+             read it with torch.jit.load (torchsave's jit namespace), not this zip reader"
         );
     }
     let Some(pkl) = small("data.pkl")? else {
@@ -738,7 +744,7 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, mmapped: bool) -> Result<Loaded
         },
     };
     let mut src = ZipStorages {
-        ar: &ar,
+        ar,
         big_endian,
         verify: verify_storages,
         cache: HashMap::new(),

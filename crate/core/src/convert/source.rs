@@ -1,7 +1,9 @@
 //! Reading any input: sniffing what a file is (a sharded checkpoint's index, safetensors by
-//! name or by its bytes, else a torch file) and loading it mapped.
+//! name or by its bytes, a TorchScript archive by its zip directory, else a torch file) and
+//! loading it mapped.
 
 use super::stream;
+use crate::container::torchscript;
 use crate::error::{Error, Result};
 use crate::hf_index;
 use crate::options::LoadOptions;
@@ -86,6 +88,25 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
             files: vec![path.to_path_buf()],
             bytes_in,
             metadata: loaded.metadata,
+            mapped,
+        });
+    }
+    // A TorchScript archive converts as its state dict (`torch.jit.load(p).state_dict()`),
+    // not as the module object with its non-tensor attributes.
+    if torchscript::sniff(&bytes) {
+        let loaded = if opts.mmap {
+            torchscript::load_view(bytes, opts, true, torchscript::View::StateDict)
+                .map_err(in_file)?
+        } else {
+            drop(bytes);
+            torchscript::load_file(path, opts, torchscript::View::StateDict)?
+        };
+        return Ok(Source {
+            graph: loaded.graph,
+            format: SourceFormat::Torch(loaded.info.format),
+            files: vec![path.to_path_buf()],
+            bytes_in,
+            metadata: Vec::new(),
             mapped,
         });
     }

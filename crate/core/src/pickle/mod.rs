@@ -29,7 +29,7 @@ use crate::options::{Limits, StrEncoding};
 use crate::value::{Graph, Value};
 
 pub use numpy::{descr_itemsize, descr_name};
-pub use vm::unpickle;
+pub use vm::{unpickle, unpickle_with_policy};
 
 /// Options for one unpickling run.
 #[derive(Clone, Debug, Default)]

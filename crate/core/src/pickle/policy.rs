@@ -53,6 +53,38 @@ pub struct Policy {
     weights_only: bool,
     safe_globals: Vec<String>,
     refusal: Option<String>,
+    dialect: Dialect,
+}
+
+/// Which pickles the policy judges: `torch.save`'s, or the ones inside a TorchScript archive
+/// (`data.pkl`, `constants.pkl`), whose unpickler knows more globals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    TorchSave,
+    TorchScript,
+}
+
+/// The `torch.jit._pickle` helpers torch's TorchScript unpickler resolves (`readGlobal`).
+pub const TORCHSCRIPT_HELPERS: &[&str] = &[
+    "build_intlist",
+    "build_doublelist",
+    "build_boollist",
+    "build_tensorlist",
+    "build_complexlist",
+    "build_tensor_from_id",
+    "restore_type_tag",
+];
+
+/// True for the names a TorchScript archive's pickles may use beyond torch.save's table:
+/// `__torch__.<qualname>` and `torch.jit._pickle.<helper>`.
+pub fn is_torchscript_global(full_name: &str) -> bool {
+    if let Some(rest) = full_name.strip_prefix("__torch__.") {
+        return !rest.is_empty();
+    }
+    full_name
+        .strip_prefix("torch.jit._pickle.")
+        .is_some_and(|h| TORCHSCRIPT_HELPERS.contains(&h))
 }
 
 /// What a call opcode calls.
@@ -77,7 +109,27 @@ impl Policy {
             weights_only,
             safe_globals: safe_globals.to_vec(),
             refusal: None,
+            dialect: Dialect::TorchSave,
         }
+    }
+
+    /// The policy for the pickles of a TorchScript archive: `torch.jit.load`'s globals are
+    /// allowed too, and the verdict starts as torch.load's refusal of TorchScript archives.
+    pub fn for_torchscript(weights_only: bool, safe_globals: &[String]) -> Self {
+        let mut p = Policy::new(weights_only, safe_globals);
+        p.dialect = Dialect::TorchScript;
+        p.refusal = Some(
+            "Cannot use weights_only=True with TorchScript archives passed to torch.load (torch 2.11 refuses them); \
+             torchsave reads them as data with torch.jit.load, allowing only the globals TorchScript's own \
+             unpickler resolves (__torch__.* classes, torch.jit._pickle helpers)"
+            .to_string(),
+        );
+        p
+    }
+
+    /// Which pickles this policy judges.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The policy a load with these options follows.
@@ -138,9 +190,13 @@ impl Policy {
     fn name_judgement(&self, full_name: &str) -> Judgement {
         let blocked = is_blocked(full_name);
         let by_default = !blocked && is_allowed_by_default(full_name);
+        let by_dialect =
+            !blocked && self.dialect == Dialect::TorchScript && is_torchscript_global(full_name);
         Judgement {
             by_default,
-            by_user: by_default || (!blocked && self.safe_globals.iter().any(|g| g == full_name)),
+            by_user: by_default
+                || by_dialect
+                || (!blocked && self.safe_globals.iter().any(|g| g == full_name)),
         }
     }
 
@@ -735,6 +791,30 @@ mod tests {
         let e = p.container(Format::Tar).unwrap_err();
         assert_eq!(e.code, crate::error::ErrorCode::UnsafeGlobal);
         assert!(e.message.contains("only if you trust the file"));
+    }
+
+    #[test]
+    fn torchscript_dialect_allows_only_torchscripts_globals() {
+        let mut p = Policy::for_torchscript(true, &[]);
+        assert!(p.global("__torch__.torch.nn.modules.linear.Linear").is_ok());
+        assert!(p.call(Callee::Global("__torch__.Foo")).is_ok());
+        assert!(p.build("__torch__.Foo").is_ok());
+        assert!(p.global("torch.jit._pickle.build_intlist").is_ok());
+        assert!(p.global("torch._utils._rebuild_tensor_v2").is_ok());
+        assert!(p.global("torch.jit._pickle.anything_else").is_err());
+        assert!(p.global("os.system").is_err());
+        assert!(p.global("__torch__").is_err());
+        // torch.load(weights_only=True) refuses every TorchScript archive: that is the verdict.
+        assert!(p.refusal().is_some_and(|m| m.contains("TorchScript")));
+        // The torch.save dialect knows none of them.
+        assert!(Policy::new(true, &[]).global("__torch__.Foo").is_err());
+        assert!(Policy::new(true, &[])
+            .global("torch.jit._pickle.build_intlist")
+            .is_err());
+        // Blocked names stay blocked; without weights_only they are noted, not refused.
+        assert!(Policy::for_torchscript(false, &[])
+            .global("os.system")
+            .is_ok());
     }
 
     #[test]

@@ -44,6 +44,17 @@ pub fn unpickle(
     opts: &UnpickleOptions,
     loader: &mut dyn PersistentLoad,
 ) -> Result<UnpickleOutput> {
+    unpickle_with_policy(bytes, graph, opts, loader, opts.policy())
+}
+
+/// [`unpickle`] under a given policy (TorchScript archives: [`Policy::for_torchscript`]).
+pub fn unpickle_with_policy(
+    bytes: &[u8],
+    graph: &mut Graph,
+    opts: &UnpickleOptions,
+    loader: &mut dyn PersistentLoad,
+    policy: Policy,
+) -> Result<UnpickleOutput> {
     let mut vm = Vm {
         data: bytes,
         pos: 0,
@@ -54,7 +65,7 @@ pub fn unpickle(
         seen_globals: HashSet::new(),
         protocol: 0,
         opts,
-        policy: opts.policy(),
+        policy,
     };
     let root = vm.run(graph, loader)?;
     Ok(UnpickleOutput {
