@@ -45,7 +45,8 @@ def verdict(path):
         return {"verdict": True}
     except Exception as e:
         msg = f"{type(e).__name__}: {e}"
-        if POLICY in str(e) or "Cannot use ``weights_only=True`` with files saved in the legacy .tar format" in str(e):
+        if POLICY in str(e) or "Cannot use ``weights_only=True`` with files saved in the legacy .tar format" in str(e) \
+                or "Cannot use ``weights_only=True`` with TorchScript archives" in str(e):
             return {"verdict": False, "error": msg[:300]}
         if "Invalid magic number" not in str(e):
             return {"verdict": None, "error": msg[:300]}
