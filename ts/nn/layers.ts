@@ -349,7 +349,7 @@ export class MaxPool2d extends Module {
   declare padding: number | number[];
   /** `dilation`: spacing between window taps. */
   declare dilation: number | number[];
-  /** `return_indices`: whether the layer was built to return indices too (see `F.maxPool2dWithIndices`). */
+  /** `return_indices`: when true, `forward` throws `E_INVALID_ARGUMENT` and `forwardWithIndices` gives `[output, indices]`. */
   declare returnIndices: boolean;
   /** `ceil_mode`: round the output size up. */
   declare ceilMode: boolean;
@@ -669,7 +669,7 @@ export class Embedding extends Module {
   declare embeddingDim: number;
   /** `padding_idx`: the row that gets no gradient (zeros at first), or null. */
   declare paddingIdx: number | null;
-  /** `max_norm`: rows with a larger norm are renormalised in PyTorch's forward, or null. */
+  /** `max_norm`: PyTorch renormalises rows above it; kept for re-saving, and `forward` with it set throws `E_INVALID_ARGUMENT`. Null when unset. */
   declare maxNorm: number | null;
   /** `norm_type`: the p of `max_norm`'s p-norm (default 2). */
   declare normType: number;
