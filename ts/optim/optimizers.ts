@@ -47,7 +47,7 @@ function stepTensor(): Tensor {
   return tensor(0.0, { dtype: 'float32' });
 }
 
-/** The keyword arguments of `torch.optim.SGD` (camelCase or snake_case; other keys are kept as given); out-of-range values throw `E_INVALID_ARGUMENT` as PyTorch's ValueError. */
+/** The keyword arguments of `torch.optim.SGD` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface SGDOptions {
   /** Learning rate (default 1e-3). */
   lr?: number;
@@ -109,7 +109,7 @@ export class SGD extends Optimizer {
   }
 }
 
-/** The keyword arguments of `torch.optim.Adam` (camelCase or snake_case; other keys are kept as given); out-of-range values throw `E_INVALID_ARGUMENT` as PyTorch's ValueError. */
+/** The keyword arguments of `torch.optim.Adam` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface AdamOptions {
   /** Learning rate (default 1e-3). */
   lr?: number;
@@ -222,7 +222,7 @@ export class AdamW extends Adam {
   }
 }
 
-/** The keyword arguments of `torch.optim.RMSprop` (camelCase or snake_case; other keys are kept as given); out-of-range values throw `E_INVALID_ARGUMENT` as PyTorch's ValueError. */
+/** The keyword arguments of `torch.optim.RMSprop` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface RMSpropOptions {
   /** Learning rate (default 1e-2). */
   lr?: number;
@@ -310,7 +310,7 @@ export class RMSprop extends Optimizer {
   }
 }
 
-/** The keyword arguments of `torch.optim.Adagrad` (camelCase or snake_case; other keys are kept as given); out-of-range values throw `E_INVALID_ARGUMENT` as PyTorch's ValueError. */
+/** The keyword arguments of `torch.optim.Adagrad` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface AdagradOptions {
   /** Learning rate (default 1e-2). */
   lr?: number;
