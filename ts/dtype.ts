@@ -53,7 +53,7 @@ export function isComplex(dtype: DType): boolean {
   return INFO.get(dtype)?.isComplex ?? false;
 }
 
-/** The JS typed arrays that hold tensor elements (see {@link typedArrayCtor} for which dtype uses which). */
+/** The JS typed arrays that hold tensor elements (complex dtypes use two entries per element). */
 export type TypedArray =
   | Float64Array
   | Float32Array

@@ -482,7 +482,7 @@ export class Tensor {
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
   }
 
-  /** `torch.Tensor.requires_grad_`: sets {@link requiresGrad} in place and returns the tensor. */
+  /** `torch.Tensor.requires_grad_`: sets `requiresGrad` in place and returns the tensor. */
   requiresGrad_(requiresGrad = true): this {
     this.requiresGrad = requiresGrad;
     return this;
