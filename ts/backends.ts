@@ -7,7 +7,9 @@
  */
 import { loadLibtorch, lt } from './libtorch/addon';
 
+/** The answer of `torch.backends.libtorch.isAvailable()`. */
 export interface BackendAvailability {
+  /** Whether the libtorch addon is loaded. */
   available: boolean;
   /** Why not, and what to do about it. */
   reason?: string;
@@ -15,19 +17,34 @@ export interface BackendAvailability {
   path?: string;
 }
 
+/** `torch.backends`: which compute backends this process has. */
 export const backends = {
+  /** The optional libtorch addon (torchsave's compute backend). */
   libtorch: {
     /** Whether the optional libtorch addon is loaded (loading it on first call). */
     isAvailable(): BackendAvailability {
       const s = loadLibtorch();
       return s.addon ? { available: true, path: s.path } : { available: false, reason: s.reason };
     },
-    /** libtorch's version and what it sees (CUDA devices, cuDNN, CPU threads). */
-    info(): { libtorch: string; cudaAvailable: boolean; cudaDeviceCount: number; cudnnAvailable: boolean; numThreads: number } {
+    /** libtorch's version and what it sees (CUDA devices, cuDNN, CPU threads); without the addon throws `E_DEVICE_UNAVAILABLE`. */
+    info(): {
+      /** libtorch's version (`2.11.0`). */
+      libtorch: string;
+      /** Whether libtorch sees a CUDA device. */
+      cudaAvailable: boolean;
+      /** How many. */
+      cudaDeviceCount: number;
+      /** Whether cuDNN is usable. */
+      cudnnAvailable: boolean;
+      /** libtorch's intra-op CPU threads. */
+      numThreads: number;
+    } {
       return lt('backends.libtorch.info()').buildInfo();
     },
   },
+  /** `torch.backends.cudnn`. */
   cudnn: {
+    /** `torch.backends.cudnn.is_available()`: false without the libtorch addon, a GPU or cuDNN. */
     isAvailable(): boolean {
       const a = loadLibtorch().addon;
       return a ? a.buildInfo().cudnnAvailable : false;
@@ -35,6 +52,7 @@ export const backends = {
   },
 } as const;
 
+/** `torch.cuda`: GPU availability and synchronisation (through the libtorch addon). */
 export const cuda = {
   /** `torch.cuda.is_available()`: false without the libtorch addon or without a GPU. */
   isAvailable(): boolean {
@@ -46,7 +64,7 @@ export const cuda = {
     const a = loadLibtorch().addon;
     return a ? a.buildInfo().cudaDeviceCount : 0;
   },
-  /** `torch.cuda.synchronize(device)`. */
+  /** `torch.cuda.synchronize(device)`: waits for the device's queued work; without the addon throws `E_DEVICE_UNAVAILABLE`. */
   synchronize(device = 0): void {
     const a = lt('torch.cuda.synchronize');
     a.cudaSynchronize(device);

@@ -25,8 +25,11 @@
 import { native, type NativeConvertOptions, type NativeFileReport } from './raw/native';
 import { type TorchsaveError, type TorchsaveErrorCode, torchsaveError } from './errors';
 
+/** An output format: `pt` (torch.save's zip), `pt-legacy` (pre-1.6 torch.save) or `safetensors`. */
 export type ConvertTarget = 'pt' | 'pt-legacy' | 'safetensors';
+/** A dtype floating tensors can be cast to while converting. */
 export type ConvertDType = 'float16' | 'bfloat16' | 'float32' | 'float64';
+/** A key rename: every match of `pattern` (a RegExp, or a string read as one) becomes `replacement` (`$1` works). */
 export type RenameRule = [pattern: RegExp | string, replacement: string];
 
 /** What to do to every input (the CLI flags, camelCased). */
@@ -78,6 +81,7 @@ export interface ConvertOptions {
   /** Process only this worker's share: every `shardCount`-th input from `shardIndex`
    * (0-based) of the sorted input list. */
   shardIndex?: number;
+  /** How many workers share the input list (with {@link shardIndex}; default 1). */
   shardCount?: number;
   /** Read inputs with the weights-only policy (default true). */
   weightsOnly?: boolean;
@@ -92,31 +96,46 @@ export type ConvertStatus = 'converted' | 'dry-run' | 'skipped' | 'failed';
 
 /** What happened to one input. */
 export interface ConvertReport {
+  /** The input file. */
   input: string;
+  /** What happened to it. */
   status: ConvertStatus;
   /** Files written (or, with `dryRun`, that would be): shards first, then the index. */
   outputs: string[];
   /** Input format: `zip`, `legacy`, `tar`, `pickle`, `safetensors`, `hf-index` (empty when skipped: the input was not read). */
   format: string;
+  /** Tensors converted. */
   tensors: number;
+  /** Bytes of the input (shards included). */
   bytesIn: number;
   /** Bytes written (dry run: the exact size for safetensors, 0 for pt). */
   bytesOut: number;
+  /** Wall time spent on this input, in milliseconds. */
   millis: number;
   /** Outputs were re-read and matched (`verify`). */
   verified: boolean;
   /** What the converter decided on its own (selected key, dropped keys, aliases). */
   notes: string[];
-  error?: { code: TorchsaveErrorCode; message: string };
+  /** Why it failed (`failed` only). */
+  error?: {
+    /** The error's code, as thrown by `torch.load` / `torch.save`. */
+    code: TorchsaveErrorCode;
+    /** Its message. */
+    message: string;
+  };
 }
 
 /** A file started (`report` absent) or finished. */
 export interface ConvertProgress {
+  /** The file's position in the (sorted) input list, from 0. */
   index: number;
+  /** Files in the batch. */
   total: number;
   /** Files finished so far (this one included once it has a report). */
   done: number;
+  /** The input file. */
   input: string;
+  /** The file's report, once it has finished. */
   report?: ConvertReport;
 }
 
@@ -131,6 +150,7 @@ export interface ConvertRunOptions extends ConvertOptions {
 /** The error a cancelled conversion rejects with. */
 export interface ConvertCancelledError extends TorchsaveError {
   code: 'E_CANCELLED';
+  /** Reports of the files finished before the abort. */
   reports: ConvertReport[];
 }
 
@@ -286,14 +306,30 @@ export interface InspectSummary {
   /** Format (`zip`, `legacy`, `safetensors`, `hf-index`, ...) → files. */
   formats: Record<string, number>;
   /** dtype → tensors and their bytes. */
-  dtypes: Record<string, { tensors: number; bytes: number }>;
+  dtypes: Record<
+    string,
+    {
+      /** Tensors of this dtype. */
+      tensors: number;
+      /** Their bytes. */
+      bytes: number;
+    }
+  >;
+  /** Tensors in all the files read. */
   tensors: number;
   /** Bytes of the files read (shards included). */
   totalBytes: number;
   /** Bytes of tensor values (each distinct tensor once). */
   tensorBytes: number;
   /** Files that could not be read. */
-  errors: { path: string; code: TorchsaveErrorCode; message: string }[];
+  errors: {
+    /** The file. */
+    path: string;
+    /** Why it could not be read. */
+    code: TorchsaveErrorCode;
+    /** The error's message. */
+    message: string;
+  }[];
 }
 
 /** Summarises many files (files, folders, globs) off the event loop. Nothing in them is
@@ -331,7 +367,14 @@ export interface DiffResult {
   removed: string[];
   /** In both, different (in `a`'s order). `maxAbsDiff`: largest |a-b| when both are real
    * numbers of one shape (NaN when a NaN faces a number), else null. */
-  changed: { key: string; reason: 'dtype' | 'shape' | 'values'; maxAbsDiff: number | null }[];
+  changed: {
+    /** The state-dict key. */
+    key: string;
+    /** What differs first: dtype, then shape, then values. */
+    reason: 'dtype' | 'shape' | 'values';
+    /** Largest |a-b|, or null (see above). */
+    maxAbsDiff: number | null;
+  }[];
   /** Keys identical in both. */
   same: number;
 }

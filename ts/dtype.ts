@@ -53,6 +53,7 @@ export function isComplex(dtype: DType): boolean {
   return INFO.get(dtype)?.isComplex ?? false;
 }
 
+/** The JS typed arrays that hold tensor elements (complex dtypes use two entries per element). */
 export type TypedArray =
   | Float64Array
   | Float32Array

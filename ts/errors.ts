@@ -16,6 +16,7 @@ export { ERROR_CODES } from './generated/contract';
 
 /** The shape of every error torchsave throws. */
 export interface TorchsaveError extends Error {
+  /** The stable `E_...` code: assert on it, not on `message` (the codes are listed in {@link TorchsaveErrorCode}). */
   code: TorchsaveErrorCode;
   /** The file, when the error concerns one. */
   path?: string;

@@ -126,11 +126,19 @@ export function coreVersion(): string {
 // dtype constants, as `torch.float32` etc.: every dtype of the core's table (generated)
 export * from './generated/dtype-constants';
 // PyTorch's aliases
+/** `torch.float`: alias of {@link float32}. */
 export const float = 'float32' as const;
+/** `torch.double`: alias of {@link float64}. */
 export const double = 'float64' as const;
+/** `torch.half`: alias of {@link float16}. */
 export const half = 'float16' as const;
+/** `torch.cfloat`: alias of {@link complex64}. */
 export const cfloat = 'complex64' as const;
+/** `torch.cdouble`: alias of {@link complex128}. */
 export const cdouble = 'complex128' as const;
+/** `torch.short`: alias of {@link int16}. */
 export const short = 'int16' as const;
+/** `torch.int`: alias of {@link int32}. */
 export const int = 'int32' as const;
+/** `torch.long`: alias of {@link int64}. */
 export const long = 'int64' as const;

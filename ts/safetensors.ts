@@ -14,11 +14,13 @@ import { type LoadOptions, fromRaw, loadSafetensorsWithInfo, toRaw } from './ser
 import { Tensor } from './tensor';
 import { OrderedDict } from './values';
 
+/** Options of {@link loadSafetensors}: `mmap` and `externalBuffers` as for `torch.load`. */
 export interface SafetensorsLoadOptions extends Pick<LoadOptions, 'mmap' | 'externalBuffers'> {
   /** Re-add names the writer dropped as aliases of another tensor (default true). */
   restoreAliases?: boolean;
 }
 
+/** Options of {@link saveSafetensors}. */
 export interface SafetensorsSaveOptions {
   /** `__metadata__` strings (after `format: pt`). */
   metadata?: Record<string, string>;
@@ -33,7 +35,12 @@ export function loadSafetensors(path: string, opts: SafetensorsLoadOptions = {})
 export function loadSafetensorsWithMetadata(
   path: string,
   opts: SafetensorsLoadOptions = {},
-): { stateDict: OrderedDict<string, Tensor>; metadata: Record<string, string> } {
+): {
+  /** name → Tensor, in the file's order. */
+  stateDict: OrderedDict<string, Tensor>;
+  /** The `__metadata__` strings (`format: pt` included when present). */
+  metadata: Record<string, string>;
+} {
   if (typeof path !== 'string') throw torchsaveError('E_INVALID_ARGUMENT', 'loadSafetensors expects a path');
   if (opts.restoreAliases === false) {
     const lo: { mmap?: boolean; externalBuffers?: boolean } = {};

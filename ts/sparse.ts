@@ -6,6 +6,10 @@
 import { inspect } from 'node:util';
 import { Tensor } from './tensor';
 
+/**
+ * A sparse tensor as `torch.load` found it (`torch.sparse_coo_tensor` & co.): kept as pickled
+ * so a save writes it back unchanged; no math on it without the libtorch addon.
+ */
 export class SparseTensor {
   constructor(
     /** `sparse_coo`, `sparse_csr`, `sparse_csc`, `sparse_bsr`, `sparse_bsc`. */
@@ -15,6 +19,7 @@ export class SparseTensor {
      * `(compressed_indices, plain_indices, values, size)`.
      */
     readonly args: unknown[],
+    /** `requires_grad` as pickled. */
     public requiresGrad = false,
   ) {}
 
@@ -30,6 +35,7 @@ export class SparseTensor {
     return v instanceof Tensor ? v : undefined;
   }
 
+  /** What `console.log` shows: layout and dense size. */
   [inspect.custom](): string {
     return `SparseTensor(layout=torch.${this.layout}, size=[${this.size().join(', ')}])`;
   }

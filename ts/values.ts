@@ -31,6 +31,7 @@ export class PyTuple<T = unknown> extends Array<T> {
     for (const x of items) t.push(x);
     return t;
   }
+  /** What `console.log` shows: the items in Python's tuple syntax `(a, b)`. */
   [inspect.custom](_depth: number, options: { stylize?: unknown }, insp: typeof inspect): string {
     const inner = Array.from(this, (x) => insp(x, options as never));
     return `(${inner.join(', ')}${inner.length === 1 ? ',' : ''})`;
@@ -39,6 +40,7 @@ export class PyTuple<T = unknown> extends Array<T> {
 
 /** `torch.Size`: a tuple of ints that prints like PyTorch's. */
 export class Size extends PyTuple<number> {
+  /** A `torch.Size` of these dim sizes. */
   static fromDims(dims: Iterable<number>): Size {
     const s = new Size();
     for (const d of dims) s.push(d);
@@ -51,6 +53,7 @@ export class Size extends PyTuple<number> {
   override toString(): string {
     return `torch.Size([${this.join(', ')}])`;
   }
+  /** What `console.log` shows: `torch.Size([2, 3])`. */
   override [inspect.custom](): string {
     return this.toString();
   }
@@ -66,10 +69,15 @@ export class OrderedDict<K = unknown, V = unknown> extends Map<K, V> {
 
 /** A Python float, for writing an integral value as `2.0` rather than `2`. */
 export class PyFloat {
-  constructor(readonly value: number) {}
+  constructor(
+    /** The number. */
+    readonly value: number,
+  ) {}
+  /** The number, so arithmetic and comparisons work. */
   valueOf(): number {
     return this.value;
   }
+  /** Python's `repr`: `2.0` for an integral value. */
   toString(): string {
     return Number.isInteger(this.value) ? `${this.value}.0` : String(this.value);
   }
@@ -78,9 +86,12 @@ export class PyFloat {
 /** A Python complex number. */
 export class PyComplex {
   constructor(
+    /** The real part. */
     readonly re: number,
+    /** The imaginary part. */
     readonly im: number,
   ) {}
+  /** Python's `repr`: `(1+2j)`. */
   toString(): string {
     return `(${this.re}${this.im < 0 || Object.is(this.im, -0) ? '-' : '+'}${Math.abs(this.im)}j)`;
   }
@@ -94,7 +105,9 @@ export class PyFrozenSet<T = unknown> extends Set<T> {}
 
 /** `torch.device`. */
 export class Device {
+  /** `torch.device.type`: `cpu`, `cuda`, `mps`, `meta`, ... */
   readonly type: string;
+  /** `torch.device.index`: the device number, or null when none was given. */
   readonly index: number | null;
   constructor(spec: string | Device, index?: number | null) {
     if (spec instanceof Device) {
@@ -107,12 +120,15 @@ export class Device {
     this.type = m[1]!;
     this.index = m[2] !== undefined ? Number(m[2]) : (index ?? null);
   }
+  /** `str(device)`: `cuda:0`, or `cpu` when there is no index. */
   toString(): string {
     return this.index === null ? this.type : `${this.type}:${this.index}`;
   }
+  /** Same type and index (`torch.device('cuda:0') == 'cuda:0'`). */
   equals(other: Device | string): boolean {
     return this.toString() === new Device(other).toString();
   }
+  /** What `console.log` shows: `device(type='cuda', index=0)`. */
   [inspect.custom](): string {
     return this.index === null ? `device(type='${this.type}')` : `device(type='${this.type}', index=${this.index})`;
   }
@@ -120,10 +136,15 @@ export class Device {
 
 /** A `torch.<dtype>` object stored as a value (e.g. inside a checkpoint dict). */
 export class DTypeRef {
-  constructor(readonly name: string) {}
+  constructor(
+    /** The dtype name without `torch.` (`float32`). */
+    readonly name: string,
+  ) {}
+  /** `str(dtype)`: `torch.float32`. */
   toString(): string {
     return `torch.${this.name}`;
   }
+  /** What `console.log` shows: `torch.float32`. */
   [inspect.custom](): string {
     return this.toString();
   }
@@ -131,7 +152,11 @@ export class DTypeRef {
 
 /** A sparse tensor layout such as `torch.sparse_coo`. */
 export class Layout {
-  constructor(readonly name: string) {}
+  constructor(
+    /** The layout name without `torch.` (`sparse_coo`, `strided`). */
+    readonly name: string,
+  ) {}
+  /** `str(layout)`: `torch.sparse_coo`. */
   toString(): string {
     return `torch.${this.name}`;
   }
@@ -140,17 +165,22 @@ export class Layout {
 /** A class or function referenced (not called) by the pickle, e.g. a qscheme. */
 export class PyGlobal {
   constructor(
+    /** The Python module (`torch`). */
     readonly module: string,
+    /** The qualified name inside it (`per_tensor_affine`). */
     readonly name: string,
   ) {}
+  /** `module.name`. */
   get fullName(): string {
     return `${this.module}.${this.name}`;
   }
+  /** `module.name`. */
   toString(): string {
     return `<global ${this.fullName}>`;
   }
 }
 
+/** The pickle opcode family that built a {@link PyObject}: `REDUCE`, `NEWOBJ`, `NEWOBJ_EX` or `INST`/`OBJ`. */
 export type PyObjectKind = 'reduce' | 'newobj' | 'newobj_ex' | 'inst';
 
 /**
@@ -160,15 +190,24 @@ export type PyObjectKind = 'reduce' | 'newobj' | 'newobj_ex' | 'inst';
  */
 export class PyObject {
   constructor(
+    /** The Python module of the object's class (`argparse`). */
     readonly module: string,
+    /** The class's qualified name (`Namespace`). */
     readonly name: string,
+    /** Which pickle opcode built it, reused on re-save (see {@link PyObjectKind}). */
     readonly kind: PyObjectKind = 'newobj',
+    /** The constructor or `__reduce__` arguments, as TS values. */
     public args: unknown[] = new PyTuple(),
+    /** The `__setstate__` / `__dict__` state (BUILD), if any. */
     public state?: unknown,
+    /** Keyword arguments (`NEWOBJ_EX` only). */
     public kwargs?: Map<string, unknown>,
+    /** Items appended to the object (APPENDS), for list subclasses. */
     public listItems: unknown[] = [],
+    /** Key/value pairs set on the object (SETITEMS), for dict subclasses. */
     public dictItems: [unknown, unknown][] = [],
   ) {}
+  /** `module.name` of the class. */
   get fullName(): string {
     return `${this.module}.${this.name}`;
   }
@@ -179,6 +218,7 @@ export class PyObject {
     if (Array.isArray(st) && st[0] instanceof Map) return (st[0] as Map<string, unknown>).get(attr);
     return undefined;
   }
+  /** What `console.log` shows: the class name and its state. */
   [inspect.custom](depth: number, options: object, insp: typeof inspect): string {
     const st = this.state instanceof Map ? ' ' + insp(this.state, { ...options, depth: depth - 1 } as never) : '';
     return `PyObject<${this.fullName}>${st}`;
@@ -190,8 +230,11 @@ export class NdArray {
   constructor(
     /** numpy dtype string with byte order, e.g. `<f4`, `|b1`, `<i8`. */
     readonly descr: string,
+    /** The array's shape. */
     readonly shape: number[],
+    /** True for column-major (Fortran-order) data. */
     readonly fortranOrder: boolean,
+    /** The raw element bytes. */
     readonly data: Uint8Array,
     /** The module the pickle used (`numpy.core.multiarray` or `numpy._core.multiarray`). */
     readonly module = 'numpy.core.multiarray',
@@ -207,19 +250,25 @@ export class NdArray {
 /** A numpy scalar (`np.float64(1.5)`, `np.int64(3)`): `value` is the number it holds. */
 export class NpScalar {
   constructor(
+    /** numpy dtype string with byte order (`<f8`, `<i8`, `|b1`). */
     readonly descr: string,
+    /** The element's raw bytes. */
     readonly data: Uint8Array,
+    /** The module the pickle used (`numpy.core.multiarray` or `numpy._core.multiarray`). */
     readonly module = 'numpy.core.multiarray',
   ) {}
+  /** The scalar's value (`bool` for `b1`, bigint for 64-bit ints); a big-endian or non-numeric dtype throws `E_UNSUPPORTED_DTYPE`. */
   get value(): number | bigint | boolean {
     const arr = npTypedArray(this.descr, this.data);
     const v = arr[0];
     if (this.descr.endsWith('b1')) return v !== 0;
     return v as number | bigint;
   }
+  /** The value as a number, so arithmetic works. */
   valueOf(): number {
     return Number(this.value);
   }
+  /** What `console.log` shows: `np.float64(1.5)` style. */
   [inspect.custom](): string {
     return `np(${String(this.value)})`;
   }
@@ -268,7 +317,9 @@ function npTypedArray(descr: string, data: Uint8Array): ArrayLike<number | bigin
  */
 export const pyReduce: unique symbol = Symbol.for('torchsave.pyReduce');
 
+/** A JS object that `torch.save` writes as a Python object (see {@link pyReduce}). */
 export interface PyReducible {
+  /** The global, arguments and state to pickle for this object. */
   [pyReduce](): PyObject;
 }
 
@@ -282,6 +333,7 @@ export function isPyReducible(x: unknown): x is PyReducible {
  * `obj` arrives with its args and state already converted to TS values (children first).
  */
 export interface PyClass {
+  /** Builds the TS value for a loaded `obj`. */
   fromPyObject(obj: PyObject): unknown;
 }
 

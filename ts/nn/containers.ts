@@ -18,6 +18,7 @@ export class Sequential extends Module implements Iterable<Module> {
       (args as Module[]).forEach((m, i) => this.addModule(String(i), m));
     }
   }
+  /** `len(seq)`: the number of child modules. */
   get length(): number {
     return modulesOf(this).size;
   }
@@ -29,10 +30,12 @@ export class Sequential extends Module implements Iterable<Module> {
     if (m === undefined) throw torchsaveError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
     return m as Module;
   }
+  /** `Sequential.append`: adds `m` as the next child (named by its index); returns the container. */
   append(m: Module): this {
     this.addModule(String(modulesOf(this).size), m);
     return this;
   }
+  /** `iter(seq)`: the children in order. */
   *[Symbol.iterator](): Iterator<Module> {
     for (const m of modulesOf(this).values()) if (m) yield m;
   }
@@ -51,23 +54,28 @@ export class ModuleList extends Module implements Iterable<Module> {
     super();
     for (const m of modules) this.append(m);
   }
+  /** `len(modules)`: the number of modules. */
   get length(): number {
     return modulesOf(this).size;
   }
+  /** `modules[i]` (negative counts from the end); out of range throws `E_INVALID_ARGUMENT`. */
   at(i: number): Module {
     const mods = [...modulesOf(this).values()];
     const m = mods[i < 0 ? i + mods.length : i];
     if (m === undefined) throw torchsaveError('E_INVALID_ARGUMENT', `index ${i} is out of range`);
     return m as Module;
   }
+  /** `ModuleList.append`: adds `m` at the end (named by its index); returns the list. */
   append(m: Module): this {
     this.addModule(String(modulesOf(this).size), m);
     return this;
   }
+  /** `ModuleList.extend`: appends every module of `ms`; returns the list. */
   extend(ms: Iterable<Module>): this {
     for (const m of ms) this.append(m);
     return this;
   }
+  /** `iter(modules)`: the modules in order. */
   *[Symbol.iterator](): Iterator<Module> {
     for (const m of modulesOf(this).values()) if (m) yield m;
   }
@@ -80,19 +88,24 @@ export class ModuleDict extends Module {
     super();
     if (modules) this.update(modules);
   }
+  /** `ModuleDict.update`: adds or replaces the given modules, in their order. */
   update(modules: Map<string, Module> | Record<string, Module>): void {
     const entries = modules instanceof Map ? modules.entries() : Object.entries(modules);
     for (const [k, v] of entries) this.addModule(k, v);
   }
+  /** `modules[key]`, or undefined when absent. */
   get(key: string): Module | undefined {
     return modulesOf(this).get(key) ?? undefined;
   }
+  /** `modules[key] = m`: adds or replaces a module. */
   set(key: string, m: Module): void {
     this.addModule(key, m);
   }
+  /** `ModuleDict.keys`: the names, in insertion order. */
   keys(): string[] {
     return [...modulesOf(this).keys()];
   }
+  /** `len(modules)`: the number of modules. */
   get size(): number {
     return modulesOf(this).size;
   }

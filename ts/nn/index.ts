@@ -38,19 +38,29 @@ export { pyRepr, pyFloatRepr, pyPrintLine } from './pyrepr';
 
 /** `torch.nn.parallel`. */
 export const parallel = {
+  /** `nn.parallel.DataParallel`: the wrapper class (also `nn.DataParallel`). */
   DataParallel: parallelMod.DataParallel,
+  /** `nn.parallel.DistributedDataParallel`: the state-dict wrapper (also `nn.DistributedDataParallel`). */
   DistributedDataParallel: parallelMod.DistributedDataParallel,
+  /** `nn.parallel.data_parallel`: one forward split across devices, without a wrapper module. */
   dataParallel: parallelMod.dataParallel,
+  /** `nn.parallel.scatter`: splits inputs along `dim` into one chunk per device. */
   scatter: parallelMod.scatter,
+  /** `nn.parallel.gather`: concatenates per-device outputs along `dim` on the target device. */
   gather: parallelMod.gather,
+  /** `nn.parallel.replicate`: copies of a module, one per device. */
   replicate: parallelMod.replicate,
+  /** `nn.parallel.parallel_apply`: runs each module on its inputs. */
   parallelApply: parallelMod.parallelApply,
 };
 
 /** `torch.nn.utils` / `torch.nn.modules.utils` state-dict helpers. */
 export const utils = {
+  /** `consume_prefix_in_state_dict_if_present`: strips `prefix` from the keys (and `_metadata`) in place. */
   consumePrefixInStateDictIfPresent: utilsMod.consumePrefixInStateDictIfPresent,
+  /** A copy of the state dict with every leading `module.` (or `prefix`) removed from the keys that have it, `_metadata` renamed too. */
   stripModulePrefix: utilsMod.stripModulePrefix,
+  /** A copy with the first `n` (default 7) characters cut from every key: the `k[7:]` loop. */
   dropFirstChars: utilsMod.dropFirstChars,
 };
 

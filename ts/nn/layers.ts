@@ -12,7 +12,9 @@ import * as init from './init';
 import { Module, type PyAttrSpec, zeroLong } from './module';
 import { PyTuple } from '../values';
 
+/** The `dtype=` keyword of a layer's constructor. */
 export interface FactoryOpts {
+  /** Dtype of the parameters and buffers (default `float32`). */
   dtype?: DType;
 }
 
@@ -48,9 +50,13 @@ export class Linear extends Module {
     { py: 'in_features', js: 'inFeatures', kind: 'int' },
     { py: 'out_features', js: 'outFeatures', kind: 'int' },
   ];
+  /** `in_features`: size of each input sample. */
   declare inFeatures: number;
+  /** `out_features`: size of each output sample. */
   declare outFeatures: number;
+  /** `[outFeatures, inFeatures]`, initialised Kaiming-uniform. */
   declare weight: Parameter;
+  /** `[outFeatures]`, or null when built with `bias: false`. */
   declare bias: Parameter | null;
   constructor(inFeatures: number, outFeatures: number, opts: { bias?: boolean } & FactoryOpts = {}) {
     super();
@@ -61,6 +67,7 @@ export class Linear extends Module {
     else this.registerParameter('bias', null);
     this.resetParameters();
   }
+  /** `reset_parameters()`: re-draws `weight` (Kaiming uniform, a=√5) and `bias` (U(±1/√fan_in)) from the default generator. */
   resetParameters(): void {
     init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
     if (this.bias) {
@@ -85,10 +92,15 @@ export class Bilinear extends Module {
     { py: 'in2_features', js: 'in2Features', kind: 'int' },
     { py: 'out_features', js: 'outFeatures', kind: 'int' },
   ];
+  /** `in1_features`: size of the first input's samples. */
   declare in1Features: number;
+  /** `in2_features`: size of the second input's samples. */
   declare in2Features: number;
+  /** `out_features`: size of each output sample. */
   declare outFeatures: number;
+  /** `[outFeatures, in1Features, in2Features]`. */
   declare weight: Parameter;
+  /** `[outFeatures]`, or null when built with `bias: false`. */
   declare bias: Parameter | null;
   constructor(in1Features: number, in2Features: number, outFeatures: number, opts: { bias?: boolean } & FactoryOpts = {}) {
     super();
@@ -109,17 +121,27 @@ export class Bilinear extends Module {
 
 // ---------------------------------------------------------------- convolution
 
+/** The keyword arguments of `nn.Conv1d/2d/3d` (PyTorch's names and defaults). */
 export interface ConvOptions extends FactoryOpts {
+  /** Step of the kernel (default 1). */
   stride?: number | number[];
+  /** Padding on each side (default 0), or `same` / `valid`. */
   padding?: number | number[] | 'same' | 'valid';
+  /** Spacing between kernel taps (default 1). */
   dilation?: number | number[];
+  /** Channel groups; both channel counts must divide by it (default 1). */
   groups?: number;
+  /** Whether the layer has a bias (default true). */
   bias?: boolean;
+  /** How padding is filled: `zeros` (default), `reflect`, `replicate` or `circular`. */
   paddingMode?: 'zeros' | 'reflect' | 'replicate' | 'circular';
 }
 
+/** The keyword arguments of `nn.ConvTranspose2d`. */
 export interface ConvTransposeOptions extends Omit<ConvOptions, 'padding'> {
+  /** `dilation * (k - 1) - padding` padding of the input on each side (default 0). */
   padding?: number | number[];
+  /** Extra size on one side of the output (default 0). */
   outputPadding?: number | number[];
 }
 
@@ -138,19 +160,32 @@ export abstract class ConvNd extends Module {
     { py: 'padding_mode', js: 'paddingMode', kind: 'str' },
     { py: '_reversed_padding_repeated_twice', kind: 'raw', get: (m) => (m as ConvNd).reversedPaddingRepeatedTwice() },
   ];
+  /** `in_channels`: channels of the input. */
   declare inChannels: number;
+  /** `out_channels`: channels of the output. */
   declare outChannels: number;
+  /** `kernel_size`, one entry per spatial dim. */
   declare kernelSize: number[];
+  /** `stride`, one entry per spatial dim. */
   declare stride: number[];
+  /** `padding` per spatial dim, or `same` / `valid`. */
   declare padding: number[] | 'same' | 'valid';
+  /** `dilation`, one entry per spatial dim. */
   declare dilation: number[];
+  /** True for the transposed convolutions. */
   declare transposed: boolean;
+  /** `output_padding` (transposed convolutions; zeros otherwise). */
   declare outputPadding: number[];
+  /** `groups`: channel groups convolved separately. */
   declare groups: number;
+  /** `padding_mode`: `zeros`, `reflect`, `replicate` or `circular`. */
   declare paddingMode: string;
+  /** `[out, in/groups, *kernelSize]` (transposed: `[in, out/groups, *kernelSize]`). */
   declare weight: Parameter;
+  /** `[outChannels]`, or null when built with `bias: false`. */
   declare bias: Parameter | null;
 
+  /** For subclasses: checks and stores the attributes, allocates and initialises the parameters; bad groups, channel counts or padding throw `E_INVALID_ARGUMENT`. */
   protected setupConv(
     n: number,
     inChannels: number,
@@ -213,6 +248,7 @@ export abstract class ConvNd extends Module {
     return out;
   }
 
+  /** `reset_parameters()`: re-draws `weight` (Kaiming uniform, a=√5) and `bias` (U(±1/√fan_in)). */
   resetParameters(): void {
     init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
     if (this.bias) {
@@ -305,11 +341,17 @@ export class MaxPool2d extends Module {
     { py: 'return_indices', js: 'returnIndices', kind: 'bool' },
     { py: 'ceil_mode', js: 'ceilMode', kind: 'bool' },
   ];
+  /** `kernel_size`: the window. */
   declare kernelSize: number | number[];
+  /** `stride` of the window (defaults to the kernel size). */
   declare stride: number | number[];
+  /** `padding`: implicit -inf padding on each side. */
   declare padding: number | number[];
+  /** `dilation`: spacing between window taps. */
   declare dilation: number | number[];
+  /** `return_indices`: when true, `forward` throws `E_INVALID_ARGUMENT` and `forwardWithIndices` gives `[output, indices]`. */
   declare returnIndices: boolean;
+  /** `ceil_mode`: round the output size up. */
   declare ceilMode: boolean;
   constructor(
     kernelSize: number | number[],
@@ -352,11 +394,17 @@ export class AvgPool2d extends Module {
     { py: 'count_include_pad', js: 'countIncludePad', kind: 'bool' },
     { py: 'divisor_override', js: 'divisorOverride', kind: 'raw' },
   ];
+  /** `kernel_size`: the window. */
   declare kernelSize: number | number[];
+  /** `stride` of the window (defaults to the kernel size). */
   declare stride: number | number[];
+  /** `padding`: implicit zero padding on each side. */
   declare padding: number | number[];
+  /** `ceil_mode`: round the output size up. */
   declare ceilMode: boolean;
+  /** `count_include_pad`: count padding zeros in the divisor. */
   declare countIncludePad: boolean;
+  /** `divisor_override`: divide by this instead of the window size, or null. */
   declare divisorOverride: number | null;
   constructor(
     kernelSize: number | number[],
@@ -386,6 +434,7 @@ export class AdaptiveAvgPool2d extends Module {
   static override pyModule = 'torch.nn.modules.pooling';
   static override pyName = 'AdaptiveAvgPool2d';
   static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'output_size', js: 'outputSize', kind: 'intOrTuple' }];
+  /** `output_size`: the target `[H, W]` (or one number for both); a null entry keeps the input's size. */
   declare outputSize: number | (number | null)[];
   constructor(outputSize: number | (number | null)[]) {
     super();
@@ -398,10 +447,15 @@ export class AdaptiveAvgPool2d extends Module {
 
 // ---------------------------------------------------------------- normalisation
 
+/** The keyword arguments of `nn.BatchNorm1d/2d/3d`. */
 export interface BatchNormOptions extends FactoryOpts {
+  /** Added to the variance for stability (default 1e-5). */
   eps?: number;
+  /** Running-stats update factor (default 0.1); null: cumulative average. */
   momentum?: number | null;
+  /** Learnable `weight` and `bias` (default true). */
   affine?: boolean;
+  /** Keep `running_mean` / `running_var` buffers (default true). */
   trackRunningStats?: boolean;
 }
 
@@ -415,15 +469,25 @@ export abstract class BatchNormBase extends Module {
     { py: 'affine', js: 'affine', kind: 'bool' },
     { py: 'track_running_stats', js: 'trackRunningStats', kind: 'bool' },
   ];
+  /** `num_features`: channels (`C` of `[N, C, ...]`). */
   declare numFeatures: number;
+  /** `eps`: added to the variance for stability. */
   declare eps: number;
+  /** `momentum`: running-stats update factor; null for a cumulative average. */
   declare momentum: number | null;
+  /** `affine`: whether `weight` and `bias` exist. */
   declare affine: boolean;
+  /** `track_running_stats`: whether the running buffers exist. */
   declare trackRunningStats: boolean;
+  /** `[numFeatures]` scale (ones at first), or null without `affine`. */
   declare weight: Parameter | null;
+  /** `[numFeatures]` shift (zeros at first), or null without `affine`. */
   declare bias: Parameter | null;
+  /** Buffer `running_mean` `[numFeatures]`, or null without `trackRunningStats`. */
   declare running_mean: Tensor | null;
+  /** Buffer `running_var` `[numFeatures]`, or null without `trackRunningStats`. */
   declare running_var: Tensor | null;
+  /** Buffer `num_batches_tracked` (an int64 scalar), or null without `trackRunningStats`. */
   declare num_batches_tracked: Tensor | null;
 
   constructor(numFeatures: number, opts: BatchNormOptions = {}) {
@@ -513,10 +577,15 @@ export class LayerNorm extends Module {
     { py: 'eps', js: 'eps', kind: 'float' },
     { py: 'elementwise_affine', js: 'elementwiseAffine', kind: 'bool' },
   ];
+  /** `normalized_shape`: the trailing dims normalised over. */
   declare normalizedShape: number[];
+  /** `eps`: added to the variance for stability. */
   declare eps: number;
+  /** `elementwise_affine`: whether `weight` and `bias` exist. */
   declare elementwiseAffine: boolean;
+  /** Scale of shape `normalizedShape` (ones at first), or null. */
   declare weight: Parameter | null;
+  /** Shift of shape `normalizedShape` (zeros at first), or null. */
   declare bias: Parameter | null;
   constructor(normalizedShape: number | number[], opts: { eps?: number; elementwiseAffine?: boolean; bias?: boolean } & FactoryOpts = {}) {
     super();
@@ -547,11 +616,17 @@ export class GroupNorm extends Module {
     { py: 'eps', js: 'eps', kind: 'float' },
     { py: 'affine', js: 'affine', kind: 'bool' },
   ];
+  /** `num_groups`: groups the channels are split into. */
   declare numGroups: number;
+  /** `num_channels`: channels of the input. */
   declare numChannels: number;
+  /** `eps`: added to the variance for stability. */
   declare eps: number;
+  /** `affine`: whether `weight` and `bias` exist. */
   declare affine: boolean;
+  /** `[numChannels]` scale (ones at first), or null. */
   declare weight: Parameter | null;
+  /** `[numChannels]` shift (zeros at first), or null. */
   declare bias: Parameter | null;
   constructor(numGroups: number, numChannels: number, opts: { eps?: number; affine?: boolean } & FactoryOpts = {}) {
     super();
@@ -588,13 +663,21 @@ export class Embedding extends Module {
     { py: 'scale_grad_by_freq', js: 'scaleGradByFreq', kind: 'bool' },
     { py: 'sparse', js: 'sparse', kind: 'bool' },
   ];
+  /** `num_embeddings`: rows of the table. */
   declare numEmbeddings: number;
+  /** `embedding_dim`: size of each row. */
   declare embeddingDim: number;
+  /** `padding_idx`: the row that gets no gradient (zeros at first), or null. */
   declare paddingIdx: number | null;
+  /** `max_norm`: PyTorch renormalises rows above it; kept for re-saving, and `forward` with it set throws `E_INVALID_ARGUMENT`. Null when unset. */
   declare maxNorm: number | null;
+  /** `norm_type`: the p of `max_norm`'s p-norm (default 2). */
   declare normType: number;
+  /** `scale_grad_by_freq`: scale gradients by the inverse word frequency in the batch. */
   declare scaleGradByFreq: boolean;
+  /** `sparse`: sparse gradients for the weight. */
   declare sparse: boolean;
+  /** `[numEmbeddings, embeddingDim]`, N(0, 1) at first. */
   declare weight: Parameter;
   constructor(
     numEmbeddings: number,
@@ -638,7 +721,9 @@ export class Dropout extends Module {
     { py: 'p', js: 'p', kind: 'float' },
     { py: 'inplace', js: 'inplace', kind: 'bool' },
   ];
+  /** `p`: probability of zeroing an element in training mode. */
   declare p: number;
+  /** `inplace`: PyTorch's in-place flag, kept for re-saving. */
   declare inplace: boolean;
   constructor(p = 0.5, inplace = false) {
     super();
@@ -658,6 +743,7 @@ export class ReLU extends Module {
   static override pyModule = 'torch.nn.modules.activation';
   static override pyName = 'ReLU';
   static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'inplace', js: 'inplace', kind: 'bool' }];
+  /** `inplace`: PyTorch's in-place flag, kept for re-saving. */
   declare inplace: boolean;
   constructor(inplace = false) {
     super();
@@ -672,6 +758,7 @@ export class GELU extends Module {
   static override pyModule = 'torch.nn.modules.activation';
   static override pyName = 'GELU';
   static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'approximate', js: 'approximate', kind: 'str' }];
+  /** `approximate`: `none` (exact) or `tanh`. */
   declare approximate: 'none' | 'tanh';
   constructor(approximate: 'none' | 'tanh' = 'none') {
     super();
@@ -702,6 +789,7 @@ export class Softmax extends Module {
   static override pyModule = 'torch.nn.modules.activation';
   static override pyName = 'Softmax';
   static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'dim', js: 'dim', kind: 'raw' }];
+  /** `dim`: the dim that sums to 1. */
   declare dim: number | null;
   constructor(dim: number | null = null) {
     super();
@@ -721,7 +809,9 @@ export class Flatten extends Module {
     { py: 'start_dim', js: 'startDim', kind: 'int' },
     { py: 'end_dim', js: 'endDim', kind: 'int' },
   ];
+  /** `start_dim`: first dim merged (default 1, keeping the batch). */
   declare startDim: number;
+  /** `end_dim`: last dim merged (default -1). */
   declare endDim: number;
   constructor(startDim = 1, endDim = -1) {
     super();
@@ -745,9 +835,13 @@ export class CrossEntropyLoss extends Module {
     { py: 'ignore_index', js: 'ignoreIndex', kind: 'int' },
     { py: 'label_smoothing', js: 'labelSmoothing', kind: 'float' },
   ];
+  /** `reduction`: `mean` (default), `sum` or `none`. */
   declare reduction: Reduction;
+  /** `ignore_index`: targets with this class count for nothing (default -100). */
   declare ignoreIndex: number;
+  /** `label_smoothing`: mass moved uniformly to every class (default 0). */
   declare labelSmoothing: number;
+  /** Per-class weights `[C]`, or null. */
   declare weight: Tensor | null;
   constructor(opts: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}) {
     super();
@@ -769,8 +863,11 @@ export class NLLLoss extends Module {
     { py: 'reduction', js: 'reduction', kind: 'str' },
     { py: 'ignore_index', js: 'ignoreIndex', kind: 'int' },
   ];
+  /** `reduction`: `mean` (default), `sum` or `none`. */
   declare reduction: Reduction;
+  /** `ignore_index`: targets with this class count for nothing (default -100). */
   declare ignoreIndex: number;
+  /** Per-class weights `[C]`, or null. */
   declare weight: Tensor | null;
   constructor(opts: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction } = {}) {
     super();
@@ -788,6 +885,7 @@ export class MSELoss extends Module {
   static override pyModule = 'torch.nn.modules.loss';
   static override pyName = 'MSELoss';
   static override pyAttrs: readonly PyAttrSpec[] = [{ py: 'reduction', js: 'reduction', kind: 'str' }];
+  /** `reduction`: `mean` (default), `sum` or `none`. */
   declare reduction: Reduction;
   constructor(opts: { reduction?: Reduction } = {}) {
     super();

@@ -40,13 +40,17 @@ export const LIBTORCH_HINT = LIBTORCH_HOW_TO;
 /** What `stateDict()` returns and `loadStateDict()` takes: name → tensor (plus `_extra_state` values). */
 export type StateDict = OrderedDict<string, Tensor> | Map<string, unknown>;
 
+/** The keyword arguments of {@link Module.stateDict} (`state_dict(destination, prefix, keep_vars)`). */
 export interface StateDictOptions {
+  /** Prepended to every key (`'model.'`; default none). */
   prefix?: string;
+  /** Return the module's own tensors rather than detached ones (default false). */
   keepVars?: boolean;
   /** Fill this dict instead of a new one (PyTorch's `destination`). */
   destination?: OrderedDict<string, unknown>;
 }
 
+/** The keyword arguments of {@link Module.loadStateDict} (`load_state_dict(state_dict, strict, assign)`). */
 export interface LoadStateDictOptions {
   /** Keys must match exactly (default true). */
   strict?: boolean;
@@ -56,7 +60,9 @@ export interface LoadStateDictOptions {
 
 /** PyTorch's `_IncompatibleKeys`. */
 export interface IncompatibleKeys {
+  /** Keys the module has and the state dict lacks. */
   missingKeys: string[];
+  /** Keys the state dict has and the module lacks. */
   unexpectedKeys: string[];
 }
 
@@ -126,8 +132,11 @@ export type PyAttrKind =
 
 /** One pickled layer attribute: Python name, JS property (or a getter for computed ones), kind. */
 export interface PyAttrSpec {
+  /** The attribute's Python name (`in_features`). */
   py: string;
+  /** The JS property it maps to (`inFeatures`), when it has one. */
   js?: string;
+  /** How the value converts between pickle and JS. */
   kind: PyAttrKind;
   /** Computed value (e.g. `_reversed_padding_repeated_twice`); not restored on load. */
   get?: (m: Module) => unknown;
@@ -347,9 +356,11 @@ export class Module implements PyReducible {
     return this as unknown as ModuleInternals;
   }
 
+  /** `Module.training`: whether the module is in training mode (dropout active, batch norm updating its running stats). */
   get training(): boolean {
     return this._i._training;
   }
+  /** Sets training mode on this module only; {@link Module.train} also sets it on the children. */
   set training(mode: boolean) {
     this._i._training = mode;
   }

@@ -32,8 +32,10 @@ import { cat } from './functional';
 import { Module, type PyAttrSpec } from './module';
 
 /** A device as `torch.nn.parallel` takes it: an index (`cuda:N`), `'cuda:1'`, `'cpu'`, or a Device. */
+/** A device: a CUDA index (`0`), a string (`cuda:1`, `cpu`) or a {@link Device}. */
 export type DeviceLike = number | string | Device;
 
+/** The keyword arguments of `nn.DataParallel(module, device_ids, output_device, dim)`. */
 export interface DataParallelOptions {
   /** CUDA devices to use (default: all of them). Ignored without CUDA, as in PyTorch. */
   deviceIds?: DeviceLike[] | null;
@@ -274,10 +276,13 @@ export class DataParallel<M extends Module = Module> extends Module {
   static override pyModule = 'torch.nn.parallel.data_parallel';
   static override pyName = 'DataParallel';
   static override pyAttrs: readonly PyAttrSpec[] = [];
+  /** The wrapped module (state-dict keys gain `module.`). */
   declare module: M;
   /** The devices asked for (not pickled). */
   declare requestedDeviceIds: DeviceLike[] | null;
+  /** `output_device`: the CUDA index outputs are gathered on, `-1` for the host, null without CUDA. */
   declare outputDevice: number | null;
+  /** `dim`: the dimension inputs are split and outputs concatenated along. */
   declare dim: number;
   declare private _deviceIds: number[];
   constructor(module: M, opts: DataParallelOptions = {}) {
@@ -362,11 +367,17 @@ function outputIndex(d: DeviceLike): number {
   return dev.type === 'cpu' ? -1 : (dev.index ?? 0);
 }
 
+/** The keyword arguments of `nn.parallel.DistributedDataParallel`, kept on the wrapper (there is no process group here). */
 export interface DistributedDataParallelOptions {
+  /** `device_ids`: the CUDA devices of this process. */
   deviceIds?: number[] | null;
+  /** `output_device`: where outputs go. */
   outputDevice?: number | null;
+  /** `dim`: the dimension inputs are split along (default 0). */
   dim?: number;
+  /** `broadcast_buffers`: sync buffers at every forward (PyTorch default true). */
   broadcastBuffers?: boolean;
+  /** `find_unused_parameters`: tolerate parameters without gradients (PyTorch default false). */
   findUnusedParameters?: boolean;
 }
 
@@ -378,6 +389,7 @@ export interface DistributedDataParallelOptions {
 export class DistributedDataParallel<M extends Module = Module> extends Module {
   static override pyModule = 'torch.nn.parallel.distributed';
   static override pyName = 'DistributedDataParallel';
+  /** The wrapped module (state-dict keys gain `module.`). */
   declare module: M;
   constructor(module: M, opts: DistributedDataParallelOptions = {}) {
     super();

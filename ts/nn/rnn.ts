@@ -11,11 +11,17 @@ import { Module, type PyAttrSpec } from './module';
 import type { FactoryOpts } from './layers';
 
 export interface RNNOptions extends FactoryOpts {
+  /** `num_layers`: stacked recurrent layers (default 1). */
   numLayers?: number;
+  /** Whether the layers have `b_ih`/`b_hh` biases (default true). */
   bias?: boolean;
+  /** `batch_first`: inputs and outputs are `[batch, seq, feature]` (default false: `[seq, batch, feature]`). */
   batchFirst?: boolean;
+  /** Dropout on the outputs of every layer but the last, in training (default 0). */
   dropout?: number;
+  /** Run each layer both ways (default false). */
   bidirectional?: boolean;
+  /** `proj_size`: LSTM only, project the hidden state to this size (default 0: none). */
   projSize?: number;
 }
 
@@ -35,18 +41,30 @@ export abstract class RNNBase extends Module {
     { py: '_all_weights', js: 'allWeights', kind: 'raw' },
     { py: '_flat_weights', kind: 'raw', get: (m) => (m as RNNBase).flatWeights() },
   ];
+  /** `mode`: `LSTM` or `GRU`. */
   declare mode: string;
+  /** `input_size`: features of each input step. */
   declare inputSize: number;
+  /** `hidden_size`: features of the hidden state. */
   declare hiddenSize: number;
+  /** `num_layers`: stacked layers. */
   declare numLayers: number;
+  /** `bias`: whether the biases exist. */
   declare bias: boolean;
+  /** `batch_first`: batch is dim 0 of inputs and outputs. */
   declare batchFirst: boolean;
+  /** `dropout`: between layers, in training. */
   declare dropout: number;
+  /** `bidirectional`: each layer runs both ways. */
   declare bidirectional: boolean;
+  /** `proj_size`: LSTM projection size, 0 for none. */
   declare projSize: number;
+  /** `_flat_weights_names`: the parameter names in cuDNN's flat order (`weight_ih_l0`, ...). */
   declare flatWeightsNames: string[];
+  /** `_all_weights`: the parameter names per layer and direction. */
   declare allWeights: string[][];
 
+  /** For subclasses: checks the options, stores the attributes and allocates the per-layer weights; bad sizes or dropout throw `E_INVALID_ARGUMENT`. */
   protected setupRnn(mode: string, gateSize: number, inputSize: number, hiddenSize: number, opts: RNNOptions): void {
     const numLayers = opts.numLayers ?? 1;
     const projSize = opts.projSize ?? 0;
@@ -98,6 +116,7 @@ export abstract class RNNBase extends Module {
     return (this.flatWeightsNames ?? []).map((n) => params.get(n) ?? null);
   }
 
+  /** `reset_parameters()`: every weight and bias from U(-1/√hidden_size, 1/√hidden_size). */
   resetParameters(): void {
     const stdv = this.hiddenSize > 0 ? 1 / Math.sqrt(this.hiddenSize) : 0;
     for (const w of this.parameters()) init.uniform_(w, -stdv, stdv);

@@ -23,13 +23,16 @@ export const optimError = torchsaveError;
 
 /** One parameter group: PyTorch's keys (`lr`, `weight_decay`, ...) and `params`. */
 export interface ParamGroup {
+  /** The group's parameters. */
   params: Tensor[];
+  /** Their names, when the optimizer was built from named parameters. */
   param_names?: string[];
   [key: string]: unknown;
 }
 
 /** What a user passes for a group: params (tensors or [name, tensor] pairs) and options. */
 export interface ParamGroupInput {
+  /** The group's parameters (tensors or `[name, tensor]` pairs). */
   params: Iterable<Tensor | [string, Tensor]> | Tensor;
   [key: string]: unknown;
 }
@@ -56,7 +59,9 @@ export function num(v: unknown): number {
 export abstract class Optimizer {
   /** Python's `defaults`, in the optimizer's key order. */
   readonly defaults: Map<string, unknown>;
+  /** `optimizer.param_groups`: each group's parameters and hyperparameters (Python key names). */
   paramGroups: ParamGroup[] = [];
+  /** `optimizer.state`: per-parameter state (`step`, `exp_avg`, ...), keyed by the parameter. */
   state: OptimizerState = new Map();
 
   constructor(params: ParamsInput, defaults: Map<string, unknown>) {
@@ -244,8 +249,11 @@ export abstract class Optimizer {
 
 /** The keys of an optimizer state dict Map (for typing `sd.get('state')`). */
 export interface OptimizerStateDictMap {
+  /** `state`: per-parameter state by parameter index. */
   get(key: 'state'): Map<number, Map<string, unknown>>;
+  /** `param_groups`: each group's hyperparameters and `params` as indices. */
   get(key: 'param_groups'): Map<string, unknown>[];
+  /** Any other key. */
   get(key: string): unknown;
 }
 

@@ -47,15 +47,25 @@ function stepTensor(): Tensor {
   return tensor(0.0, { dtype: 'float32' });
 }
 
+/** The keyword arguments of `torch.optim.SGD` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface SGDOptions {
+  /** Learning rate (default 1e-3). */
   lr?: number;
+  /** Momentum factor (default 0). */
   momentum?: number;
+  /** Dampening of the momentum (default 0). */
   dampening?: number;
+  /** `weight_decay`: L2 penalty (default 0). */
   weightDecay?: number;
+  /** Nesterov momentum (default false; needs momentum > 0 and no dampening). */
   nesterov?: boolean;
+  /** Maximise the objective instead of minimising (default false). */
   maximize?: boolean;
+  /** Use the multi-tensor implementation (null, the default: PyTorch picks). */
   foreach?: boolean | null;
+  /** Let autograd run through the step (default false). */
   differentiable?: boolean;
+  /** Use the fused kernel (null, the default: PyTorch picks). */
   fused?: boolean | null;
   [k: string]: unknown;
 }
@@ -99,17 +109,29 @@ export class SGD extends Optimizer {
   }
 }
 
+/** The keyword arguments of `torch.optim.Adam` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface AdamOptions {
+  /** Learning rate (default 1e-3). */
   lr?: number;
+  /** Decay rates of the running mean of the gradient and of its square (default `[0.9, 0.999]`). */
   betas?: [number, number] | PyTuple<number>;
+  /** Added to the denominator for stability (default 1e-8). */
   eps?: number;
+  /** `weight_decay`: L2 penalty (default 0). */
   weightDecay?: number;
+  /** Use the AMSGrad variant (default false). */
   amsgrad?: boolean;
+  /** Maximise the objective instead of minimising (default false). */
   maximize?: boolean;
+  /** Use the multi-tensor implementation (null, the default: PyTorch picks). */
   foreach?: boolean | null;
+  /** Safe to capture in a CUDA graph (default false). */
   capturable?: boolean;
+  /** Let autograd run through the step (default false). */
   differentiable?: boolean;
+  /** Use the fused kernel (null, the default: PyTorch picks). */
   fused?: boolean | null;
+  /** `decoupled_weight_decay`: AdamW's decoupled decay (default false for Adam, true for AdamW). */
   decoupledWeightDecay?: boolean;
   [k: string]: unknown;
 }
@@ -200,16 +222,27 @@ export class AdamW extends Adam {
   }
 }
 
+/** The keyword arguments of `torch.optim.RMSprop` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface RMSpropOptions {
+  /** Learning rate (default 1e-2). */
   lr?: number;
+  /** Smoothing constant of the squared-gradient average (default 0.99). */
   alpha?: number;
+  /** Added to the denominator for stability (default 1e-8). */
   eps?: number;
+  /** `weight_decay`: L2 penalty (default 0). */
   weightDecay?: number;
+  /** Momentum factor (default 0). */
   momentum?: number;
+  /** Normalise by the gradient's estimated variance (default false). */
   centered?: boolean;
+  /** Safe to capture in a CUDA graph (default false). */
   capturable?: boolean;
+  /** Use the multi-tensor implementation (null, the default: PyTorch picks). */
   foreach?: boolean | null;
+  /** Maximise the objective instead of minimising (default false). */
   maximize?: boolean;
+  /** Let autograd run through the step (default false). */
   differentiable?: boolean;
   [k: string]: unknown;
 }
@@ -277,15 +310,25 @@ export class RMSprop extends Optimizer {
   }
 }
 
+/** The keyword arguments of `torch.optim.Adagrad` (camelCase or snake_case); an unknown key or an out-of-range value throws `E_INVALID_ARGUMENT` (PyTorch: TypeError / ValueError). */
 export interface AdagradOptions {
+  /** Learning rate (default 1e-2). */
   lr?: number;
+  /** `lr_decay`: learning-rate decay (default 0). */
   lrDecay?: number;
+  /** `weight_decay`: L2 penalty (default 0). */
   weightDecay?: number;
+  /** `initial_accumulator_value`: starting value of the squared-gradient sum (default 0). */
   initialAccumulatorValue?: number;
+  /** Added to the denominator for stability (default 1e-10). */
   eps?: number;
+  /** Use the multi-tensor implementation (null, the default: PyTorch picks). */
   foreach?: boolean | null;
+  /** Maximise the objective instead of minimising (default false). */
   maximize?: boolean;
+  /** Let autograd run through the step (default false). */
   differentiable?: boolean;
+  /** Use the fused kernel (null, the default: PyTorch picks). */
   fused?: boolean | null;
   [k: string]: unknown;
 }

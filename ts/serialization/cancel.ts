@@ -16,6 +16,7 @@ import { torchsaveError, type TorchsaveError } from '../errors';
 
 /** The error an aborted `loadAsync` / `saveAsync` rejects with. */
 export interface CancelledError extends TorchsaveError {
+  /** Always `E_CANCELLED`. */
   code: 'E_CANCELLED';
   /** Resolves once the native work that was under way has finished (at once when none had started). */
   settled: Promise<void>;

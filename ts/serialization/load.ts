@@ -65,7 +65,15 @@ export function loadSafetensorsWithInfo<T = unknown>(path: string, opts: LoadOpt
 }
 
 /** {@link load}, plus facts about the file (format, globals, protocol). */
-export function loadWithInfo<T = unknown>(f: string | Uint8Array, opts: LoadOptions = {}): { value: T; info: LoadInfo } {
+export function loadWithInfo<T = unknown>(
+  f: string | Uint8Array,
+  opts: LoadOptions = {},
+): {
+  /** What {@link load} returns. */
+  value: T;
+  /** The file's format, globals and pickle protocol. */
+  info: LoadInfo;
+} {
   checkSource(f);
   if (isSafetensorsPath(f)) return loadSafetensorsWithInfo<T>(f, opts);
   const raw = native().load(f, nativeLoadOptions(opts));

@@ -16,6 +16,7 @@ export type MapLocation =
 
 /** A class allowed by `safeGlobals`: anything with a static `pyName` (`module.qualname`). */
 export interface NamedPyClass {
+  /** The Python `module.qualname` the class stands for (`collections.OrderedDict`). */
   readonly pyName: string;
 }
 
@@ -93,6 +94,7 @@ export interface SaveOptions {
 
 /** Something bytes can be written to: a Node `Writable`, a `FileHandle`-like object, ... */
 export interface WritableLike {
+  /** Receives the next chunk of the file, in order; the return value is ignored. */
   write(chunk: Uint8Array): unknown;
 }
 
@@ -105,9 +107,13 @@ export interface LoadInfo {
   format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'safetensors';
   /** Every global the pickle named (`module.name`), first-seen order. */
   globals: string[];
+  /** True when the file was written on a big-endian machine (storages are byte-swapped on load). */
   bigEndian: boolean;
+  /** The pickle protocol of the file's (main) pickle; 0 for safetensors. */
   pickleProtocol: number;
+  /** zip only: the top folder inside the archive (`archive`, or the stem torch.save used). */
   archiveName?: string;
+  /** zip only: the archive's `version` record as written (torch writes `3`). */
   version?: string;
   /** safetensors only: the `__metadata__` strings. */
   metadata?: Record<string, string>;

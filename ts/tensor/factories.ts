@@ -10,12 +10,17 @@ import { checkDevice } from './device';
 import { UntypedStorage } from './storage';
 import { Tensor } from './tensor';
 
+/** The keyword arguments of the tensor factories (`dtype=`, `device=`, `requires_grad=`). */
 export interface FactoryOptions {
+  /** Element type (default `float32`, or inferred from the data for {@link tensor}). */
   dtype?: DType;
+  /** Where to allocate (default `cpu`); other than `cpu`/`meta` needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`). */
   device?: Device | string;
+  /** `requires_grad` of the new tensor (default false). */
   requiresGrad?: boolean;
 }
 
+/** A shape: the size of each dim. */
 export type Dims = number[] | readonly number[];
 
 function shapeArgs(args: (number | Dims)[]): number[] {
@@ -41,14 +46,17 @@ export function empty(shape: number | Dims, ...rest: (number | FactoryOptions)[]
   return new Tensor({ storage: UntypedStorage.allocate(n * elementSize(dtype), dev), dtype, shape: dims, requiresGrad: opts.requiresGrad ?? false });
 }
 
+/** `torch.zeros`: a tensor of zeros; `zeros([2, 3])` or `zeros(2, 3)`, options last. */
 export function zeros(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
   return empty(shape, ...rest);
 }
 
+/** `torch.ones`: a tensor of ones; `ones([2, 3])` or `ones(2, 3)`, options last. */
 export function ones(shape: number | Dims, ...rest: (number | FactoryOptions)[]): Tensor {
   return empty(shape, ...rest).fill_(1);
 }
 
+/** `torch.full`: a tensor of `shape` with every element `value`. */
 export function full(shape: Dims, value: number, opts: FactoryOptions = {}): Tensor {
   return empty(shape, opts).fill_(value);
 }
@@ -63,6 +71,8 @@ export function randn(shape: number | Dims, ...rest: (number | FactoryOptions)[]
   return empty(shape, ...rest).normal_(0, 1);
 }
 
+/** `torch.arange`: `start, start + step, ...` below `end` (`arange(n)`: `0..n-1`), on the CPU;
+ * `int64` for integer `start`/`step`, else `float32`, unless `opts.dtype`. */
 export function arange(start: number, end?: number, step = 1, opts: FactoryOptions = {}): Tensor {
   const [a, b] = end === undefined ? [0, start] : [start, end];
   const n = Math.max(0, Math.ceil((b - a) / step));
@@ -71,6 +81,7 @@ export function arange(start: number, end?: number, step = 1, opts: FactoryOptio
   return tensor(vals, { dtype: opts.dtype ?? (integral ? 'int64' : 'float32'), requiresGrad: opts.requiresGrad });
 }
 
+/** Nested arrays of numbers, booleans or bigints, as {@link tensor} takes them. */
 export type Nested = number | boolean | bigint | Nested[];
 
 /** `torch.tensor(data)`: from nested arrays or a typed array; dtype inferred like PyTorch. */

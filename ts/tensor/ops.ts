@@ -11,64 +11,117 @@ import { Tensor } from './tensor';
 
 declare module './tensor' {
   interface Tensor {
-    /** `self + alpha * other`. */
+    /** `torch.Tensor.add`: elementwise `self + alpha * other`, broadcasting (`alpha` defaults to 1). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     add(other: Tensor | number, alpha?: number): Tensor;
-    /** `self - alpha * other`. */
+    /** `torch.Tensor.sub`: elementwise `self - alpha * other`, broadcasting (`alpha` defaults to 1). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sub(other: Tensor | number, alpha?: number): Tensor;
+    /** `torch.Tensor.mul`: elementwise product, broadcasting. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     mul(other: Tensor | number): Tensor;
+    /** `torch.Tensor.div`: elementwise true division (integer inputs give a float result), broadcasting. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     div(other: Tensor | number): Tensor;
+    /** `torch.Tensor.pow`: elementwise `self ** exponent`, broadcasting. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     pow(exponent: Tensor | number): Tensor;
+    /** `torch.Tensor.matmul` (`@`): matrix product, batched and broadcast over leading dims; a number throws `E_INVALID_ARGUMENT`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     matmul(other: Tensor): Tensor;
+    /** `torch.Tensor.maximum`: elementwise maximum of two tensors, broadcasting. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     maximum(other: Tensor): Tensor;
+    /** `torch.Tensor.minimum`: elementwise minimum of two tensors, broadcasting. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     minimum(other: Tensor): Tensor;
+    /** `torch.Tensor.eq` (`==`): elementwise equality, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     eq(other: Tensor | number): Tensor;
+    /** `torch.Tensor.ne` (`!=`): elementwise inequality, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     ne(other: Tensor | number): Tensor;
+    /** `torch.Tensor.lt` (`<`): elementwise less-than, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     lt(other: Tensor | number): Tensor;
+    /** `torch.Tensor.le` (`<=`): elementwise less-or-equal, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     le(other: Tensor | number): Tensor;
+    /** `torch.Tensor.gt` (`>`): elementwise greater-than, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     gt(other: Tensor | number): Tensor;
+    /** `torch.Tensor.ge` (`>=`): elementwise greater-or-equal, a `bool` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     ge(other: Tensor | number): Tensor;
+    /** `torch.Tensor.neg`: elementwise `-self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     neg(): Tensor;
+    /** `torch.Tensor.abs`: elementwise absolute value. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     abs(): Tensor;
+    /** `torch.Tensor.exp`: elementwise `e ** self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     exp(): Tensor;
+    /** `torch.Tensor.log`: elementwise natural logarithm. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     log(): Tensor;
+    /** `torch.Tensor.sqrt`: elementwise square root. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sqrt(): Tensor;
+    /** `torch.Tensor.rsqrt`: elementwise `1 / sqrt(self)`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     rsqrt(): Tensor;
+    /** `torch.Tensor.sin`: elementwise sine (radians). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sin(): Tensor;
+    /** `torch.Tensor.cos`: elementwise cosine (radians). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     cos(): Tensor;
+    /** `torch.Tensor.sign`: elementwise -1, 0 or 1. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sign(): Tensor;
+    /** `torch.Tensor.square`: elementwise `self * self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     square(): Tensor;
+    /** `torch.Tensor.relu`: elementwise `max(self, 0)`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     relu(): Tensor;
+    /** `torch.Tensor.sigmoid`: elementwise `1 / (1 + exp(-self))`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sigmoid(): Tensor;
+    /** `torch.Tensor.tanh`: elementwise hyperbolic tangent. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     tanh(): Tensor;
+    /** `torch.Tensor.clamp`: limits every element to `[min, max]`; `null` leaves that side open (both `null`: a copy). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     clamp(min: number | null, max?: number | null): Tensor;
-    /** Sum of all elements, or over `dim` (a number or a list). */
+    /** `torch.Tensor.sum`: sum of all elements, or over `dim` (a number or a list); `keepdim` keeps reduced dims as size 1, `opts.dtype` casts first. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sum(dim?: number | number[] | null, keepdim?: boolean, opts?: { dtype?: DType }): Tensor;
+    /** `torch.Tensor.mean`: mean of all elements, or over `dim` (a number or a list); `keepdim` keeps reduced dims as size 1, `opts.dtype` casts first. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     mean(dim?: number | number[] | null, keepdim?: boolean, opts?: { dtype?: DType }): Tensor;
-    /** `max()`: the largest element; `max(dim)`: `{values, indices}` like PyTorch's named tuple. */
+    /** `torch.Tensor.max()`: the largest element, as a 0-dim tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     max(): Tensor;
-    max(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
+    /** `torch.Tensor.max(dim)`: largest entries along `dim` and where they are, as PyTorch's `(values, indices)` named tuple. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
+    max(
+      dim: number,
+      keepdim?: boolean,
+    ): {
+      /** The largest entries along `dim`. */
+      values: Tensor;
+      /** Their positions along `dim` (`int64`). */
+      indices: Tensor;
+    };
+    /** `torch.Tensor.min()`: the smallest element, as a 0-dim tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     min(): Tensor;
+    /** `torch.Tensor.argmax`: index of the largest element (of the flattened tensor, or along `dim`), an `int64` tensor. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     argmax(dim?: number, keepdim?: boolean): Tensor;
+    /** `torch.Tensor.softmax`: `exp(x) / sum(exp(x))` along `dim`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     softmax(dim: number): Tensor;
+    /** `torch.Tensor.log_softmax`: `log(softmax(x))` along `dim`, computed stably. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     logSoftmax(dim: number): Tensor;
+    /** `torch.Tensor.flatten`: merges dims `startDim..endDim` (default all) into one. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     flatten(startDim?: number, endDim?: number): Tensor;
+    /** `torch.Tensor.permute`: a view with the dims reordered (`dims` as arguments or one list). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     permute(...dims: number[] | [number[]]): Tensor;
+    /** `torch.Tensor.transpose`: a view with `dim0` and `dim1` swapped. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     transpose(dim0: number, dim1: number): Tensor;
+    /** `torch.Tensor.t`: transpose of a matrix (0-D and 1-D tensors come back as they are). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     t(): Tensor;
+    /** `torch.Tensor.unsqueeze`: a view with a size-1 dim inserted at `dim`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     unsqueeze(dim: number): Tensor;
+    /** `torch.Tensor.squeeze`: a view without size-1 dims (all of them, or only `dim`). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     squeeze(dim?: number): Tensor;
+    /** `torch.Tensor.narrow`: a view of `length` entries of `dim` from `start`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     narrow(dim: number, start: number, length: number): Tensor;
+    /** `torch.Tensor.select`: a view of entry `index` of `dim`, that dim removed (`x[index]` for dim 0). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     select(dim: number, index: number): Tensor;
+    /** `torch.Tensor.expand`: a broadcast view of size-1 dims to `shape` (-1 keeps a dim), no copy. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     expand(...shape: number[] | [number[]]): Tensor;
+    /** `torch.Tensor.chunk`: splits into at most `chunks` views along `dim` (default 0), the last one smaller. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     chunk(chunks: number, dim?: number): Tensor[];
-    /** `tensor.cuda(device)`: `to('cuda:N')`. */
+    /** `torch.Tensor.cuda`: `to('cuda:N')` (`device` a number N, default 0, or a device string); without a GPU build of the addon throws `E_DEVICE_UNAVAILABLE`. */
     cuda(device?: number | string): Tensor;
-    /** `loss.backward()`: accumulates gradients into the leaves' `.grad`. */
+    /** `torch.Tensor.backward`: accumulates gradients into the leaves' `.grad` (`gradient` needed for a non-scalar; `retainGraph` keeps the graph for another pass). Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     backward(gradient?: Tensor | null, opts?: { retainGraph?: boolean; createGraph?: boolean }): void;
-    /** In place `self += alpha * other`. */
+    /** `torch.Tensor.add_`: in place `self += alpha * other`; returns `self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     add_(other: Tensor | number, alpha?: number): this;
+    /** `torch.Tensor.sub_`: in place `self -= alpha * other`; returns `self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     sub_(other: Tensor | number, alpha?: number): this;
+    /** `torch.Tensor.mul_`: in place `self *= other`; returns `self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     mul_(other: Tensor | number): this;
+    /** `torch.Tensor.div_`: in place `self /= other`; returns `self`. Needs the libtorch addon (else `E_DEVICE_UNAVAILABLE`); libtorch's refusals throw `E_COMPUTE`. */
     div_(other: Tensor | number): this;
   }
 }

@@ -13,6 +13,7 @@ export class Generator {
   constructor(seed = Date.now()) {
     this.manualSeed(seed);
   }
+  /** `torch.Generator.manual_seed`: restarts this generator's sequence from `seed`. */
   manualSeed(seed: number | bigint): this {
     let x = BigInt.asUintN(64, BigInt(seed));
     for (let i = 0; i < 4; i++) {

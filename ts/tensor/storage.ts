@@ -50,6 +50,7 @@ function releaseBlock(b: LoadBlock): void {
  * also be (or only be) a libtorch storage: CUDA storages have no host bytes until `.cpu()`.
  */
 export class UntypedStorage {
+  /** Where the bytes live (`cpu`, or a libtorch device such as `cuda:0`). */
   readonly device: Device;
   private _bytes: Uint8Array | undefined;
   private readonly _nbytes: number;
@@ -99,6 +100,7 @@ export class UntypedStorage {
     const nt = this.native();
     return new Uint8Array(nt.to(undefined, 'cpu', false, true).storageBuffer());
   }
+  /** `torch.UntypedStorage.nbytes()`: the storage's size in bytes. */
   get nbytes(): number {
     if (this._freed) return this._nbytes;
     return this._bytes ? this._bytes.byteLength : this._nbytes;

@@ -41,6 +41,7 @@ function sameView(a: NativeTensor, b: NativeTensor): boolean {
 /** Storages up to this size are copied, not shared, when only read as values (`readable`). */
 const SMALL_READ_COPY = 64 << 10;
 
+/** How a quantized tensor's integers map to reals (`torch.Tensor.qscheme()` and its parameters). */
 export interface QuantizerInfo {
   /** `per_tensor_affine`, `per_channel_affine`, ... */
   scheme: string;
@@ -48,20 +49,29 @@ export interface QuantizerInfo {
   params: unknown[];
 }
 
+/** A tensor subclass as pickled by `torch._tensor._rebuild_from_type_v2`, kept for re-saving. */
 export interface TensorSubclassInfo {
+  /** The Python module of the subclass (`torch.nn.parameter`). */
   module: string;
+  /** The class name in that module. */
   name: string;
+  /** The object's `__dict__` / `__setstate__` state as pickled. */
   state: unknown;
 }
 
+/** What {@link Tensor}'s constructor takes: a strided view onto a storage. */
 export interface TensorInit {
+  /** The bytes the tensor views (little-endian). */
   storage: UntypedStorage;
+  /** The element type. */
   dtype: DType;
+  /** Size of each dim. */
   shape: readonly number[];
   /** Elements; defaults to contiguous (C order). */
   stride?: readonly number[];
   /** Elements. */
   storageOffset?: number;
+  /** `requires_grad` (default false). */
   requiresGrad?: boolean;
 }
 
@@ -75,10 +85,16 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return stride;
 }
 
+/** `torch.Tensor`: a strided view onto an {@link UntypedStorage}, or a libtorch tensor once computed on.
+ * Reading and writing values, views and casts work without libtorch; the math methods need the libtorch addon. */
 export class Tensor {
+  /** `torch.Tensor.dtype`: the element type (`float32`, ...). */
   readonly dtype: DType;
+  /** For subclasses: the sizes (use {@link shape} / {@link size}). */
   protected _shape: number[];
+  /** For subclasses: the strides in elements (use {@link stride}). */
   protected _stride: number[];
+  /** For subclasses: the storage offset in elements (use {@link storageOffset}). */
   protected _offset: number;
   /** The storage; for a libtorch result it is made on first use (most results never need it). */
   private _st: UntypedStorage | undefined;
@@ -122,6 +138,7 @@ export class Tensor {
   get requiresGrad(): boolean {
     return this._nt ? this._nt.requiresGrad : this._requiresGrad;
   }
+  /** Turns autograd recording on or off for this tensor (`t.requires_grad = v`). */
   set requiresGrad(v: boolean) {
     this._requiresGrad = v;
     const nt = this._nt;
@@ -140,6 +157,7 @@ export class Tensor {
     this._gradWrap = untracked(() => Tensor.fromNative(g));
     return this._gradWrap;
   }
+  /** Replaces (or with null clears) the accumulated gradient, as `t.grad = v`. */
   set grad(v: Tensor | null) {
     this._grad = v;
     this._gradWrap = v ?? undefined;
@@ -221,6 +239,7 @@ export class Tensor {
     return this._disposed === true || this._st?.isFreed === true;
   }
 
+  /** For subclasses: the storage, made on first use for a libtorch result; throws `E_INVALID_ARGUMENT` once freed. */
   protected get _storage(): UntypedStorage {
     if (this._disposed) throw freedError();
     if (!this._st) this._st = storageOf(this._nt!);
@@ -242,6 +261,7 @@ export class Tensor {
     return (last + 1) * elementSize(this.dtype);
   }
 
+  /** `torch.Tensor.shape`: the sizes, a `torch.Size`. */
   get shape(): Size {
     return Size.fromDims(this._shape);
   }
@@ -252,48 +272,62 @@ export class Tensor {
     if (dim === undefined) return Size.fromDims(this._shape);
     return this._shape[this.normDim(dim)]!;
   }
+  /** `torch.Tensor.stride()`: the step in elements of each dim. */
   stride(): number[];
+  /** `torch.Tensor.stride(dim)`: one dim's step in elements (negative counts from the end; out of range: `E_INVALID_ARGUMENT`). */
   stride(dim: number): number;
   stride(dim?: number): number[] | number {
     if (dim === undefined) return [...this._stride];
     return this._stride[this.normDim(dim)]!;
   }
+  /** `torch.Tensor.storage_offset`: where the first element sits in the storage, in elements. */
   storageOffset(): number {
     return this._offset;
   }
+  /** `torch.Tensor.ndim`: the number of dims. */
   get ndim(): number {
     return this._shape.length;
   }
+  /** `torch.Tensor.dim`: the number of dims. */
   dim(): number {
     return this._shape.length;
   }
+  /** `torch.Tensor.numel`: the number of elements (1 for a 0-dim tensor). */
   numel(): number {
     return this._shape.reduce((a, b) => a * b, 1);
   }
+  /** `torch.Tensor.element_size`: bytes per element of the dtype. */
   elementSize(): number {
     return elementSize(this.dtype);
   }
+  /** `torch.Tensor.device`: where the data lives (`cpu`, `cuda:0`, `meta`, ...). */
   get device(): Device {
     if (this._st) return this._st.device;
     if (!this._dev) this._dev = new Device(this._nt!.device);
     return this._dev;
   }
+  /** `torch.Tensor.is_cuda`: whether the data is on a CUDA device. */
   get isCuda(): boolean {
     return this.device.type === 'cuda';
   }
+  /** `torch.Tensor.is_quantized`: whether the dtype is a quantized one (see {@link quantizer}). */
   get isQuantized(): boolean {
     return this.quantizer !== undefined;
   }
+  /** `torch.Tensor.untyped_storage`: the storage this tensor views (shared with its views and tied weights). */
   untypedStorage(): UntypedStorage {
     return this._storage;
   }
+  /** `torch.Tensor.is_floating_point`: whether the dtype is a real float dtype. */
   isFloatingPoint(): boolean {
     return isFloatingPoint(this.dtype);
   }
+  /** `torch.Tensor.is_complex`: whether the dtype is complex. */
   isComplex(): boolean {
     return isComplex(this.dtype);
   }
 
+  /** For subclasses: `dim` with negatives counted from the end; out of range throws `E_INVALID_ARGUMENT`. */
   protected normDim(dim: number): number {
     const d = dim < 0 ? dim + this._shape.length : dim;
     if (d < 0 || d >= this._shape.length) {
@@ -302,6 +336,7 @@ export class Tensor {
     return d;
   }
 
+  /** `torch.Tensor.is_contiguous`: whether the elements sit in C order with no gaps. */
   isContiguous(): boolean {
     let expected = 1;
     for (let i = this._shape.length - 1; i >= 0; i--) {
@@ -458,6 +493,7 @@ export class Tensor {
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: this._shape, stride: this._stride, storageOffset: this._offset });
   }
 
+  /** `torch.Tensor.requires_grad_`: sets `requiresGrad` in place and returns the tensor. */
   requiresGrad_(requiresGrad = true): this {
     this.requiresGrad = requiresGrad;
     return this;
@@ -480,6 +516,7 @@ export class Tensor {
     if (!this.isContiguous()) throw torchsaveError('E_INVALID_ARGUMENT', 'view size is not compatible with input tensor\'s size and stride; use .reshape(...) / .contiguous()');
     return new Tensor({ storage: this._storage, dtype: this.dtype, shape: resolved, storageOffset: this._offset });
   }
+  /** `torch.Tensor.reshape`: a tensor with the new shape (one dim may be -1), a view when possible, else a copy; a size mismatch throws `E_INVALID_ARGUMENT`. */
   reshape(...shape: number[] | [number[]]): Tensor {
     if (this.onNative) {
       const dims = (Array.isArray(shape[0]) ? shape[0] : shape) as number[];
@@ -510,21 +547,27 @@ export class Tensor {
     if (this.onNative) return Tensor.fromNative(this.native().to(dtype, undefined, false, false));
     return castTensor(this, dtype);
   }
+  /** `torch.Tensor.float`: `to('float32')`. */
   float(): Tensor {
     return this.to('float32');
   }
+  /** `torch.Tensor.half`: `to('float16')`. */
   half(): Tensor {
     return this.to('float16');
   }
+  /** `torch.Tensor.bfloat16`: `to('bfloat16')`. */
   bfloat16(): Tensor {
     return this.to('bfloat16');
   }
+  /** `torch.Tensor.double`: `to('float64')`. */
   double(): Tensor {
     return this.to('float64');
   }
+  /** `torch.Tensor.long`: `to('int64')`. */
   long(): Tensor {
     return this.to('int64');
   }
+  /** `torch.Tensor.cpu`: `to('cpu')`, the tensor itself when already there. */
   cpu(): Tensor {
     return this.to('cpu');
   }
@@ -541,6 +584,7 @@ export class Tensor {
     writeStrided(this, tmp);
     return this;
   }
+  /** `torch.Tensor.fill_`: sets every element to `value` in place; returns the tensor. */
   fill_(value: number): this {
     if (this.onNative) {
       this.native().fill_(value);
@@ -548,6 +592,7 @@ export class Tensor {
     }
     return this.writeNumbers(new Float64Array(this.numel()).fill(value));
   }
+  /** `torch.Tensor.zero_`: sets every element to 0 in place; returns the tensor. */
   zero_(): this {
     if (this.onNative) {
       this.native().zero_();
@@ -597,9 +642,11 @@ export class Tensor {
 
 
 
+  /** `str(tensor)`: PyTorch's `tensor([...])` printout. */
   toString(): string {
     return formatTensor(this);
   }
+  /** What `console.log` shows: the same printout as {@link toString}. */
   [inspect.custom](): string {
     return formatTensor(this);
   }
