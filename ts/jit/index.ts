@@ -25,6 +25,7 @@ import { OrderedDict, PyObject } from '../values';
 /** Options of {@link load}: torch.load's that apply to an archive (`weightsOnly` judges its
  * pickles by TorchScript's own globals; `mmap`, `verifyCrc`, `externalBuffers`). */
 export type JitLoadOptions = Pick<LoadOptions, 'weightsOnly' | 'safeGlobals' | 'mmap' | 'verifyCrc' | 'externalBuffers'>;
+/** Options of {@link loadAsync}: {@link JitLoadOptions} plus an `AbortSignal` (`E_CANCELLED`). */
 export type JitLoadAsyncOptions = JitLoadOptions & Pick<LoadAsyncOptions, 'signal'>;
 
 type Desc = Map<string, unknown>;
@@ -98,10 +99,12 @@ export class ScriptModule {
     return this.named((m) => m.bufs, recurse);
   }
 
+  /** `ScriptModule.parameters()`: the parameters' values, this module's and (with `recurse`) its submodules'. */
   parameters(recurse = true): Tensor[] {
     return this.namedParameters(recurse).map(([, t]) => t);
   }
 
+  /** `ScriptModule.buffers()`: the buffers' values, this module's and (with `recurse`) its submodules'. */
   buffers(recurse = true): Tensor[] {
     return this.namedBuffers(recurse).map(([, t]) => t);
   }
@@ -124,6 +127,7 @@ export class ScriptModule {
     return [...this.kids];
   }
 
+  /** `ScriptModule.children()`: the direct submodules, in definition order. */
   children(): ScriptModule[] {
     return [...this.kids.values()];
   }

@@ -132,6 +132,7 @@ export class UntypedStorage {
     if (this._users === undefined) return;
     if (--this._users <= 0) this.dispose();
   }
+  /** Frees the storage now (as `torch.dispose` does), for TypeScript's `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
