@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports._castFloats = nativeBinding._castFloats
 module.exports._graphRoundTrip = nativeBinding._graphRoundTrip
+module.exports.checkMapping = nativeBinding.checkMapping
 module.exports.contract = nativeBinding.contract
 module.exports.convert = nativeBinding.convert
 module.exports.coreVersion = nativeBinding.coreVersion

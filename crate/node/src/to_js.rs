@@ -338,6 +338,7 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
     let arr = js.array(graph.storages.len())?;
     // (backing identity, its ArrayBuffer); a file has one backing, so a Vec scan is cheap.
     let mut exposed: Vec<(*const u8, V)> = Vec::new();
+    let mut mapped: Vec<V> = Vec::new();
     for (i, s) in graph.storages.iter().enumerate() {
         let o = js.object()?;
         js.set(o, c"key", js.string(&s.key)?)?;
@@ -356,6 +357,9 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
                 None if external => match js.arraybuffer_external(backing)? {
                     External::Created(ab) => {
                         exposed.push((id, ab));
+                        if torchsave_core::mapguard::is_guarded(backing.bytes().as_ptr()) {
+                            mapped.push(ab);
+                        }
                         (ab, s.data.offset_in_backing())
                     }
                     External::NotAllowed => {
@@ -367,9 +371,17 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
             }
         };
         js.set(o, c"buffer", buffer)?;
+        if mapped.contains(&buffer) {
+            // The TS facade checks such storages at its library calls (`checkMapping`).
+            js.set(o, c"mapped", js.bool(true)?)?;
+        }
         js.set(o, c"byteOffset", js.f64(offset as f64)?)?;
         js.set(o, c"byteLength", js.f64(s.data.len() as f64)?)?;
         js.set_index(arr, i, o)?;
+    }
+    // Copies read the file's mapping: a file truncated meanwhile gave zeros, not SIGBUS.
+    for s in &graph.storages {
+        s.data.check().map_err(|e| crate::error::to_napi_js(js, &e))?;
     }
     Ok(arr)
 }
