@@ -152,6 +152,14 @@ describe('a mapped checkpoint changed by another process', () => {
     expect([o.tolist, o.save, o.loadStateDict]).toEqual(['ok', 'ok', 'ok']);
   });
 
+  it('a SIGBUS that is not a fault in our mappings still gets the default action (the handler chains)', () => {
+    const script = `const torch = require(process.env.DIST); const f = process.argv[1];
+      torch.save(new Map([['w', torch.zeros([1000])]]), f); const sd = torch.load(f);
+      sd.get('w').tolist(); process.kill(process.pid, 'SIGBUS'); setTimeout(() => console.log('survived'), 500);`;
+    const r = spawnSync('node', ['-e', script, join(tmp, 'chain.pt')], { env: { ...process.env, DIST }, encoding: 'utf8' });
+    expect({ signal: r.signal, out: r.stdout.trim() }).toEqual({ signal: 'SIGBUS', out: '' });
+  });
+
   it('torch.load(mmap=True) in Python dies of SIGBUS on the same truncation (the README claim)', () => {
     const file = join(tmp, 'py.pt');
     const script = [
