@@ -97,8 +97,7 @@ impl<const N: usize> Registry<N> {
             }
             let generation = (cur >> 2).wrapping_add(1);
             let busy = generation << 2 | BUSY;
-            if s
-                .state
+            if s.state
                 .compare_exchange(cur, busy, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
@@ -298,7 +297,9 @@ fn changed_error(id: Option<&Identity>, faulted: bool) -> Error {
     };
     let e = Error::new(
         ErrorCode::FileChanged,
-        format!("{what}; load it again, or load with mmap: false when another program may rewrite it"),
+        format!(
+            "{what}; load it again, or load with mmap: false when another program may rewrite it"
+        ),
     );
     match id {
         Some(id) => e.in_file(id.path.display().to_string()),
@@ -481,7 +482,10 @@ mod tests {
         let c = r.claim(0x5000, 0x1000).unwrap();
         assert_eq!(c, a);
         assert!(!r.changed(c));
-        assert_eq!(r.slots[c].state.load(Ordering::Relaxed) >> 2, gen_before + 1);
+        assert_eq!(
+            r.slots[c].state.load(Ordering::Relaxed) >> 2,
+            gen_before + 1
+        );
     }
 
     #[test]
@@ -518,7 +522,7 @@ mod tests {
 
     #[test]
     fn unguarded_memory_checks_ok() {
-        let v = vec![1u8; 16];
+        let v = [1u8; 16];
         assert!(!is_guarded(v.as_ptr()));
         assert!(check_addr(v.as_ptr()).is_ok());
     }

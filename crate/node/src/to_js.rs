@@ -381,7 +381,9 @@ fn storages(js: Js, graph: &Graph, mut external: bool) -> Result<V> {
     }
     // Copies read the file's mapping: a file truncated meanwhile gave zeros, not SIGBUS.
     for s in &graph.storages {
-        s.data.check().map_err(|e| crate::error::to_napi_js(js, &e))?;
+        s.data
+            .check()
+            .map_err(|e| crate::error::to_napi_js(js, &e))?;
     }
     Ok(arr)
 }

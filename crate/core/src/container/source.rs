@@ -11,8 +11,8 @@
 //! (the registry is full) is not kept: the file is read eagerly instead.
 
 use crate::bytes::{Backing, ByteView};
-use crate::mapguard::{Guard, Identity};
 use crate::error::{Error, Result};
+use crate::mapguard::{Guard, Identity};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -186,7 +186,10 @@ mod tests {
         let other = temp("overwrite-new", &[1u8; 50]);
         std::fs::rename(&other, &p).unwrap();
         assert!(v.as_slice().iter().all(|&b| b == 9));
-        assert!(v.check().is_ok(), "a replaced path leaves our mapping valid");
+        assert!(
+            v.check().is_ok(),
+            "a replaced path leaves our mapping valid"
+        );
         drop(v);
         std::fs::remove_file(&p).unwrap();
     }

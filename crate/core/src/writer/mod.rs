@@ -155,7 +155,8 @@ pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()
         SaveFormat::Legacy => atomic::replace_with_opts(path, opts.durable, |file| {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file_write::Chunked(file));
             legacy_write::write_legacy(&graph, opts.protocol, &mut w)?;
-            w.flush().map_err(|e| Error::io(e, "writing legacy stream"))?;
+            w.flush()
+                .map_err(|e| Error::io(e, "writing legacy stream"))?;
             storages_unchanged(original)
         }),
     }
