@@ -24,6 +24,13 @@ export declare function _graphRoundTrip(raw: import('../ts/raw/tree').RawSaveTre
  */
 export declare function _mappedBytes(): number
 
+/**
+ * Throws `E_FILE_CHANGED` when `bytes` view a loaded file's mapping and that file changed on
+ * disk since the load (truncated: the lost pages read as zeros; or modified in place). The
+ * TS facade calls it before a library call reads a mapped storage; other memory passes.
+ */
+export declare function checkMapping(bytes: Uint8Array): void
+
 export declare function contract(): NativeContract
 
 /** Converts checkpoints (files, folders, globs) in parallel; see the module docs. */

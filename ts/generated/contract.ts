@@ -36,7 +36,8 @@ export type TorchsaveErrorCode =
   | 'E_NATIVE_MISSING'
   | 'E_NOT_IMPLEMENTED'
   | 'E_STATE_DICT_MISMATCH'
-  | 'E_UNSUPPORTED_CLASS';
+  | 'E_UNSUPPORTED_CLASS'
+  | 'E_FILE_CHANGED';
 
 export const ERROR_CODES: readonly TorchsaveErrorCode[] = [
   'E_IO',
@@ -72,6 +73,7 @@ export const ERROR_CODES: readonly TorchsaveErrorCode[] = [
   'E_NOT_IMPLEMENTED',
   'E_STATE_DICT_MISMATCH',
   'E_UNSUPPORTED_CLASS',
+  'E_FILE_CHANGED',
 ];
 
 /** PyTorch dtype names torchsave knows (`str(torch.float32)` minus `torch.`). */

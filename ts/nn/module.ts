@@ -704,6 +704,8 @@ export class Module implements PyReducible {
             noGradIfLoaded(() => param.copy_(input));
           }
         } catch (e) {
+          // The checkpoint's mapped file changed on disk: not a mismatch, the load is stale.
+          if ((e as { code?: unknown }).code === 'E_FILE_CHANGED') throw e;
           errorMsgs.push(
             `While copying the parameter named "${key}", whose dimensions in the model are ${ps} and whose dimensions in the checkpoint are ${is}, an exception occurred : ('${(e as Error).message}',).`,
           );

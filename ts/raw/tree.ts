@@ -151,6 +151,8 @@ export interface RawStorage {
   buffer: ArrayBuffer;
   byteOffset: number;
   byteLength: number;
+  /** `buffer` is the loaded file's own memory map (see ts/raw/mapped.ts). */
+  mapped?: boolean;
 }
 
 export interface RawLoadInfo {

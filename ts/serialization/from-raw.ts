@@ -10,6 +10,7 @@
 import { parseDType } from '../dtype';
 import { torchsaveError } from '../errors';
 import { loadLibtorch } from '../libtorch/addon';
+import { markMapped } from '../raw/mapped';
 import type { RawLoaded, RawNode, RawObject, RawStorage, RawTensor, RawValue } from '../raw/tree';
 import { SparseTensor } from '../sparse';
 import { trackResult } from '../scope';
@@ -68,6 +69,7 @@ class Reader {
   /** Applies `mapLocation` to one storage (PyTorch's `default_restore_location` rules). */
   private placeStorage(raw: RawStorage): UntypedStorage {
     const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    if (raw.mapped === true) markMapped(raw.buffer);
     const loc = raw.location;
     const ml = this.opts.mapLocation;
     let target: Device;

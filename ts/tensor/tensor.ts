@@ -22,6 +22,7 @@ import {
   typedArrayCtor,
 } from '../dtype';
 import { torchsaveError } from '../errors';
+import { checkMapped } from '../raw/mapped';
 import { type NativeTensor } from '../libtorch/addon';
 import { trackResult, untracked } from '../scope';
 import { Device, Size } from '../values';
@@ -357,6 +358,8 @@ export class Tensor {
     const es = elementSize(this.dtype);
     const n = this.numel();
     const bytes = this._storage.bytes;
+    // A storage over a loaded file's map whose file changed since: E_FILE_CHANGED.
+    checkMapped(bytes);
     if (this.isContiguous()) return bytes.subarray(this._offset * es, (this._offset + n) * es);
     const out = new Uint8Array(n * es);
     const nd = this._shape.length;

@@ -18,15 +18,15 @@ pub trait Backing: Send + Sync {
     fn as_mut_ptr(&self) -> *mut u8 {
         self.bytes().as_ptr() as *mut u8
     }
-}
-
-impl Backing for Vec<u8> {
-    fn bytes(&self) -> &[u8] {
-        self
+    /// `E_FILE_CHANGED` when the memory is a file mapping whose file changed since it was
+    /// mapped (see `mapguard`); memory that is not a mapping is always fine. Library calls
+    /// that read a storage ask this after reading (a read may have hit zero pages).
+    fn check(&self) -> crate::error::Result<()> {
+        Ok(())
     }
 }
 
-impl Backing for memmap2::MmapMut {
+impl Backing for Vec<u8> {
     fn bytes(&self) -> &[u8] {
         self
     }
@@ -94,6 +94,11 @@ impl ByteView {
 
     pub fn backing(&self) -> &Arc<dyn Backing> {
         &self.backing
+    }
+
+    /// [`Backing::check`] of this view's backing.
+    pub fn check(&self) -> crate::error::Result<()> {
+        self.backing.check()
     }
 
     /// True when both views live in the same backing (same Arc).

@@ -114,6 +114,10 @@ error_codes! {
     /// A pickled object is not of the class an API needs (a submodule that is not an
     /// `nn.Module`, a module pickle without module state). Thrown by the TS facade.
     UnsupportedClass => "E_UNSUPPORTED_CLASS",
+    /// A file loaded with mmap changed on disk after it was loaded: it was truncated (the
+    /// pages past its new end read as zeros) or modified in place (its size or mtime differ;
+    /// tensors may show the new bytes). Load it again (crate/core/src/mapguard.rs).
+    FileChanged => "E_FILE_CHANGED",
 }
 
 impl fmt::Display for ErrorCode {

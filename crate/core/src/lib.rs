@@ -26,6 +26,7 @@ pub mod error;
 pub mod graph;
 pub mod hf_index;
 pub mod inspect;
+pub mod mapguard;
 pub mod options;
 pub mod pickle;
 pub mod safetensors;

@@ -41,6 +41,11 @@ impl Backing for JsBytes {
     fn bytes(&self) -> &[u8] {
         &self.0
     }
+    /// The bytes may be a view into a loaded file's mapping (saving what was loaded): the
+    /// writer asks whether that file changed (`E_FILE_CHANGED`) before committing.
+    fn check(&self) -> torchsave_core::Result<()> {
+        torchsave_core::mapguard::check_addr(self.0.as_ptr())
+    }
 }
 
 // Flag bits of a tensor table entry (TENSOR_FLAGS in ts/raw.ts).

@@ -297,6 +297,16 @@ pub fn contract() -> NativeContract {
     }
 }
 
+/// Throws `E_FILE_CHANGED` when `bytes` view a loaded file's mapping and that file changed on
+/// disk since the load (truncated: the lost pages read as zeros; or modified in place). The
+/// TS facade calls it before a library call reads a mapped storage; other memory passes.
+#[napi]
+pub fn check_mapping(env: Env, bytes: Uint8Array) -> Result<()> {
+    guard(&env, || {
+        run(|| torchsave_core::mapguard::check_addr(bytes.as_ptr())).map_err(|f| f.into_napi(&env))
+    })
+}
+
 /// Test hook: the core's float cast (`float64/32/16`, `bfloat16`) of little-endian `bytes`,
 /// so the TS casts can be checked bit for bit against it.
 #[napi(js_name = "_castFloats")]

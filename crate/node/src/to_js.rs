@@ -434,6 +434,8 @@ impl Fills {
                 }
             }
         }
+        // The copies read the file's mapping: one truncated meanwhile gave zeros, not SIGBUS.
+        map.check()?;
         for (w, a) in want.iter().zip(acc) {
             let (Some(r), Some(a)) = (w, a) else { continue };
             let actual = a.finalize();
@@ -481,6 +483,13 @@ fn storages(
     // Per storage in the map: (its buffer, offset in it).
     let mut owned: Vec<Option<(V, usize)>> = vec![None; graph.storages.len()];
     if let Some(map) = eager {
+        let total: usize = graph
+            .storages
+            .iter()
+            .filter(|st| st.data.same_backing(map))
+            .map(|st| st.data.len())
+            .sum();
+        torchsave_napi_common::memory::hint_allocation(&napi::Env::from_raw(js.raw_env()), total);
         let mut ranges: Vec<(usize, usize, usize)> = graph
             .storages
             .iter()
@@ -511,6 +520,7 @@ fn storages(
     }
     // (backing identity, its ArrayBuffer); a file has one backing, so a Vec scan is cheap.
     let mut exposed: Vec<(*const u8, V)> = Vec::new();
+    let mut mapped: Vec<V> = Vec::new();
     for (i, s) in graph.storages.iter().enumerate() {
         let o = js.object()?;
         js.set(o, c"key", js.string(&s.key)?)?;
@@ -531,6 +541,9 @@ fn storages(
                 None if external => match js.arraybuffer_external(backing)? {
                     External::Created(ab) => {
                         exposed.push((id, ab));
+                        if torchsave_core::mapguard::is_guarded(backing.bytes().as_ptr()) {
+                            mapped.push(ab);
+                        }
                         (ab, s.data.offset_in_backing())
                     }
                     External::NotAllowed => {
@@ -542,9 +555,19 @@ fn storages(
             }
         };
         js.set(o, c"buffer", buffer)?;
+        if mapped.contains(&buffer) {
+            // The TS facade checks such storages at its library calls (`checkMapping`).
+            js.set(o, c"mapped", js.bool(true)?)?;
+        }
         js.set(o, c"byteOffset", js.f64(offset as f64)?)?;
         js.set(o, c"byteLength", js.f64(s.data.len() as f64)?)?;
         js.set_index(arr, i, o)?;
+    }
+    // Copies read the file's mapping: a file truncated meanwhile gave zeros, not SIGBUS.
+    for s in &graph.storages {
+        s.data
+            .check()
+            .map_err(|e| crate::error::to_napi_js(js, &e))?;
     }
     Ok((arr, fills))
 }

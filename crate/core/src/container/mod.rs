@@ -54,17 +54,26 @@ pub struct Loaded {
 /// `opts.mmap == false`, buffers of their own that no longer depend on the file.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let in_file = |e: crate::error::Error| e.in_file(path.display().to_string());
+    // A file that changed while it was parsed or copied (another process truncated or
+    // rewrote it: the reads saw zeros or new bytes, never SIGBUS) is E_FILE_CHANGED, which
+    // wins over whatever the parse made of those bytes.
+    let changed = |bytes: &ByteView| bytes.check().map_err(in_file);
     if opts.mmap {
         let bytes = source::open(path, true).map_err(in_file)?;
-        return detect::load(bytes, opts, true).map_err(in_file);
+        let loaded = detect::load(bytes.clone(), opts, true);
+        changed(&bytes)?;
+        return loaded.map_err(in_file);
     }
     // Eager: parse through a map (no copy of what is only parsed), then give every storage
     // its own buffer, as torch.load(mmap=False) does. One allocation per storage (rather
     // than one for the whole file) lets the allocator hand the same memory to the next
     // load, which is where most of an eager load's time goes (first-touch page faults).
     let bytes = source::open(path, true).map_err(in_file)?;
-    let mut loaded = detect::load(bytes.clone(), opts, true).map_err(in_file)?;
+    let loaded = detect::load(bytes.clone(), opts, true);
+    changed(&bytes)?;
+    let mut loaded = loaded.map_err(in_file)?;
     eager::own_storages(&mut loaded.graph, &bytes);
+    changed(&bytes)?;
     Ok(loaded)
 }
 

@@ -4,9 +4,15 @@
 //! into it and may write through them; those writes must land in private pages and never reach
 //! the file. A read-only map would SIGSEGV on such a write, a shared one would modify the file.
 //! Without mmap the file is read with one `read_exact` into a buffer of exactly its length.
+//!
+//! Every map is registered with [`crate::mapguard`] for its lifetime ([`MappedFile`]): a
+//! truncation by another process then reads as zeros instead of raising SIGBUS, and
+//! [`Backing::check`] reports the change (`E_FILE_CHANGED`). A map that cannot be guarded
+//! (the registry is full) is not kept: the file is read eagerly instead.
 
-use crate::bytes::ByteView;
+use crate::bytes::{Backing, ByteView};
 use crate::error::{Error, Result};
+use crate::mapguard::{Guard, Identity};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -30,13 +36,17 @@ pub fn open(path: &Path, mmap: bool) -> Result<ByteView> {
         )
     })?;
     if mmap {
+        let id = Identity::of(&file, path).map_err(|e| Error::io(e, "cannot stat the file"))?;
         // SAFETY: the map is private and copy-on-write, so writes through it never reach the file.
-        // The documented hazard of any file mapping remains: if another process truncates the
-        // file while it is mapped, touching the lost pages raises SIGBUS. torch.load(mmap=True)
-        // has the same exposure; callers who cannot rule it out pass `mmap: false`.
+        // The hazard of any file mapping (another process truncates the file, touching the lost
+        // pages raises SIGBUS) is handled by the guard registered below, before any byte of
+        // the map is read; a map we cannot guard is dropped unread.
         let map = unsafe { memmap2::MmapOptions::new().len(len_usize).map_copy(&file) }
             .map_err(|e| Error::io(e, "cannot map the file"))?;
-        return Ok(ByteView::new(Arc::new(map)));
+        if let Some(guard) = Guard::register(map.as_ptr(), map.len(), id) {
+            return Ok(ByteView::new(Arc::new(MappedFile { guard, map })));
+        }
+        drop(map);
     }
     let shrank = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -48,6 +58,22 @@ pub fn open(path: &Path, mmap: bool) -> Result<ByteView> {
     let mut buf = vec![0u8; len_usize];
     read_parallel(&file, &mut buf).map_err(shrank)?;
     Ok(ByteView::from_vec(buf))
+}
+
+/// A guarded file mapping (see [`crate::mapguard`]).
+struct MappedFile {
+    // Dropped first: unregistered before it is unmapped.
+    guard: Guard,
+    map: memmap2::MmapMut,
+}
+
+impl Backing for MappedFile {
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+    fn check(&self) -> Result<()> {
+        self.guard.check()
+    }
 }
 
 /// Eager reads are split into chunks of this size, read concurrently.
@@ -105,5 +131,66 @@ mod tests {
         }
         std::fs::remove_file(&p).unwrap();
         assert_eq!(open(&p, false).unwrap_err().code, ErrorCode::Io);
+    }
+
+    /// What `torch.save(obj, same_path)` does to a file we mapped, in this process: the reads
+    /// must survive (zeros past the new end) and the check must say so.
+    #[test]
+    fn a_truncated_mapping_reads_zeros_and_reports_the_change() {
+        let page: usize = 4096;
+        let content: Vec<u8> = (0..3 * page + 100).map(|i| (i % 251) as u8 + 1).collect();
+        for cut in [0, page + 10] {
+            let p = temp(&format!("trunc{cut}"), &content);
+            let v = open(&p, true).unwrap();
+            assert!(crate::mapguard::is_guarded(v.as_slice().as_ptr()));
+            assert!(v.check().is_ok());
+            let before = crate::mapguard::faults_handled();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(cut as u64)
+                .unwrap();
+            // Every byte, through the mapping: no SIGBUS.
+            let bytes = v.as_slice();
+            let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+            let kept = cut.div_ceil(page) * page;
+            // Pages before the new end keep the file's bytes, the rest read as zeros.
+            assert_eq!(&bytes[..cut], &content[..cut]);
+            assert!(bytes[kept.min(bytes.len())..].iter().all(|&b| b == 0));
+            assert!(sum > 0 || cut == 0);
+            assert!(crate::mapguard::faults_handled() > before);
+            assert_eq!(v.check().unwrap_err().code, ErrorCode::FileChanged);
+            drop(v);
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+
+    #[test]
+    fn overwrite_in_place_is_detected_and_replace_keeps_the_old_bytes() {
+        let p = temp("overwrite", &[7u8; 10000]);
+        let v = open(&p, true).unwrap();
+        // File-system timestamps are coarse (a few ms): let the clock move first.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.write_all(&[9u8; 10000]).unwrap();
+        }
+        // MAP_PRIVATE does not protect pages we never wrote: they show the new bytes.
+        assert_eq!(v.as_slice()[5000], 9);
+        assert_eq!(v.check().unwrap_err().code, ErrorCode::FileChanged);
+        drop(v);
+
+        let v = open(&p, true).unwrap();
+        let other = temp("overwrite-new", &[1u8; 50]);
+        std::fs::rename(&other, &p).unwrap();
+        assert!(v.as_slice().iter().all(|&b| b == 9));
+        assert!(
+            v.check().is_ok(),
+            "a replaced path leaves our mapping valid"
+        );
+        drop(v);
+        std::fs::remove_file(&p).unwrap();
     }
 }

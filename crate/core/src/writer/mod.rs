@@ -101,16 +101,28 @@ fn with_zip_records<T>(
     emit(&records)
 }
 
+/// `E_FILE_CHANGED` when a storage lives in a mapped file that changed (see `mapguard`):
+/// checked after the bytes are written and before they are committed or handed out, since a
+/// read of a truncated mapping yields zeros.
+fn storages_unchanged(graph: &Graph) -> Result<()> {
+    graph.storages.iter().try_for_each(|s| s.data.check())
+}
+
 /// Writes `graph` to `w` (a stream: no seeking needed).
 pub fn save_to_writer<W: Write>(graph: &Graph, w: &mut W, opts: &SaveOptions) -> Result<()> {
     check_options(opts)?;
-    let graph = prepared(graph, opts)?;
+    storages_unchanged(graph)?;
+    save_prepared_to_writer(&*prepared(graph, opts)?, w, opts)?;
+    storages_unchanged(graph)
+}
+
+fn save_prepared_to_writer<W: Write>(graph: &Graph, w: &mut W, opts: &SaveOptions) -> Result<()> {
     match opts.format {
-        SaveFormat::Zip => with_zip_records(&graph, opts, |records| {
+        SaveFormat::Zip => with_zip_records(graph, opts, |records| {
             let (plan, sid) = zip_write::plan(&opts.archive_name, records, opts.alignment)?;
             zip_write::write_stream(&plan, records, &sid, w)
         }),
-        SaveFormat::Legacy => legacy_write::write_legacy(&graph, opts.protocol, w),
+        SaveFormat::Legacy => legacy_write::write_legacy(graph, opts.protocol, w),
     }
 }
 
@@ -128,20 +140,24 @@ pub fn save_to_vec(graph: &Graph, opts: &SaveOptions) -> Result<Vec<u8>> {
 /// (see [`archive_name_for_path`] for torch's).
 pub fn save_to_path(graph: &Graph, path: &Path, opts: &SaveOptions) -> Result<()> {
     check_options(opts)?;
+    storages_unchanged(graph)?;
+    let original = graph;
     let graph = prepared(graph, opts)?;
     match opts.format {
         SaveFormat::Zip => with_zip_records(&graph, opts, |records| {
             atomic::replace_with_opts(path, opts.durable, |file| {
                 file_write::write_file(&opts.archive_name, records, opts.alignment, file, |len| {
                     file_write::mode_for(opts.durable, len)
-                })
-                .map(|_| ())
+                })?;
+                storages_unchanged(original)
             })
         }),
         SaveFormat::Legacy => atomic::replace_with_opts(path, opts.durable, |file| {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file_write::Chunked(file));
             legacy_write::write_legacy(&graph, opts.protocol, &mut w)?;
-            w.flush().map_err(|e| Error::io(e, "writing legacy stream"))
+            w.flush()
+                .map_err(|e| Error::io(e, "writing legacy stream"))?;
+            storages_unchanged(original)
         }),
     }
 }
