@@ -19,6 +19,8 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from typing import Dict, List, Tuple  # noqa: E402
+
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -89,6 +91,59 @@ class Const(nn.Module):
         return x * torch.tensor([1.0, 2.0, 3.0])
 
 
+class Multi(nn.Module):
+    """Many TorchScript types in and out, a buffer, dropout (train/eval differ), a second method."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 64)
+        self.drop = nn.Dropout(0.5)
+        self.register_buffer("value", torch.tensor([42.0]))
+
+    def forward(self, inputs: Dict[str, torch.Tensor], scale: float, n: int,
+                tag: str) -> Tuple[torch.Tensor, List[torch.Tensor], Dict[str, torch.Tensor], str, int, List[float]]:
+        x = self.drop(self.lin(inputs["x"])) * scale
+        return (x + inputs["y"].sum() + self.value, [x] * n, {"double": 2 * x}, tag + "!", n + 1, [scale, 1.5])
+
+    @torch.jit.export
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 2 * x + y + self.value
+
+
+PEER = os.path.join(HERE, "..", "..", "..", "shared", "peer-corpus")
+
+
+def write_runs(out):
+    """runs.pt: per case, a file, a method, its arguments and what real torch returned (eval
+    mode), for the libtorch execution tests. `peer:` files are the tch-rs fixtures of the
+    project's peer corpus, run as tch-rs's own tests call them."""
+    torch.manual_seed(10)
+    cases = {}
+
+    def case(name, file, method, args):
+        path = os.path.join(PEER, file[5:]) if file.startswith("peer:") else os.path.join(out, file)
+        m = torch.jit.load(path)
+        m.eval()
+        with torch.no_grad():
+            result = getattr(m, method)(*args)
+        cases[name] = {"file": file, "method": method, "args": list(args), "out": result}
+
+    case("traced_seed", "traced_seed.pt", "forward", [torch.randn(2, 3, 32, 32)])
+    case("scripted_control", "scripted_control.pt", "forward", [torch.randn(5, 4)])
+    case("batchnorm", "batchnorm.pt", "forward", [torch.randn(2, 3, 8, 8)])
+    case("multi_forward", "multi.pt", "forward",
+         [{"x": torch.randn(2, 3), "y": torch.randn(4)}, 0.5, 2, "hi"])
+    case("multi_add", "multi.pt", "add", [torch.randn(3), torch.randn(3)])
+    case("tch_foo", "peer:tch-rs/foo.pt", "forward", [torch.randn(3), torch.randn(3)])
+    case("tch_foo1", "peer:tch-rs/foo1.pt", "forward", [torch.randn(2, 2), torch.randn(2, 2)])
+    case("tch_foo2", "peer:tch-rs/foo2.pt", "forward", [torch.randn(3), torch.randn(3)])
+    case("tch_foo3", "peer:tch-rs/foo3.pt", "forward", [torch.randn(4, 3)])
+    case("tch_foo4", "peer:tch-rs/foo4.pt", "forward", [(1.5, 2.5, 3)])
+    case("tch_foo5", "peer:tch-rs/foo5.pt", "forward", [["ab", "cde", "f"]])
+    case("tch_foo8", "peer:tch-rs/foo8.pt", "generate", [{"foo": torch.randn(2), "bar": torch.randn(3)}])
+    torch.save(cases, os.path.join(out, "runs.pt"))
+
+
 def _binunicode(s):
     b = s.encode()
     return b"X" + struct.pack("<I", len(b)) + b
@@ -149,6 +204,15 @@ def main():
     files["constants.pt"] = {"description": "a traced tensor constant (constants.pkl, constants/0)", "attrs": []}
 
     write_os_system(os.path.join(out, "extra_files.pt"), os.path.join(out, "attack_os_system.pt"))
+
+    torch.manual_seed(5)
+    multi = Multi()
+    multi.eval()
+    torch.jit.save(torch.jit.script(multi), os.path.join(out, "multi.pt"))
+    files["multi.pt"] = {"description": "dict/float/int/str in, tuple of tensor, list, dict, str, int, list of float out; "
+                                        "dropout; a buffer; an exported second method", "attrs": []}
+    if "--small" not in sys.argv:
+        write_runs(out)
 
     for name, entry in files.items():
         entry["torch"] = oracle.jit_describe(os.path.join(out, name), entry["attrs"])

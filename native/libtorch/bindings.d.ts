@@ -9,6 +9,29 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeScriptModule {
+  /** `torch.jit.load(path, map_location=device)`: libtorch compiles the archive's code. */
+  static load(path: string, device: string): NativeScriptModule
+  /** The same from the archive's bytes. */
+  static loadBytes(bytes: Uint8Array, device: string): NativeScriptModule
+  /** Runs method `name` with `args` (a JSON array of trees, see the module docs). */
+  call(name: string, args: string, tensors: Array<NativeTensor>): JitResult
+  /** `train(mode)` on libtorch's module (and every submodule). */
+  setTraining(training: boolean): void
+  /**
+   * `module.to(device)`. tch's `CModule::to` also casts every parameter and buffer to one
+   * dtype (integer buffers included), so the module goes through its own archive instead:
+   * saved by libtorch and loaded back onto `device`, state and training flag included.
+   */
+  moveTo(device: string): void
+  /** The device the module's tensors are on. */
+  get device(): string
+  /** `named_parameters()` as libtorch sees them (the live tensors the methods use). */
+  namedParameters(): Array<NamedTensor>
+  /** Frees libtorch's module now (a later call is `E_INVALID_ARGUMENT`). */
+  dispose(): void
+}
+
 export declare class NativeTensor {
   /**
    * A 1-D uint8 tensor over `nbytes` bytes of `buffer` (an ArrayBuffer) from `byteOffset`,
@@ -235,8 +258,20 @@ export declare function copyToDevice(storages: Array<Uint8Array>, device: string
 /** `torch.cuda.synchronize(device)`. */
 export declare function cudaSynchronize(device: number): void
 
+/** A method's result: the tree (see the module docs) and the tensors it refers to. */
+export interface JitResult {
+  value: string
+  tensors: Array<NativeTensor>
+}
+
 /** `torch.manual_seed`: seeds libtorch's CPU and CUDA generators (dropout masks, randn). */
 export declare function manualSeed(seed: number): void
+
+/** One entry of `NativeScriptModule::named_parameters`. */
+export interface NamedTensor {
+  name: string
+  tensor: NativeTensor
+}
 
 export declare function rmspropStep(param: NativeTensor, grad: NativeTensor, squareAvg: NativeTensor, gradAvg: NativeTensor | undefined | null, momentumBuffer: NativeTensor | undefined | null, step: NativeTensor, lr: number, alpha: number, eps: number, weightDecay: number, momentum: number, centered: boolean, maximize: boolean): void
 

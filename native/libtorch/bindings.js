@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeScriptModule = nativeBinding.NativeScriptModule
 module.exports.NativeTensor = nativeBinding.NativeTensor
 module.exports.adagradStep = nativeBinding.adagradStep
 module.exports.adamStep = nativeBinding.adamStep

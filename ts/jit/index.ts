@@ -4,7 +4,9 @@
  * the TorchScript source (for display) and the `_extra_files` come from
  * crate/core's TorchScript reader (`container/torchscript.rs`), which classifies parameters
  * and buffers the way torch's class types do and computes the state dict; this layer only
- * wraps its descriptor. Running `forward` needs the libtorch addon.
+ * wraps its descriptor. With the libtorch addon, the same object also runs: `forward` and the
+ * module's other methods are libtorch's compiled TorchScript (ts/jit/run.ts), compiled from the
+ * same file on first use, on the `device` given to `load` (else the CPU).
  *
  * ```ts
  * const m = torch.jit.load('model.jit');
@@ -13,6 +15,7 @@
  * ```
  */
 import { torchsaveError } from '../errors';
+import { CompiledModule, type JitSource } from './run';
 import { lt } from '../libtorch/addon';
 import { native, type NativeLoadOptions } from '../raw/native';
 import type { RawLoaded } from '../raw/tree';
@@ -20,11 +23,15 @@ import { fromRaw, fromRawAsync } from '../serialization/from-raw';
 import { abortable, isAborted } from '../serialization/cancel';
 import type { LoadAsyncOptions, LoadOptions } from '../serialization/options';
 import type { Tensor } from '../tensor';
-import { OrderedDict, PyObject } from '../values';
+import { Device, OrderedDict, PyObject } from '../values';
 
 /** Options of {@link load}: torch.load's that apply to an archive (`weightsOnly` judges its
  * pickles by TorchScript's own globals; `mmap`, `verifyCrc`, `externalBuffers`). */
-export type JitLoadOptions = Pick<LoadOptions, 'weightsOnly' | 'safeGlobals' | 'mmap' | 'verifyCrc' | 'externalBuffers'>;
+export type JitLoadOptions = Pick<LoadOptions, 'weightsOnly' | 'safeGlobals' | 'mmap' | 'verifyCrc' | 'externalBuffers'> & {
+  /** `map_location` of the compiled module that runs `forward` on the libtorch addon
+   * (`'cpu'`, `'cuda'`, `'cuda:1'`); default `'cpu'`. The data view is read on the CPU. */
+  device?: string | Device;
+};
 /** Options of {@link loadAsync}: {@link JitLoadOptions} plus an `AbortSignal` (`E_CANCELLED`). */
 export type JitLoadAsyncOptions = JitLoadOptions & Pick<LoadAsyncOptions, 'signal'>;
 
@@ -159,14 +166,43 @@ export class ScriptModule {
     return this.train(false);
   }
 
-  /** Runs the compiled `forward`: needs the libtorch addon (E_DEVICE_UNAVAILABLE without it). */
-  forward(...args: unknown[]): unknown {
-    void args;
-    lt('ScriptModule.forward (running TorchScript)');
+  /** @internal the root's compiled module; submodules have none. */
+  protected compiledModule(): CompiledModule | undefined {
+    return undefined;
+  }
+
+  private runner(what: string): CompiledModule {
+    const c = this.compiledModule();
+    if (c) return c;
+    lt(`ScriptModule.${what} (running TorchScript)`);
     throw torchsaveError(
       'E_NOT_IMPLEMENTED',
-      'running TorchScript on the libtorch addon is not available in this build; the data view (stateDict, attributes, code) works',
+      `${this.originalName} is a submodule: libtorch runs the loaded module's methods; call them on the module torch.jit.load returned`,
     );
+  }
+
+  /**
+   * `module(*args)`: runs the compiled `forward` on the libtorch addon (E_DEVICE_UNAVAILABLE
+   * without it; the data view works either way), in this module's `training` mode. Tensors,
+   * numbers, strings, booleans, null, `PyTuple`s, arrays and `Map`s go in and come out; an
+   * integral number is a TorchScript `int` (`PyFloat` makes a `float`). Errors TorchScript
+   * raises are `E_COMPUTE` with its message.
+   */
+  forward(...args: unknown[]): unknown {
+    return this.runner('forward').call('forward', args, this.training);
+  }
+
+  /** Runs another compiled method by name (`module.encode(x)` in Python is
+   * `callMethod('encode', x)`); the same values as {@link forward}. */
+  callMethod(name: string, ...args: unknown[]): unknown {
+    return this.runner(name).call(name, args, this.training);
+  }
+
+  /** `module.to(device)`: moves the compiled module (compiling it first if needed); the data
+   * view keeps the values as read from the file. Returns `this`. */
+  to(device: string | Device): this {
+    this.runner('to').to(new Device(device).toString());
+    return this;
   }
 }
 
@@ -180,15 +216,37 @@ export class ScriptArchiveModule extends ScriptModule {
   readonly codeFiles: Map<string, string>;
   /** The archive's format version record. */
   readonly version: string | null;
+  private readonly compiled: CompiledModule;
 
   /** @internal */
-  constructor(root: Desc) {
+  constructor(root: Desc, source: JitSource, device: string) {
     super(field<Desc>(root, 'module'), field<OrderedDict<string, Tensor>>(root, 'state_dict'));
+    this.compiled = new CompiledModule(source, device);
     this.extraFiles = field<Map<string, Uint8Array>>(root, 'extra_files');
     const c = field<unknown>(root, 'constants');
     this.constants = Array.isArray(c) ? [...c] : [];
     this.codeFiles = field<Map<string, string>>(root, 'code');
     this.version = field<string | null>(root, 'version');
+  }
+
+  /** @internal */
+  protected override compiledModule(): CompiledModule {
+    return this.compiled;
+  }
+
+  /** The device the compiled module runs on (`'cpu'` unless `load`'s `device` or {@link to} said otherwise). */
+  get device(): Device {
+    return new Device(this.compiled.device);
+  }
+
+  /** Frees libtorch's compiled module now (the data view stays; a later `forward` compiles again). */
+  dispose(): void {
+    this.compiled.dispose();
+  }
+
+  /** `using m = torch.jit.load(...)` frees the compiled module at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -210,9 +268,9 @@ function checkSource(f: unknown): asserts f is string | Uint8Array {
   }
 }
 
-function build(value: unknown): ScriptArchiveModule {
+function build(value: unknown, f: JitSource, opts: JitLoadOptions): ScriptArchiveModule {
   if (!(value instanceof Map)) throw torchsaveError('E_INTERNAL', 'the TorchScript reader returned no descriptor');
-  return new ScriptArchiveModule(value as Desc);
+  return new ScriptArchiveModule(value as Desc, f, new Device(opts.device ?? 'cpu').toString());
 }
 
 const DATA_ONLY = { classes: false } as const;
@@ -226,7 +284,7 @@ const DATA_ONLY = { classes: false } as const;
 export function load(f: string | Uint8Array, opts: JitLoadOptions = {}): ScriptArchiveModule {
   checkSource(f);
   const raw: RawLoaded = native().jitLoad(f, nativeOptions(opts));
-  return build(fromRaw(raw, DATA_ONLY, typeof f === 'string' ? f : '<buffer>'));
+  return build(fromRaw(raw, DATA_ONLY, typeof f === 'string' ? f : '<buffer>'), f, opts);
 }
 
 /** {@link load} off the event loop; `signal` cancels it (`E_CANCELLED`). */
@@ -237,6 +295,6 @@ export async function loadAsync(f: string | Uint8Array, opts: JitLoadAsyncOption
   return abortable(signal, `jit.loadAsync(${label})`, async () => {
     const raw = await native().jitLoadAsync(f, nativeOptions(rest));
     if (isAborted(signal)) return undefined as unknown as ScriptArchiveModule;
-    return build(await fromRawAsync(raw, DATA_ONLY, label));
+    return build(await fromRawAsync(raw, DATA_ONLY, label), f, rest);
   });
 }

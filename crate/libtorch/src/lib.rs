@@ -19,6 +19,7 @@
 mod device;
 mod dtype;
 mod errors;
+mod jit;
 mod keepalive;
 mod native;
 mod nn_ops;
