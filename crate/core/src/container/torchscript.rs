@@ -34,9 +34,9 @@
 //! Three views of one load ([`View`]): the module object as the graph root (`torch.load`,
 //! `inspect`), the state dict (`convert`), and the descriptor the `jit` binding hands to TS.
 
-use super::zip_read::{self, ZipArchive};
+use super::zip_read::{self, in_byte_order, ZipArchive};
 use super::{source, torch_pickle, LoadInfo, Loaded};
-use crate::bytes::{byteswapped, ByteView};
+use crate::bytes::ByteView;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::options::LoadOptions;
@@ -149,30 +149,12 @@ impl StorageSource for ScriptStorages<'_> {
         }
         let rel = format!("{}{key}", self.prefix);
         let full = format!("{}/{rel}", self.ar.folder());
-        let Some(entry) = self.ar.find(&rel) else {
-            return Err(crate::err!(
-                MissingRecord,
-                "storage '{key}' has no record '{full}' in the TorchScript archive"
-            )
-            .in_record(full));
-        };
-        if entry.uncompressed_size != nbytes {
-            return Err(crate::err!(
-                StorageSize,
-                "record '{full}' holds {} bytes but storage '{key}' needs {nbytes} ({dtype} elements)",
-                entry.uncompressed_size
-            )
-            .in_record(full));
-        }
+        let (_, entry) = self.ar.storage_entry(&rel, key, dtype, nbytes)?;
         let raw = self
             .ar
             .read(entry, self.verify)
             .map_err(|e| e.in_record(full.clone()))?;
-        let data = if self.big_endian && dtype.swap_unit() > 1 {
-            ByteView::from_vec(byteswapped(raw.as_slice(), dtype.swap_unit()))
-        } else {
-            raw
-        };
+        let data = in_byte_order(raw, dtype, self.big_endian);
         self.cache.insert(key.to_string(), data.clone());
         Ok(Some(data))
     }

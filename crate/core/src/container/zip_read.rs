@@ -472,6 +472,36 @@ impl ZipArchive {
         self.index.get(record).and_then(|&i| self.entries.get(i))
     }
 
+    /// The record holding storage `key` (`rel`, relative to the top folder) with its index,
+    /// checked to hold exactly the `nbytes` the pickle asks for: `E_MISSING_RECORD` /
+    /// `E_STORAGE_SIZE` naming the record. Shared by torch.save's and TorchScript's loaders.
+    pub(crate) fn storage_entry(
+        &self,
+        rel: &str,
+        key: &str,
+        dtype: DType,
+        nbytes: u64,
+    ) -> Result<(usize, &ZipEntry)> {
+        let full = format!("{}/{rel}", self.folder);
+        let idx = self.index.get(rel).copied();
+        let Some((i, entry)) = idx.and_then(|i| Some((i, self.entries.get(i)?))) else {
+            return Err(crate::err!(
+                MissingRecord,
+                "storage '{key}' has no record '{full}' in the archive"
+            )
+            .in_record(full));
+        };
+        if entry.uncompressed_size != nbytes {
+            return Err(crate::err!(
+                StorageSize,
+                "record '{full}' holds {} bytes but storage '{key}' needs {nbytes} ({dtype} elements)",
+                entry.uncompressed_size
+            )
+            .in_record(full));
+        }
+        Ok((i, entry))
+    }
+
     /// The record's bytes: a view of the file when stored, an owned buffer when deflated.
     /// `verify_crc` checks the CRC-32 (skipped when the stored CRC is 0).
     pub fn read(&self, entry: &ZipEntry, verify_crc: bool) -> Result<ByteView> {
@@ -610,6 +640,16 @@ pub fn is_torch_package(ar: &ZipArchive) -> bool {
             || ar.index.keys().any(|k| k.ends_with(".py")))
 }
 
+/// A storage's bytes in this machine's (little-endian) order: swapped copies for a
+/// big-endian archive's multi-byte dtypes, else the bytes as they are.
+pub(crate) fn in_byte_order(raw: ByteView, dtype: DType, big_endian: bool) -> ByteView {
+    if big_endian && dtype.swap_unit() > 1 {
+        ByteView::from_vec(byteswapped(raw.as_slice(), dtype.swap_unit()))
+    } else {
+        raw
+    }
+}
+
 /// The archive's storages, for the persistent loader.
 struct ZipStorages<'a> {
     ar: &'a ZipArchive,
@@ -627,22 +667,7 @@ impl StorageSource for ZipStorages<'_> {
         }
         let rel = format!("data/{key}");
         let full = format!("{}/{rel}", self.ar.folder());
-        let idx = self.ar.index.get(&rel).copied();
-        let Some(entry) = idx.and_then(|i| self.ar.entries.get(i)) else {
-            return Err(crate::err!(
-                MissingRecord,
-                "storage '{key}' has no record '{full}' in the archive"
-            )
-            .in_record(full));
-        };
-        if entry.uncompressed_size != nbytes {
-            return Err(crate::err!(
-                StorageSize,
-                "record '{full}' holds {} bytes but storage '{key}' needs {nbytes} ({dtype} elements)",
-                entry.uncompressed_size
-            )
-            .in_record(full));
-        }
+        let (i, entry) = self.ar.storage_entry(&rel, key, dtype, nbytes)?;
         let raw = self
             .ar
             .read_raw(entry)
@@ -652,15 +677,9 @@ impl StorageSource for ZipStorages<'_> {
         if inline {
             check_crc(entry, raw.as_slice())?;
         } else if self.verify {
-            if let Some(i) = idx {
-                self.deferred.push(i);
-            }
+            self.deferred.push(i);
         }
-        let data = if self.big_endian && dtype.swap_unit() > 1 {
-            ByteView::from_vec(byteswapped(raw.as_slice(), dtype.swap_unit()))
-        } else {
-            raw
-        };
+        let data = in_byte_order(raw, dtype, self.big_endian);
         self.cache.insert(key.to_string(), data.clone());
         Ok(Some(data))
     }
