@@ -63,6 +63,16 @@ export {
   type InspectSummary,
   type DiffResult,
 } from './convert';
+export {
+  scan,
+  scanAsync,
+  scanDiscover,
+  type ScanReport,
+  type ScanFinding,
+  type ScanSeverity,
+  type ScanError,
+  type ScanOptions,
+} from './scan';
 export { repr } from './repr';
 export { type TorchsaveError, type TorchsaveErrorCode, isTorchsaveError } from './errors';
 export {

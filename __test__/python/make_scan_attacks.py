@@ -228,7 +228,7 @@ def _(p, f):
 
 
 @attack("bypass_dotted_qualname.pt", "dotted qualname: STACK_GLOBAL('torch.serialization', 'os.system')",
-        ["os.system"])
+        ["torch.serialization.os.system"])
 def _(p, f):
     pkl = P(4) + U("torch.serialization") + U("os.system") + STACK_GLOBAL + MARK + U(touch(f)) + TUPLE + REDUCE + STOP
     torch_zip(p, pkl)
@@ -476,7 +476,7 @@ def _(p, f):
 
 
 @attack("damaged_truncated_eocd.pt", "os.system in data.pkl; the file is cut before its end records", ["os.system"],
-        weights_only="E_BAD_ZIP", unsafe="E_BAD_ZIP")
+        weights_only="E_TRUNCATED", unsafe="E_TRUNCATED")
 def _(p, f):
     tsave(p, {"w": torch.zeros(2), "x": Reduce(os.system, touch(f))})
     b = open(p, "rb").read()

@@ -14,6 +14,7 @@
 //! The document ([`ScanReport::to_json`]) is the CLI's `scan --json` schema (docs/scan.md).
 
 pub mod classify;
+pub mod discover;
 mod walk;
 
 pub use classify::Verdict;
