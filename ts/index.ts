@@ -71,6 +71,7 @@ export {
   type ScanFinding,
   type ScanSeverity,
   type ScanError,
+  type ScanPickle,
   type ScanOptions,
 } from './scan';
 export { repr } from './repr';

@@ -49,6 +49,20 @@ export interface ScanError {
   offset: number | null;
 }
 
+/** One pickle a scan ran. */
+export interface ScanPickle {
+  /** The record it is in (`''` for the file itself). */
+  record: string;
+  /** Where it starts in the record. */
+  offset: number;
+  /** Its PROTO (0 when absent or when it stopped before). */
+  protocol: number;
+  /** Bytes up to and including its STOP; null when it did not end. */
+  length: number | null;
+  /** Why it stopped early (malformed: CPython's unpickler stops there too), else null. */
+  error: ScanError | null;
+}
+
 /** What `scan` found in one file. */
 export interface ScanReport {
   /** The path scanned (`<bytes>` for a buffer). */
@@ -69,7 +83,7 @@ export interface ScanReport {
   /** Every construct found, in file order per record. */
   findings: ScanFinding[];
   /** Every pickle run: where it starts, its protocol and length, or why it stopped. */
-  pickles: { record: string; offset: number; protocol: number; length: number | null; error: ScanError | null }[];
+  pickles: ScanPickle[];
   /** Damage worked around (e.g. a zip scanned from its local headers). */
   notes: string[];
   /** Why no verdict can be given (unreadable, no pickle could be run, a limit hit), else null. */

@@ -307,7 +307,9 @@ impl Scanner {
         let mut first = true;
         while pos < b.len() {
             let rest = b.get(pos..).unwrap_or(&[]);
-            if !walk::looks_like_pickle(rest) && !(first && walk::opens_pickle(rest, record)) {
+            let starts =
+                walk::looks_like_pickle(rest) || (first && walk::opens_pickle(rest, record));
+            if !starts {
                 if !blob.resync {
                     break;
                 }

@@ -178,10 +178,15 @@ fn walk_zip(bytes: &ByteView, w: &mut Walk) {
 /// (data descriptors, zip64 sentinels, damage), the next `PK\x03\x04` does.
 fn local_entries(bytes: &ByteView, at: usize, w: &mut Walk) {
     let b = bytes.as_slice();
-    let rd16 = |p: usize| b.get(p..p + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    let rd16 = |p: usize| {
+        b.get(p..p + 2)
+            .and_then(|s| s.try_into().ok())
+            .map(u16::from_le_bytes)
+    };
     let rd32 = |p: usize| {
         b.get(p..p + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_le_bytes)
     };
     let mut records = Vec::new();
     let mut pos = Some(at);
