@@ -66,7 +66,7 @@ describe('scan: the attack corpus', () => {
     for (const f of ['memo confusion', 'INST', 'importlib', 'marshal', 'pkgutil', 'getattr', 'BUILD', 'mailcap', 'os.system',
       'eval', 'exec', '__import__', 'subprocess', 'runpy', 'webbrowser', 'socket', 'pty', 'code.', 'pdb', 'cProfile', 'timeit',
       'profile', 'torch.hub', '_load_from_bytes', 'torch.fx', 'torch._dynamo', 'functools.partial', 'attrgetter', 'methodcaller',
-      'numpy.load', 'legacy', 'tar', 'protocol 0', 'protocol 5', 'tensors', 'after its STOP', 'record', 'CRC']) {
+      'numpy.load', 'legacy', 'tar', 'storages member', 'protocol 0', 'protocol 5', 'tensors', 'after its STOP', 'record', 'CRC']) {
       expect(families, f).toContain(f);
     }
   });
@@ -117,6 +117,16 @@ describe('scan: the attack corpus', () => {
     expect((await cli('scan', join(dir, 'no-such-file.pt'))).code).toBe(2);
     expect((await cli('scan', '--json', '--sarif', dir)).code).toBe(2);
     expect((await scanAsync(join(dir, 'classic_pty.pt'))).status).toBe('flagged');
+    // Many files on a terminal: a progress bar on stderr, erased at the end.
+    let err = '';
+    const code = await runCli(['scan', join(dir, 'protocol_1.pkl'), join(dir, 'protocol_2.pkl')], {
+      stdout: () => {},
+      stderr: (s) => (err += s),
+      stderrIsTTY: true,
+    });
+    expect(code).toBe(1);
+    expect(err).toContain('2/2 files');
+    expect(err.endsWith('\r\x1b[K')).toBe(true);
   });
 });
 

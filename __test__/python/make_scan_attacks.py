@@ -398,6 +398,33 @@ def _(p, f):
     return buf.getvalue()
 
 
+@attack("container_tar_storage_header.tar",
+        "pre-0.1.10 tar whose storages member's per-storage header pickle calls os.system (legacy_load unpickles it)",
+        ["os.system"], unsafe="E_BAD_TAR")
+def _(p, f):
+    import tarfile
+    make_fixtures.write_tar(p, {"w": torch.ones(3)})
+    with tarfile.open(p) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    count = pickle.dumps(1, protocol=2)
+    evil = pickle.dumps(Reduce(os.system, touch(f)), protocol=2)
+    out = []
+    for m, data in members:
+        if m.name == "storages":
+            # count, then the first storage's header pickle: replaced by the payload, raw bytes kept.
+            assert data.startswith(count)
+            fh = io.BytesIO(data)
+            pickle.load(fh)
+            pickle.load(fh)  # (key, location, storage type): torch's own bytes, ours to read
+            data = count + evil + data[fh.tell():]
+        m.size = len(data)
+        out.append((m, data))
+    with tarfile.open(p, "w", format=tarfile.PAX_FORMAT) as tar:
+        for m, data in out:
+            tar.addfile(m, io.BytesIO(data))
+    return evil
+
+
 for _proto in range(6):
     def _mk(proto):
         @attack(f"protocol_{proto}.pkl", f"bare pickle, protocol {proto}, __reduce__ to os.system", ["os.system"])

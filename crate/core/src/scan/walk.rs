@@ -51,7 +51,11 @@ const CENTRAL: &[u8] = b"PK\x01\x02";
 pub(crate) fn looks_like_pickle(b: &[u8]) -> bool {
     match b {
         [0x80, v, c, ..] if (2..=5).contains(v) => crate::pickle::opcodes::name(*c).is_some(),
-        [c, rest @ ..] if b"(}])cNILFSVJKMGUTXq".contains(c) => rest.contains(&b'.'),
+        // The STOP is looked for in the next 1 MiB only: a heuristic must not read a whole
+        // legacy storage tail.
+        [c, rest @ ..] if b"(}])cNILFSVJKMGUTXq".contains(c) => rest
+            .get(..rest.len().min(1 << 20))
+            .is_some_and(|w| w.contains(&b'.')),
         _ => false,
     }
 }
