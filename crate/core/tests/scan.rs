@@ -81,6 +81,15 @@ fn committed_fixtures() {
         );
         assert!(r.findings.iter().all(|f| f.verdict == Some(Verdict::Safe)));
     }
+    // A legacy stream is five pickles: magic, protocol, sys_info, the object, the storage keys.
+    let r = scan_file(&here("containers/legacy.pt"));
+    assert_eq!(
+        (r.format, r.pickles.len()),
+        ("legacy", 5),
+        "{:?}",
+        r.pickles
+    );
+    assert!(r.pickles.iter().all(|p| p.error.is_none()));
 }
 
 #[test]

@@ -188,6 +188,9 @@ impl<'a> Vm<'a> {
                 },
             );
         }
+        if !self.tracing {
+            return interpret::call(&mut self.ctx(graph, loader), kind, callable, args, kwargs);
+        }
         let r = interpret::call(
             &mut self.ctx(graph, loader),
             kind,
@@ -196,7 +199,7 @@ impl<'a> Vm<'a> {
             kwargs.clone(),
         );
         match r {
-            Err(e) if self.tracing && e.code != crate::error::ErrorCode::LimitExceeded => {
+            Err(e) if e.code != crate::error::ErrorCode::LimitExceeded => {
                 Ok(super::args::object(graph, "", "", kind, args, kwargs))
             }
             other => other,
