@@ -300,3 +300,17 @@ export declare function saveAsync(raw: import('../ts/raw/tree').RawSaveTree, pat
  * `format: pt`; tensors sharing memory are written once and the alias recorded.
  */
 export declare function saveSafetensors(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, metadata?: Array<[string, string]> | undefined | null): Buffer | null
+
+/**
+ * The `scan --json` document (a JSON string, docs/scan.md) for a file path or bytes: every
+ * global each pickle in it would import or call, with a verdict. The file's content never
+ * throws (damage and unreadable files are in the document's `error`); `strict` only changes
+ * `status` and `exit_code` (unknown globals flag the file too).
+ */
+export declare function scan(source: string | Uint8Array, strict?: boolean | undefined | null): string
+
+/** `scan` of a file off the event loop. */
+export declare function scanAsync(path: string, strict?: boolean | undefined | null): Promise<string>
+
+/** The files `torchsave scan` looks at for these files, folders and globs (sorted). */
+export declare function scanDiscover(specs: Array<string>): Array<string>

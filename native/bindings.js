@@ -857,3 +857,6 @@ module.exports.releaseBuffer = nativeBinding.releaseBuffer
 module.exports.save = nativeBinding.save
 module.exports.saveAsync = nativeBinding.saveAsync
 module.exports.saveSafetensors = nativeBinding.saveSafetensors
+module.exports.scan = nativeBinding.scan
+module.exports.scanAsync = nativeBinding.scanAsync
+module.exports.scanDiscover = nativeBinding.scanDiscover

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generates the interop fixtures (__test__/fixtures/generated/, gitignored) from real torch:
 # make_fixtures.py (+ make_fixtures_113.py under Debian's torch 1.13 when present) and
-# make_attacks.py and make_jit_fixtures.py (TorchScript archives). Skips the work when a stamp (hash of the generating scripts, the pins and
+# make_attacks.py, make_scan_attacks.py (the scanner's attack corpus) and make_jit_fixtures.py (TorchScript archives). Skips the work when a stamp (hash of the generating scripts, the pins and
 # the torch 1.x version seen) matches. Safe to call concurrently (flock where available).
 # Uses $TORCHSAVE_PYTHON, else scripts/python-env.sh (which installs the env if needed).
 set -euo pipefail
@@ -16,7 +16,7 @@ want=$( (cat "$root"/__test__/python/*.py "$root/__test__/python/requirements.tx
 
 mkdir -p "$out"
 generate() {
-  if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$want" && -f "$out/index.json" && -f "$out/attacks/attacks.json" && -f "$out/jit/jit.json" ]]; then
+  if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$want" && -f "$out/index.json" && -f "$out/attacks/attacks.json" && -f "$out/jit/jit.json" && -f "$out/scan-attacks/scan-attacks.json" ]]; then
     return 0
   fi
   rm -f "$out/.stamp"
@@ -25,6 +25,7 @@ generate() {
   "$py" -W ignore "$root/__test__/python/make_fixtures.py" "$out"
   "$py" -W ignore "$root/__test__/python/make_attacks.py" "$out/attacks"
   "$py" -W ignore "$root/__test__/python/make_jit_fixtures.py" "$out/jit"
+  "$py" -W ignore "$root/__test__/python/make_scan_attacks.py" "$out/scan-attacks"
   echo "$want" >"$out/.stamp"
   echo "fixtures: done in $((SECONDS - t0)) s" >&2
 }

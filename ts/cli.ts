@@ -24,12 +24,14 @@ import {
 import { convertCommand } from './cli/convert';
 import { diffCommand } from './cli/diff';
 import { inspectCommand } from './cli/inspect';
+import { scanCommand } from './cli/scan';
 
 /** Subcommands by name. */
 export const commands: Record<string, Command> = {
   inspect: inspectCommand,
   convert: convertCommand,
   diff: diffCommand,
+  scan: scanCommand,
 };
 
 /** The package's version (package.json next to dist/ and ts/). */
@@ -54,6 +56,7 @@ function help(): string {
   lines.push('', 'options:', ...optionLines(TOP_OPTIONS), '', 'exit codes:');
   lines.push(`  ${EXIT_OK}  success`, `  ${EXIT_ERROR}  the operation failed (CODE: message on stderr); convert: some files failed`);
   lines.push(`  ${EXIT_USAGE}  usage error (unknown command or option, bad value)`, '  3  convert: every file failed      130  convert: interrupted (Ctrl-C)');
+  lines.push('  scan: 0 clean, 1 flagged, 2 a file without a verdict (docs/scan.md)');
   return lines.join('\n') + '\n';
 }
 

@@ -63,6 +63,17 @@ export {
   type InspectSummary,
   type DiffResult,
 } from './convert';
+export {
+  scan,
+  scanAsync,
+  scanDiscover,
+  type ScanReport,
+  type ScanFinding,
+  type ScanSeverity,
+  type ScanError,
+  type ScanPickle,
+  type ScanOptions,
+} from './scan';
 export { repr } from './repr';
 export { type TorchsaveError, type TorchsaveErrorCode, isTorchsaveError } from './errors';
 export {

@@ -13,7 +13,8 @@
 //!   archive the way PyTorch's miniz writer does;
 //! * [`safetensors`] reads and writes Hugging Face safetensors files, [`hf_index`] sharded
 //!   checkpoints (`*.index.json`), and [`convert`] is the batch conversion engine over all of them;
-//! * [`inspect`] summarises a loaded file (the CLI's `inspect --json`).
+//! * [`inspect`] summarises a loaded file (the CLI's `inspect --json`); [`scan`] reports what
+//!   every pickle in a file would import and call (the CLI's `scan`).
 //!
 //! Nothing here knows about Node or libtorch.
 
@@ -30,6 +31,7 @@ pub mod mapguard;
 pub mod options;
 pub mod pickle;
 pub mod safetensors;
+pub mod scan;
 pub mod strided;
 pub mod tensor;
 pub mod value;

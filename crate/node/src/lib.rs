@@ -154,6 +154,40 @@ pub fn inspect(
     })
 }
 
+/// The `scan --json` document (a JSON string, docs/scan.md) for a file path or bytes: every
+/// global each pickle in it would import or call, with a verdict. The file's content never
+/// throws (damage and unreadable files are in the document's `error`); `strict` only changes
+/// `status` and `exit_code` (unknown globals flag the file too).
+#[napi]
+pub fn scan(env: Env, source: Either<String, Uint8Array>, strict: Option<bool>) -> Result<String> {
+    guard(&env, || {
+        let task = tasks::ScanTask {
+            source: source_of(source),
+            strict: strict.unwrap_or(false),
+        };
+        run(|| Ok(task.document())).map_err(|f| f.into_napi(&env))
+    })
+}
+
+/// The files `torchsave scan` looks at for these files, folders and globs (sorted).
+#[napi]
+pub fn scan_discover(env: Env, specs: Vec<String>) -> Result<Vec<String>> {
+    guard(&env, || {
+        run(|| torchsave_core::scan::discover::discover(&specs))
+            .map(|v| v.iter().map(|p| p.display().to_string()).collect())
+            .map_err(|f| f.into_napi(&env))
+    })
+}
+
+/// `scan` of a file off the event loop.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn scan_async(path: String, strict: Option<bool>) -> AsyncTask<tasks::ScanTask> {
+    AsyncTask::new(tasks::ScanTask {
+        source: Source::Path(path),
+        strict: strict.unwrap_or(false),
+    })
+}
+
 /// Test hook: raw tree → Graph → raw tree with no file in between (storages are copied).
 #[napi(
     js_name = "_graphRoundTrip",

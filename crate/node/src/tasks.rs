@@ -286,3 +286,37 @@ impl Task for SaveTask {
         Ok(output.map_err(|f| f.into_napi(&env))?.map(Buffer::from))
     }
 }
+
+/// `scan`: the JSON document for one file or buffer (the core never fails a scan: errors are
+/// in the document).
+pub struct ScanTask {
+    pub source: Source,
+    pub strict: bool,
+}
+
+impl ScanTask {
+    pub fn document(&self) -> String {
+        use torchsave_core::scan::{scan_bytes, scan_file};
+        let (name, report) = match &self.source {
+            Source::Path(p) => (p.clone(), scan_file(Path::new(p))),
+            Source::Bytes(b) => (
+                "<bytes>".to_string(),
+                scan_bytes(ByteView::from_vec(b.to_vec())),
+            ),
+        };
+        report.to_json(&name, self.strict).to_string()
+    }
+}
+
+impl Task for ScanTask {
+    type Output = std::result::Result<String, Failure>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(run(|| Ok(self.document())))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<String> {
+        output.map_err(|f| f.into_napi(&env))
+    }
+}

@@ -20,6 +20,7 @@ pub mod opcodes;
 mod persistent;
 pub mod policy;
 mod reconstruct;
+pub mod trace;
 pub mod vm;
 
 use crate::bytes::ByteView;
@@ -29,7 +30,7 @@ use crate::options::{Limits, StrEncoding};
 use crate::value::{Graph, Value};
 
 pub use numpy::{descr_itemsize, descr_name};
-pub use vm::{unpickle, unpickle_with_policy};
+pub use vm::{trace, unpickle, unpickle_with_policy, TraceRun};
 
 /// Options for one unpickling run.
 #[derive(Clone, Debug, Default)]

@@ -30,6 +30,7 @@ use super::kinds::{kind_name, value_kind};
 use super::opcodes as op;
 use super::policy::{self, Policy};
 use super::reconstruct::Ctx;
+use super::trace::{TraceEvent, Traced, NESTED_UNPICKLERS};
 use super::{PersistentLoad, UnpickleOptions, UnpickleOutput};
 use crate::error::{Error, Result};
 use crate::options::StrEncoding;
@@ -55,26 +56,36 @@ pub fn unpickle_with_policy(
     loader: &mut dyn PersistentLoad,
     policy: Policy,
 ) -> Result<UnpickleOutput> {
-    let mut vm = Vm {
-        data: bytes,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        globals: Vec::new(),
-        seen_globals: HashSet::new(),
-        protocol: 0,
-        opts,
-        policy,
-    };
+    let mut vm = Vm::new(bytes, opts, policy, false);
     let root = vm.run(graph, loader)?;
-    Ok(UnpickleOutput {
-        root,
-        consumed: vm.pos,
-        globals: vm.globals,
-        protocol: vm.protocol,
-        weights_only_refusal: vm.policy.into_refusal(),
-    })
+    Ok(vm.output(root))
+}
+
+/// One traced run: what the pickle would import and call, in opcode order, and how the run
+/// ended (events before an error are kept: Python's unpickler would have acted on them).
+#[derive(Debug)]
+pub struct TraceRun {
+    pub result: Result<UnpickleOutput>,
+    pub events: Vec<TraceEvent>,
+}
+
+/// Runs one pickle like [`unpickle_with_policy`] while recording every import, call, BUILD
+/// on a non-data object and EXT code ([`super::trace`]). Reconstructor and persistent-load
+/// errors do not stop a traced run (the value becomes inert); malformed input and limits do.
+pub fn trace(
+    bytes: &[u8],
+    graph: &mut Graph,
+    opts: &UnpickleOptions,
+    loader: &mut dyn PersistentLoad,
+    policy: Policy,
+) -> TraceRun {
+    let mut vm = Vm::new(bytes, opts, policy, true);
+    let result = vm.run(graph, loader);
+    let events = std::mem::take(&mut vm.events);
+    TraceRun {
+        result: result.map(|root| vm.output(root)),
+        events,
+    }
 }
 
 struct Vm<'a> {
@@ -89,12 +100,116 @@ struct Vm<'a> {
     opts: &'a UnpickleOptions,
     /// Asked before every opcode and every risky construct.
     policy: Policy,
+    /// Offset of the opcode being run.
+    at: usize,
+    /// Recording for the scanner ([`trace`]).
+    tracing: bool,
+    events: Vec<TraceEvent>,
 }
 
 impl<'a> Vm<'a> {
+    fn new(data: &'a [u8], opts: &'a UnpickleOptions, policy: Policy, tracing: bool) -> Self {
+        Vm {
+            data,
+            pos: 0,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            globals: Vec::new(),
+            seen_globals: HashSet::new(),
+            protocol: 0,
+            opts,
+            policy,
+            at: 0,
+            tracing,
+            events: Vec::new(),
+        }
+    }
+
+    fn output(&mut self, root: Value) -> UnpickleOutput {
+        UnpickleOutput {
+            root,
+            consumed: self.pos,
+            globals: std::mem::take(&mut self.globals),
+            protocol: self.protocol,
+            weights_only_refusal: self.policy.refusal().map(str::to_string),
+        }
+    }
+
+    fn record(&mut self, opcode: &'static str, what: Traced) {
+        if self.tracing {
+            self.events.push(TraceEvent {
+                offset: self.at as u64,
+                opcode,
+                what,
+            });
+        }
+    }
+
+    /// A call opcode: recorded, then interpreted. A traced run keeps going past
+    /// reconstructor errors (the value becomes an inert object); limits still stop it.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        graph: &mut Graph,
+        loader: &mut dyn PersistentLoad,
+        opcode: &'static str,
+        kind: ObjectKind,
+        callable: Value,
+        args: Value,
+        kwargs: Option<Value>,
+    ) -> Result<Value> {
+        if self.tracing {
+            let callee = super::args::global_name(graph, &callable);
+            let nested = match &callee {
+                Some((m, n)) if NESTED_UNPICKLERS.contains(&format!("{m}.{n}").as_str()) => {
+                    first_bytes(graph, &args)
+                }
+                _ => None,
+            };
+            let getattr_of = match (&callee, graph.deref(&args)) {
+                (Some((m, n)), Some(Node::Tuple(items))) if m == "builtins" && n == "getattr" => {
+                    match items.as_slice() {
+                        [owner, Value::Str(attr)] => super::args::global_name(graph, owner)
+                            .map(|(om, on)| (om, format!("{on}.{attr}"))),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let callee_kind = super::kinds::any_kind(graph, &callable);
+            self.record(
+                opcode,
+                Traced::Call {
+                    callee,
+                    callee_kind,
+                    nested,
+                    getattr_of,
+                },
+            );
+        }
+        if !self.tracing {
+            return interpret::call(&mut self.ctx(graph, loader), kind, callable, args, kwargs);
+        }
+        let r = interpret::call(
+            &mut self.ctx(graph, loader),
+            kind,
+            callable,
+            args.clone(),
+            kwargs.clone(),
+        );
+        match r {
+            Err(e) if e.code != crate::error::ErrorCode::LimitExceeded => {
+                Ok(super::args::object(graph, "", "", kind, args, kwargs))
+            }
+            other => other,
+        }
+    }
+
     fn run(&mut self, graph: &mut Graph, loader: &mut dyn PersistentLoad) -> Result<Value> {
         loop {
             let at = self.pos;
+            self.at = at;
             let code = self
                 .u8()
                 .map_err(|e| Error::new(e.code, format!("{} (no STOP opcode)", e.message)))?;
@@ -424,7 +539,7 @@ impl<'a> Vm<'a> {
             op::GLOBAL => {
                 let module = utf8_line(self.line()?, "GLOBAL module")?;
                 let name = utf8_line(self.line()?, "GLOBAL name")?;
-                let v = self.global(graph, &module, &name)?;
+                let v = self.global(graph, "GLOBAL", &module, &name)?;
                 self.push(v)?;
             }
             op::STACK_GLOBAL => {
@@ -433,14 +548,16 @@ impl<'a> Vm<'a> {
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     crate::bail!(BadPickle, "STACK_GLOBAL requires two str arguments");
                 };
-                let v = self.global(graph, &module, &name)?;
+                let v = self.global(graph, "STACK_GLOBAL", &module, &name)?;
                 self.push(v)?;
             }
             op::REDUCE => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                let v = interpret::call(
-                    &mut self.ctx(graph, loader),
+                let v = self.call(
+                    graph,
+                    loader,
+                    opname,
                     ObjectKind::Reduce,
                     callable,
                     args,
@@ -451,21 +568,17 @@ impl<'a> Vm<'a> {
             op::NEWOBJ => {
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let v = interpret::call(
-                    &mut self.ctx(graph, loader),
-                    ObjectKind::NewObj,
-                    cls,
-                    args,
-                    None,
-                )?;
+                let v = self.call(graph, loader, opname, ObjectKind::NewObj, cls, args, None)?;
                 self.push(v)?;
             }
             op::NEWOBJ_EX => {
                 let kwargs = self.pop()?;
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let v = interpret::call(
-                    &mut self.ctx(graph, loader),
+                let v = self.call(
+                    graph,
+                    loader,
+                    opname,
                     ObjectKind::NewObjEx,
                     cls,
                     args,
@@ -477,15 +590,9 @@ impl<'a> Vm<'a> {
                 let module = utf8_line(self.line()?, "INST module")?;
                 let name = utf8_line(self.line()?, "INST name")?;
                 let items = self.pop_mark()?;
-                let cls = self.global(graph, &module, &name)?;
+                let cls = self.global(graph, "INST", &module, &name)?;
                 let args = graph.add(Node::Tuple(items));
-                let v = interpret::call(
-                    &mut self.ctx(graph, loader),
-                    ObjectKind::Inst,
-                    cls,
-                    args,
-                    None,
-                )?;
+                let v = self.call(graph, loader, opname, ObjectKind::Inst, cls, args, None)?;
                 self.push(v)?;
             }
             op::OBJ => {
@@ -494,19 +601,34 @@ impl<'a> Vm<'a> {
                     crate::bail!(BadPickle, "OBJ without a class");
                 };
                 let args = graph.add(Node::Tuple(items.collect()));
-                let v = interpret::call(
-                    &mut self.ctx(graph, loader),
-                    ObjectKind::Inst,
-                    cls,
-                    args,
-                    None,
-                )?;
+                let v = self.call(graph, loader, opname, ObjectKind::Inst, cls, args, None)?;
                 self.push(v)?;
             }
             op::BUILD => {
                 let state = self.pop()?;
                 let inst = self.top()?.clone();
-                interpret::build(&mut self.ctx(graph, loader), &inst, state)?;
+                if self.tracing {
+                    let target = match graph.deref(&inst) {
+                        Some(Node::Object(o)) if o.module.is_empty() => Some((None, false)),
+                        Some(Node::Object(o)) => {
+                            Some((Some((o.module.clone(), o.name.clone())), false))
+                        }
+                        Some(Node::Global { module, name }) => {
+                            Some((Some((module.clone(), name.clone())), true))
+                        }
+                        _ => None,
+                    };
+                    if let Some((target, on_global)) = target {
+                        self.record(opname, Traced::Build { target, on_global });
+                    }
+                }
+                let r = interpret::build(&mut self.ctx(graph, loader), &inst, state);
+                if !self.tracing
+                    || r.as_ref()
+                        .is_err_and(|e| e.code == crate::error::ErrorCode::LimitExceeded)
+                {
+                    r?;
+                }
             }
             op::EXT1 | op::EXT2 | op::EXT4 => {
                 let code_num = match code {
@@ -517,6 +639,7 @@ impl<'a> Vm<'a> {
                     }
                     _ => self.i32()? as i64,
                 };
+                self.record(opname, Traced::Ext { code: code_num });
                 // The extension registry lives in the writer's process; keep the code as data.
                 let v = graph.add(Node::Object(PyObject {
                     module: "copyreg".into(),
@@ -535,7 +658,10 @@ impl<'a> Vm<'a> {
             op::BINPERSID => {
                 let pid = self.pop()?;
                 self.policy.persistent_id(graph, &pid)?;
-                let v = loader.persistent_load(graph, pid)?;
+                let v = match loader.persistent_load(graph, pid) {
+                    Err(_) if self.tracing => Value::None,
+                    r => r?,
+                };
                 self.push(v)?;
             }
             op::PERSID => {
@@ -543,7 +669,10 @@ impl<'a> Vm<'a> {
                 let Ok(s) = std::str::from_utf8(line) else {
                     crate::bail!(BadPickle, "PERSID argument is not ASCII");
                 };
-                let v = loader.persistent_load(graph, Value::Str(s.to_string()))?;
+                let v = match loader.persistent_load(graph, Value::Str(s.to_string())) {
+                    Err(_) if self.tracing => Value::None,
+                    r => r?,
+                };
                 self.push(v)?;
             }
             _ => crate::bail!(
@@ -563,14 +692,30 @@ impl<'a> Vm<'a> {
     }
 
     /// Maps, records, checks and builds one GLOBAL.
-    fn global(&mut self, graph: &mut Graph, module: &str, name: &str) -> Result<Value> {
+    fn global(
+        &mut self,
+        graph: &mut Graph,
+        opcode: &'static str,
+        module: &str,
+        name: &str,
+    ) -> Result<Value> {
         // Recorded as written in the file (`__builtin__.set`), like torch's
         // get_unsafe_globals_in_checkpoint; checked and built after Python 2 name mapping.
         let written = format!("{module}.{name}");
         if self.seen_globals.insert(written.clone()) {
             self.globals.push(written);
         }
+        let written_module = module;
+        let written_name = name;
         let (module, name) = policy::map_py2_name(module, name);
+        self.record(
+            opcode,
+            Traced::Import {
+                written: format!("{written_module}.{written_name}"),
+                module: module.clone(),
+                name: name.clone(),
+            },
+        );
         let full = format!("{module}.{name}");
         self.policy.global(&full)?;
         Ok(interpret::global(graph, &module, &name))
@@ -752,6 +897,21 @@ impl<'a> Vm<'a> {
         let s = rest.get(..n).unwrap_or(&[]);
         self.pos += n + 1;
         Ok(s)
+    }
+}
+
+/// The first bytes value among a call's arguments (the nested pickle of `_load_from_bytes`).
+fn first_bytes(graph: &Graph, args: &Value) -> Option<Vec<u8>> {
+    match graph.deref(args) {
+        Some(Node::Tuple(items)) => items.iter().find_map(|v| match v {
+            Value::Bytes(b) => Some(b.clone()),
+            Value::Ref(_) => match graph.deref(v) {
+                Some(Node::ByteArray(b)) => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        }),
+        _ => None,
     }
 }
 
