@@ -214,3 +214,26 @@ fn not_a_checkpoint_is_an_error_not_clean() {
     let r = bytes(b"\x80\x02\xff.");
     assert_eq!(r.exit_code(false), 2);
 }
+
+#[test]
+fn a_folder_walk_finds_pickles_and_zips_whatever_their_names() {
+    let dir = std::env::temp_dir().join(format!("torchsave-scan-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // protocol 2: os.system('x'), named as if it were data.
+    let evil = b"\x80\x02cos\nsystem\nX\x01\x00\x00\x00x\x85R.";
+    std::fs::write(dir.join("weights.dat"), evil).unwrap();
+    std::fs::write(dir.join("model.jit"), b"PK\x03\x04rest").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
+    let found = torchsave_core::scan::discover::discover(&[dir.display().to_string()]).unwrap();
+    let names: Vec<String> = found
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["model.jit", "weights.dat"]);
+    // the import and the call
+    assert_eq!(
+        dangerous(&scan_file(&dir.join("weights.dat"))),
+        ["os.system", "os.system"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,7 @@
 //! The files `torchsave scan FILE|DIR|GLOB...` looks at: a named file always (whatever its
 //! name), a folder's files (recursively) whose extension is a checkpoint or pickle one, a
-//! glob's matches (folders among them walked the same way). Unlike `convert`'s discovery,
+//! glob's matches (folders among them walked the same way). Inside folders, files of other
+//! names are scanned too when their first bytes are a zip, a pickle or a tar. Unlike `convert`'s discovery,
 //! shards listed by an index are scanned one by one and pickles/tars are included.
 
 use crate::error::{Error, Result};
@@ -22,7 +23,26 @@ pub const SCAN_EXTENSIONS: &[&str] = &[
     "pt2",
     "ptl",
     "mar",
+    "jit",
+    "ts",
+    "torchscript",
+    "npy",
+    "npz",
 ];
+
+/// A file whose first bytes are a zip, a protocol-2+ pickle or a tar is scanned whatever its
+/// name: a folder walk by extension alone would let `weights.dat` through.
+fn looks_like_pickle_container(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 263];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = head.get(..n).unwrap_or_default();
+    head.starts_with(b"PK\x03\x04")
+        || (head.first() == Some(&0x80) && head.get(1).is_some_and(|v| (2..=5).contains(v)))
+        || head.get(257..262) == Some(b"ustar")
+}
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let rd = std::fs::read_dir(dir)
@@ -43,6 +63,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| SCAN_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            || looks_like_pickle_container(&p)
         {
             out.push(p);
         }
