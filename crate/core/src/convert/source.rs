@@ -1,6 +1,6 @@
-//! Reading any input: sniffing what a file is (a sharded checkpoint's index, safetensors by
-//! name or by its bytes, a TorchScript archive by its zip directory, else a torch file) and
-//! loading it mapped.
+//! Reading any input: sniffing what a file is (a distributed checkpoint folder, a sharded
+//! checkpoint's index, safetensors by name or by its bytes, a TorchScript archive by its zip
+//! directory, else a torch file) and loading it mapped.
 
 use super::stream;
 use crate::container::torchscript;
@@ -51,6 +51,27 @@ pub(super) fn file_len(p: &Path) -> u64 {
 /// name or sniffed from the bytes), anything else through the torch reader. `restore_aliases` re-adds names a
 /// safetensors writer dropped as shared (see [`st::restore_aliases`]).
 pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Result<Source> {
+    if crate::container::dcp::is_dcp_dir(path) {
+        let loaded = crate::container::load_file(path, opts)?;
+        let mut files = vec![path.to_path_buf()];
+        if let Ok(rd) = std::fs::read_dir(path) {
+            let mut data: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            data.sort();
+            files.extend(data);
+        }
+        let bytes_in = files.iter().skip(1).map(|p| file_len(p)).sum();
+        return Ok(Source {
+            graph: loaded.graph,
+            format: SourceFormat::Torch(Format::Dcp),
+            files,
+            bytes_in,
+            metadata: Vec::new(),
+            mapped: None,
+        });
+    }
     if hf_index::is_index_path(path) {
         let s = hf_index::load_sharded(path, opts)?;
         let bytes_in = file_len(path) + s.shards.iter().map(|p| file_len(p)).sum::<u64>();

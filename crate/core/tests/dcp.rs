@@ -1,0 +1,172 @@
+//! Distributed checkpoints against real torch 2.11: `tests/dcp/make_dcp.py make` writes DCP
+//! folders with `torch.distributed.checkpoint.save` (one process with `no_dist=True`, and two
+//! gloo processes with DTensor shards) into this test binary's temp dir, with
+//! `dcp_to_torch_save` of each. We load each folder, save what we read as a `.pt`, and torch
+//! compares the two (`make_dcp.py compare`: container kinds, keys, order, tensors bit for bit).
+//! The tests fail, never skip, without the Python oracle.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use torchsave_core::container::dcp;
+use torchsave_core::{load_file, save_to_path, ErrorCode, Format, LoadOptions, Node, SaveOptions};
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TORCHSAVE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").expect("HOME");
+    let p = PathBuf::from(home).join(".cache/torchsave/venv-torch-2.11.0/bin/python");
+    assert!(
+        p.exists(),
+        "no torch venv: run scripts/python-env.sh or set TORCHSAVE_PYTHON"
+    );
+    p
+}
+
+/// Runs `make_dcp.py ARGS...`, panicking with its output on failure.
+fn oracle(args: &[&Path]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dcp/make_dcp.py");
+    let out = Command::new(python())
+        .arg("-W")
+        .arg("ignore")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "make_dcp.py {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The fixtures, made once per test binary.
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dcp-fixtures");
+        let _ = std::fs::remove_dir_all(&d);
+        oracle(&[Path::new("make"), &d]);
+        d
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("dcp-scratch")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn read_case(case: &str, mmap: bool) {
+    let dir = fixtures().join(case);
+    assert!(dcp::is_dcp_dir(&dir));
+    let opts = LoadOptions {
+        mmap,
+        ..LoadOptions::default()
+    };
+    let loaded = load_file(&dir, &opts).unwrap();
+    assert_eq!(loaded.info.format, Format::Dcp);
+    assert_eq!(loaded.info.version.as_deref(), Some("1.0.0"));
+    // torch's own DCP load accepts the metadata's dataclasses: no weights-only refusal.
+    assert_eq!(loaded.info.weights_only_refusal, None);
+    let out = scratch(&format!("read-{case}-{mmap}")).join("ours.pt");
+    save_to_path(&loaded.graph, &out, &SaveOptions::default()).unwrap();
+    oracle(&[
+        Path::new("compare"),
+        &out,
+        &fixtures().join(format!("{case}.pt")),
+    ]);
+}
+
+#[test]
+fn nested_state_dict_every_dtype_three_files() {
+    read_case("nested", true);
+}
+
+#[test]
+fn model_and_optimizer_state() {
+    read_case("model", false);
+}
+
+#[test]
+fn dtensor_shards_from_two_ranks_are_assembled() {
+    read_case("sharded", true);
+    // The metadata says 2 chunks per sharded tensor, in 2 files.
+    let md = dcp::read_metadata(&fixtures().join("sharded"), &LoadOptions::default()).unwrap();
+    let row = md.entries.iter().find(|e| e.fqn == "model.row").unwrap();
+    let dcp::Item::Tensor { chunks, size, .. } = &row.item else {
+        panic!("model.row is not a tensor")
+    };
+    assert_eq!(size, &vec![6, 4]);
+    assert_eq!(chunks.len(), 2);
+    assert_ne!(chunks[0].location.file, chunks[1].location.file);
+}
+
+#[test]
+fn a_single_chunk_tensor_views_the_mapped_file() {
+    let dir = fixtures().join("nested");
+    let loaded = load_file(&dir, &LoadOptions::default()).unwrap();
+    let mapped = loaded
+        .graph
+        .storages
+        .iter()
+        .filter(|s| !s.data.is_empty())
+        .all(|s| s.data.offset_in_backing() > 0);
+    assert!(
+        mapped,
+        "storages should be slices of the mapped .distcp files"
+    );
+    // Nested as torch nests it: `layers` is a list of dicts.
+    let root = loaded.graph.root();
+    let items = torchsave_core::graph::mapping_items(&loaded.graph, root).unwrap();
+    let (_, layers) = items
+        .iter()
+        .find(|(k, _)| matches!(k, torchsave_core::Value::Str(s) if s == "layers"))
+        .unwrap();
+    assert!(matches!(loaded.graph.deref(layers), Some(Node::List(l)) if l.len() == 2));
+}
+
+#[test]
+fn metadata_naming_other_globals_is_refused_under_weights_only() {
+    // make_dcp.py's `evil`: a .metadata whose pickle calls os.system (pickle.dump of an
+    // object with that __reduce__).
+    let d = fixtures().join("evil");
+    let e = load_file(&d, &LoadOptions::default()).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnsafeGlobal);
+    // Without weights_only nothing runs either: the root is an inert object, not a Metadata.
+    let opts = LoadOptions {
+        weights_only: false,
+        ..LoadOptions::default()
+    };
+    assert_eq!(load_file(&d, &opts).unwrap_err().code, ErrorCode::BadDcp);
+}
+
+#[test]
+fn missing_or_short_data_files_are_coded() {
+    let src = fixtures().join("sharded");
+    let d = scratch("short");
+    for f in [".metadata", "__0_0.distcp"] {
+        std::fs::copy(src.join(f), d.join(f)).unwrap();
+    }
+    assert_eq!(
+        load_file(&d, &LoadOptions::default()).unwrap_err().code,
+        ErrorCode::Io
+    );
+    let one = std::fs::read(src.join("__1_0.distcp")).unwrap();
+    std::fs::write(d.join("__1_0.distcp"), &one[..one.len() / 2]).unwrap();
+    assert_eq!(
+        load_file(&d, &LoadOptions::default()).unwrap_err().code,
+        ErrorCode::Truncated
+    );
+}
