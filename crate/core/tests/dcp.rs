@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use torchsave_core::container::dcp;
+use torchsave_core::convert::{self, ConvertOptions, Target};
 use torchsave_core::writer::dcp_write::{save_dcp, DcpSaveOptions};
+use torchsave_core::DType;
 use torchsave_core::{load_file, save_to_path, ErrorCode, Format, LoadOptions, Node, SaveOptions};
 
 fn python() -> PathBuf {
@@ -255,4 +257,77 @@ fn the_folder_appears_whole_or_not_at_all() {
         save_dcp(&g, &out, &zero).unwrap_err().code,
         ErrorCode::InvalidArgument
     );
+}
+
+fn convert_opts(out: &Path, to: &str) -> ConvertOptions {
+    ConvertOptions {
+        to: Target::parse(to).unwrap(),
+        out_dir: Some(out.to_path_buf()),
+        verify: true,
+        ..ConvertOptions::default()
+    }
+}
+
+#[test]
+fn convert_sharded_dcp_to_safetensors_streams_with_select_and_cast() {
+    let out = scratch("convert-st");
+    let input = fixtures().join("sharded");
+    // Inputs discovered in a folder: the DCP folder is one input.
+    let found = convert::discover_inputs(&[fixtures().display().to_string()]).unwrap();
+    assert!(found.contains(&input), "{found:?}");
+    assert!(!found
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "distcp")));
+    let o = ConvertOptions {
+        select: Some("model".into()),
+        dtype: Some(DType::Float16),
+        ..convert_opts(&out, "safetensors")
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    assert_eq!(r.format, "dcp");
+    assert_eq!(r.outputs, vec![out.join("sharded.safetensors")]);
+    oracle(&[
+        Path::new("stcompare"),
+        &out.join("sharded.safetensors"),
+        &fixtures().join("sharded.pt"),
+        Path::new("model"),
+        Path::new("float16"),
+    ]);
+}
+
+#[test]
+fn convert_dcp_to_sharded_safetensors_and_pt() {
+    let out = scratch("convert-shards");
+    let input = fixtures().join("nested");
+    let o = ConvertOptions {
+        select: Some("shapes".into()),
+        shard_size: Some(4096),
+        ..convert_opts(&out, "safetensors")
+    };
+    let r = convert::convert_file(&input, &o);
+    assert_eq!(r.error, None);
+    assert!(r.outputs.len() > 2, "{:?}", r.outputs);
+    let index = r
+        .outputs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".index.json"))
+        .unwrap()
+        .clone();
+    oracle(&[
+        Path::new("stcompare"),
+        &index,
+        &fixtures().join("nested.pt"),
+        Path::new("shapes"),
+        Path::new("-"),
+    ]);
+    let pt = scratch("convert-pt");
+    let r = convert::convert_file(&fixtures().join("model"), &convert_opts(&pt, "pt"));
+    assert_eq!(r.error, None);
+    oracle(&[
+        Path::new("compare"),
+        &pt.join("model.pt"),
+        &fixtures().join("model.pt"),
+    ]);
 }

@@ -423,6 +423,15 @@ fn load_record(files: &mut DataFiles, loc: &ItemLocation, opts: &LoadOptions) ->
 
 /// Loads the whole folder as one state dict.
 pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    load_dir_with_maps(dir, opts).map(|(l, _)| l)
+}
+
+/// [`load_dir`], plus the data files it opened and their maps (storages of single-chunk
+/// tensors view them when `opts.mmap`), for readers that `pread` instead of faulting pages in.
+pub fn load_dir_with_maps(
+    dir: &Path,
+    opts: &LoadOptions,
+) -> Result<(Loaded, Vec<(PathBuf, ByteView)>)> {
     let md = read_metadata(dir, opts)?;
     let in_dir = |e: Error| {
         if e.path.is_some() {
@@ -450,7 +459,16 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let root = nest(&mut graph, values).map_err(in_dir)?;
     graph.root = Some(root);
     crate::tensor::validate_graph(&graph, &opts.limits).map_err(in_dir)?;
-    Ok(Loaded {
+    let maps = if opts.mmap {
+        files
+            .files
+            .iter()
+            .map(|(name, view)| (dir.join(name), view.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let loaded = Loaded {
         graph,
         info: LoadInfo {
             format: Format::Dcp,
@@ -461,7 +479,8 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
             version: md.version,
             weights_only_refusal: refusal,
         },
-    })
+    };
+    Ok((loaded, maps))
 }
 
 /// The value of one entry, imported into `graph`.

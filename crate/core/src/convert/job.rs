@@ -177,7 +177,7 @@ pub(super) fn convert_inner(
         Target::Safetensors if streams(opts) => {
             let out = StreamedOut {
                 cast: cast_plan.as_ref().map(|(p, d)| (p, *d)),
-                mapped: src.mapped.as_ref(),
+                mapped: &src.mapped,
             };
             write_safetensors_streamed(input, &src.graph, &root, &dir, &stem, opts, &out, report)
                 .map(|p| pending.extend(p))

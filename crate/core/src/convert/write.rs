@@ -152,7 +152,7 @@ pub(super) fn write_safetensors(
 /// How a streamed output reads and casts.
 pub(super) struct StreamedOut<'a> {
     pub(super) cast: Option<(&'a transform::CastPlan, DType)>,
-    pub(super) mapped: Option<&'a stream::MappedInput>,
+    pub(super) mapped: &'a [stream::MappedInput],
 }
 
 /// One safetensors file through [`stream`]: planned from the uncast graph with the cast's

@@ -9,6 +9,10 @@ oracle the DCP tests compare against. Seeds are fixed.
     python make_dcp.py dcpload DIR REF # DIR (a DCP folder someone else wrote) loaded by
                                        # torch: dcp_to_torch_save, and dcp.load(no_dist=True)
                                        # into a zeroed copy of REF's state dict; both = REF
+    python make_dcp.py stcompare OUT REF SELECT DTYPE
+                                       # OUT (a safetensors file, or an *.index.json and its
+                                       # shards) = REF[SELECT] (`-`: all of REF) with float
+                                       # tensors cast to DTYPE (`-`: none) by torch's .to()
     python make_dcp.py bigdcp DIR GIB  # a DCP of about GIB GiB of float32 (bench input)
 
 Cases (OUT/<case>):
@@ -195,6 +199,31 @@ def dcpload(d, ref):
     same(sd, want, "dcp.load")
 
 
+def stcompare(out, ref, select, dtype):
+    import json
+    from safetensors.torch import load_file
+
+    want = load(ref)
+    if select != "-":
+        for part in select.split("/"):
+            want = want[part]
+    if dtype != "-":
+        to = getattr(torch, dtype)
+        want = {k: v.to(to) if v.is_floating_point() else v for k, v in want.items()}
+    if out.endswith(".index.json"):
+        idx = json.load(open(out))
+        got = {}
+        for f in sorted(set(idx["weight_map"].values())):
+            got.update(load_file(os.path.join(os.path.dirname(out), f)))
+        assert set(idx["weight_map"]) == set(got), "index and shards disagree"
+        assert len(set(idx["weight_map"].values())) > 1, "expected several shards"
+    else:
+        got = load_file(out)
+    assert sorted(got) == sorted(want), f"keys {sorted(got)} != {sorted(want)}"
+    for k in want:
+        same(got[k], want[k], k)
+
+
 def bigdcp(d, gib):
     n = int(float(gib) * (1 << 30) / 4 / (1 << 20))
     g = torch.Generator().manual_seed(17)
@@ -210,6 +239,8 @@ if __name__ == "__main__":
         same(load(sys.argv[2]), load(sys.argv[3]))
     elif cmd == "dcpload":
         dcpload(sys.argv[2], sys.argv[3])
+    elif cmd == "stcompare":
+        stcompare(*sys.argv[2:6])
     elif cmd == "bigdcp":
         bigdcp(sys.argv[2], sys.argv[3])
     else:
