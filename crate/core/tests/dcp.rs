@@ -114,6 +114,18 @@ fn dtensor_shards_from_two_ranks_are_assembled() {
     assert_eq!(size, &vec![6, 4]);
     assert_eq!(chunks.len(), 2);
     assert_ne!(chunks[0].location.file, chunks[1].location.file);
+    // Mapped: the sharded tensors stay tiles in the maps until their bytes are asked for.
+    let loaded = load_file(&fixtures().join("sharded"), &LoadOptions::default()).unwrap();
+    let tiled: Vec<_> = loaded
+        .graph
+        .storages
+        .iter()
+        .filter_map(|s| s.data.backing().tiles())
+        .collect();
+    assert_eq!(tiled.len(), 3, "row, col, odd are sharded");
+    assert!(tiled
+        .iter()
+        .all(|t| !t.is_assembled() && t.tiles.len() == 2));
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! one contiguous buffer from the chunk boxes. Only the byte ranges the metadata names are read.
 
 use super::{LoadInfo, Loaded};
-use crate::bytes::ByteView;
+use crate::bytes::{ByteView, Tile, Tiled};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::Importer;
@@ -34,6 +34,7 @@ use crate::pickle::{self, UnpickleOptions};
 use crate::value::{Format, Graph, Node, PyObject, Storage, Tensor, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The metadata file's name inside the folder.
 pub const METADATA_FILE: &str = ".metadata";
@@ -546,45 +547,6 @@ fn c_strides(shape: &[i64]) -> Vec<usize> {
     s
 }
 
-/// Copies a C-order `box` of elements (`sizes` at `offsets`) into a C-order whole of
-/// `whole` shape. Contiguous innermost runs are copied with one `copy_from_slice` each.
-pub fn place_box(
-    dst: &mut [u8],
-    whole: &[i64],
-    src: &[u8],
-    offsets: &[i64],
-    sizes: &[i64],
-    elem: usize,
-) {
-    let n = whole.len();
-    if sizes.iter().any(|&s| s == 0) {
-        return;
-    }
-    if n == 0 {
-        dst[..elem].copy_from_slice(&src[..elem]);
-        return;
-    }
-    let ws = c_strides(whole);
-    let run = sizes[n - 1] as usize * elem;
-    let rows: usize = sizes[..n - 1].iter().map(|&s| s as usize).product();
-    let mut idx = vec![0usize; n.saturating_sub(1)];
-    for r in 0..rows {
-        let mut at = offsets[n - 1] as usize;
-        for d in 0..n - 1 {
-            at += (offsets[d] as usize + idx[d]) * ws[d];
-        }
-        let at = at * elem;
-        dst[at..at + run].copy_from_slice(&src[r * run..(r + 1) * run]);
-        for d in (0..n - 1).rev() {
-            idx[d] += 1;
-            if idx[d] < sizes[d] as usize {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-}
-
 fn assemble(
     graph: &mut Graph,
     files: &mut DataFiles,
@@ -604,7 +566,7 @@ fn assemble(
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| bad(format!("'{}': size overflows", e.fqn)))?;
     let mut covered: u64 = 0;
-    let mut buf = vec![0u8; nbytes];
+    let mut tiles = Vec::with_capacity(chunks.len());
     for c in chunks {
         if c.offsets.len() != size.len()
             || c.sizes.len() != size.len()
@@ -621,9 +583,23 @@ fn assemble(
         }
         let l = load_record(files, &c.location, opts)?;
         let t = chunk_tensor(&l, c, dtype, &e.fqn)?;
-        let bytes = crate::tensor::contiguous_bytes(&l.graph, t)?;
-        place_box(&mut buf, size, &bytes, &c.offsets, &c.sizes, elem);
+        // A contiguous chunk is a slice of its record (of the mapped file); others are
+        // gathered into a buffer of their own.
+        let data = match t.storage.and_then(|sid| l.graph.storages.get(sid)) {
+            Some(st) if crate::strided::is_contiguous(t) => {
+                let range = crate::strided::reached_range(t, st)?;
+                st.data
+                    .slice(range.start as usize..range.end as usize)
+                    .ok_or_else(|| bad(format!("'{}': a chunk is outside its record", e.fqn)))?
+            }
+            _ => ByteView::from_vec(crate::tensor::contiguous_bytes(&l.graph, t)?.into_owned()),
+        };
         covered += c.sizes.iter().map(|&s| s as u64).product::<u64>();
+        tiles.push(Tile {
+            offsets: c.offsets.clone(),
+            sizes: c.sizes.clone(),
+            data,
+        });
     }
     if covered != numel {
         return Err(bad(format!(
@@ -631,13 +607,22 @@ fn assemble(
             e.fqn
         )));
     }
+    let tiled = ByteView::new(Arc::new(Tiled::new(size.to_vec(), elem, tiles)));
+    // Mapped loads keep the tiles in the map until the bytes are asked for (a streamed
+    // conversion never asks); eager loads assemble now.
+    let data = if opts.mmap {
+        tiled
+    } else {
+        ByteView::from_vec(tiled.as_slice().to_vec())
+    };
+    let _ = nbytes;
     let sid = graph.add_storage(Storage {
         key: e.fqn.clone(),
         dtype,
         untyped: false,
         numel,
         location: "cpu".to_string(),
-        data: ByteView::from_vec(buf),
+        data,
     });
     let mut t = Tensor::plain(Some(sid), dtype);
     t.shape = size.to_vec();
@@ -745,27 +730,4 @@ fn nest(graph: &mut Graph, values: Vec<(Option<Vec<PathKey>>, String, Value)>) -
         }
     }
     Ok(root.into_value(graph))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn boxes_land_where_their_offsets_say() {
-        // A 3x4 whole from a 2x4 top and a 1x4 bottom, then from two 3x2 columns.
-        let whole = [3i64, 4];
-        let vals: Vec<u8> = (0u8..12).collect();
-        let mut dst = vec![0u8; 12];
-        place_box(&mut dst, &whole, &vals[..8], &[0, 0], &[2, 4], 1);
-        place_box(&mut dst, &whole, &vals[8..], &[2, 0], &[1, 4], 1);
-        assert_eq!(dst, vals);
-        let left: Vec<u8> = vec![0, 1, 4, 5, 8, 9];
-        let right: Vec<u8> = vec![2, 3, 6, 7, 10, 11];
-        let mut dst = vec![0u8; 12];
-        place_box(&mut dst, &whole, &left, &[0, 0], &[3, 2], 1);
-        place_box(&mut dst, &whole, &right, &[0, 2], &[3, 2], 1);
-        assert_eq!(dst, vals);
-    }
 }

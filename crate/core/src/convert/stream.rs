@@ -216,11 +216,33 @@ fn stream_tensor(
     let len = usize::try_from(strided::nbytes(t)?)
         .map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
     let start = range.start as usize;
+    // A tensor assembled from tiles (a distributed checkpoint's shards) that it views whole:
+    // stream the tiles' runs, never the assembled buffer.
+    if let Some(tiled) = st.data.backing().tiles() {
+        if start == 0 && len == st.data.len() && st.data.offset_in_backing() == 0 {
+            return tiled
+                .runs(&mut |run| stream_bytes(run.as_slice(), from, cast, inputs, inbuf, sink));
+        }
+    }
     let data = st
         .data
         .as_slice()
         .get(start..start.saturating_add(len))
         .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
+    stream_bytes(data, from, cast, inputs, inbuf, sink)
+}
+
+/// Streams `data` (elements of `from`, C order): `pread` from the mapped input that holds it
+/// (no page of the map is touched), else from memory; cast to `cast` when set.
+fn stream_bytes(
+    data: &[u8],
+    from: DType,
+    cast: Option<DType>,
+    inputs: &[MappedInput],
+    inbuf: &mut [u8],
+    sink: &mut Sink,
+) -> Result<()> {
+    let len = data.len();
     let Some((input, offset)) = inputs
         .iter()
         .find_map(|i| i.offset_of(data).map(|o| (i, o)))
