@@ -29,6 +29,10 @@ pub trait Backing: Send + Sync {
     fn len(&self) -> usize {
         self.bytes().len()
     }
+    /// True when [`Backing::len`] is 0.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The tiles of a [`Tiled`] backing, for readers that stream them without assembling.
     fn tiles(&self) -> Option<&Tiled> {
         None
@@ -80,65 +84,57 @@ impl Tiled {
         &self,
         f: &mut dyn FnMut(&ByteView) -> crate::error::Result<()>,
     ) -> crate::error::Result<()> {
-        let n = self.shape.len();
         if self.len == 0 {
             return Ok(());
         }
-        // k trailing dims every tile covers fully; m = n - k dims where some tile is partial.
-        let mut k = 0;
-        while k < n
-            && self
-                .tiles
+        let n = self.shape.len();
+        // m: the dims up to the last one some tile covers partly; the rest is a block every
+        // tile holds whole.
+        let full = |d: usize| {
+            self.tiles
                 .iter()
-                .all(|t| t.sizes[n - 1 - k] == self.shape[n - 1 - k])
-        {
-            k += 1;
-        }
-        let m = n - k;
+                .all(|t| t.sizes.get(d) == self.shape.get(d))
+        };
+        let m = (0..n).rev().find(|&d| !full(d)).map_or(0, |d| d + 1);
         if m == 0 {
-            return match self.tiles.first() {
-                Some(t) => f(&t.data),
-                None => Ok(()),
-            };
+            return self.tiles.first().map_or(Ok(()), |t| f(&t.data));
         }
-        let block: usize = self.shape[m..]
-            .iter()
-            .map(|&s| s as usize)
-            .product::<usize>()
-            * self.elem;
-        // Every prefix of dims 0..m-1; along dim m-1 the tiles holding that prefix, in order.
-        let outer: Vec<usize> = self.shape[..m - 1].iter().map(|&s| s as usize).collect();
-        let prefixes: usize = outer.iter().product();
+        let (outer, rest) = self.shape.split_at(m - 1);
+        let block = rest.iter().skip(1).map(|&s| s as usize).product::<usize>() * self.elem;
+        let prefixes: usize = outer.iter().map(|&s| s as usize).product();
+        // Every prefix of dims 0..m-1; along dim m-1 the tiles holding it, in offset order.
         let mut idx = vec![0usize; m - 1];
-        let mut along: Vec<&Tile> = Vec::new();
         for _ in 0..prefixes {
-            along.clear();
-            along.extend(self.tiles.iter().filter(|t| {
-                (0..m - 1).all(|j| {
-                    let i = idx[j] as i64;
-                    t.offsets[j] <= i && i < t.offsets[j] + t.sizes[j]
-                })
-            }));
-            along.sort_by_key(|t| t.offsets[m - 1]);
-            for t in &along {
-                // The tile's row for this prefix: local index over its dims 0..m-1.
-                let run = t.sizes[m - 1] as usize * block;
-                let mut row = 0usize;
-                for j in 0..m - 1 {
-                    row = row * t.sizes[j] as usize + (idx[j] - t.offsets[j] as usize);
-                }
+            let holds = |t: &&Tile| {
+                idx.iter()
+                    .zip(&t.offsets)
+                    .zip(&t.sizes)
+                    .all(|((&i, &o), &s)| o <= i as i64 && (i as i64) < o + s)
+            };
+            let mut along: Vec<&Tile> = self.tiles.iter().filter(holds).collect();
+            along.sort_by_key(|t| t.offsets.get(m - 1).copied().unwrap_or(0));
+            for t in along {
+                let run = t.sizes.get(m - 1).copied().unwrap_or(0) as usize * block;
+                // The tile's row for this prefix: its local index over dims 0..m-1.
+                let row = idx
+                    .iter()
+                    .zip(&t.offsets)
+                    .zip(&t.sizes)
+                    .fold(0usize, |r, ((&i, &o), &s)| {
+                        r * s as usize + (i - o as usize)
+                    });
                 let piece = t
                     .data
                     .slice(row * run..(row + 1) * run)
                     .ok_or_else(|| crate::err!(StorageBounds, "a tile is shorter than its box"))?;
                 f(&piece)?;
             }
-            for j in (0..m - 1).rev() {
-                idx[j] += 1;
-                if idx[j] < outer[j] {
+            for (i, &len) in idx.iter_mut().zip(outer).rev() {
+                *i += 1;
+                if *i < len as usize {
                     break;
                 }
-                idx[j] = 0;
+                *i = 0;
             }
         }
         Ok(())
@@ -288,7 +284,7 @@ pub fn byteswapped(data: &[u8], unit: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

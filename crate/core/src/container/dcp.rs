@@ -137,17 +137,17 @@ pub fn parse_metadata(bytes: &[u8], opts: &LoadOptions) -> Result<Metadata> {
     let g = &graph;
     let md = object(g, &out.root, "Metadata")?;
     let fields = state_dict(g, md, "Metadata")?;
-    let sdm = field(&fields, "state_dict_metadata")?
+    let sdm = field(fields, "state_dict_metadata")?
         .ok_or_else(|| bad("Metadata has no state_dict_metadata"))?;
-    let planner: HashMap<String, Vec<PathKey>> = match field(&fields, "planner_data")? {
+    let planner: HashMap<String, Vec<PathKey>> = match field(fields, "planner_data")? {
         Some(v) => planner_paths(g, v)?,
         None => HashMap::new(),
     };
-    let storage = match field(&fields, "storage_data")? {
+    let storage = match field(fields, "storage_data")? {
         Some(v) => storage_locations(g, v)?,
         None => HashMap::new(),
     };
-    let version = match field(&fields, "version")? {
+    let version = match field(fields, "version")? {
         Some(Value::Str(s)) => Some(s.clone()),
         _ => None,
     };
@@ -174,11 +174,11 @@ pub fn parse_metadata(bytes: &[u8], opts: &LoadOptions) -> Result<Metadata> {
             "BytesStorageMetadata" => Item::Bytes(locate(None)?),
             "TensorStorageMetadata" => {
                 let f = state_dict(g, o, "TensorStorageMetadata")?;
-                let props = field(&f, "properties")?
+                let props = field(f, "properties")?
                     .ok_or_else(|| bad(format!("'{fqn}': no tensor properties")))?;
                 let dtype = tensor_dtype(g, props)?;
-                let size = sizes(g, field(&f, "size")?)?;
-                let chunk_list = field(&f, "chunks")?
+                let size = sizes(g, field(f, "size")?)?;
+                let chunk_list = field(f, "chunks")?
                     .and_then(|c| match g.deref(c) {
                         Some(Node::List(l)) => Some(l),
                         _ => None,
@@ -188,8 +188,8 @@ pub fn parse_metadata(bytes: &[u8], opts: &LoadOptions) -> Result<Metadata> {
                 for c in chunk_list {
                     let co = object(g, c, "ChunkStorageMetadata")?;
                     let cf = state_dict(g, co, "ChunkStorageMetadata")?;
-                    let offsets = sizes(g, field(&cf, "offsets")?)?;
-                    let csizes = sizes(g, field(&cf, "sizes")?)?;
+                    let offsets = sizes(g, field(cf, "offsets")?)?;
+                    let csizes = sizes(g, field(cf, "sizes")?)?;
                     let location = locate(Some(&offsets))?;
                     chunks.push(Chunk {
                         offsets,
@@ -304,7 +304,11 @@ fn planner_paths(g: &Graph, v: &Value) -> Result<HashMap<String, Vec<PathKey>>> 
         for part in parts {
             path.push(match part {
                 Value::Str(s) => PathKey::Key(s.clone()),
-                Value::Int(i) if *i >= 0 => PathKey::Index(*i as usize),
+                // A list index beyond the entry count cannot be a state dict's (and would
+                // make a huge list of Nones).
+                Value::Int(i) if *i >= 0 && (*i as usize) < items.len() => {
+                    PathKey::Index(*i as usize)
+                }
                 _ => return Err(bad(format!("'{fqn}': bad planner_data path"))),
             });
         }
@@ -393,7 +397,10 @@ impl DataFiles {
                 .map_err(|e| e.in_file(p.display().to_string()))?;
             self.files.insert(loc.file.clone(), b);
         }
-        let b = &self.files[&loc.file];
+        let b = self
+            .files
+            .get(&loc.file)
+            .ok_or_else(|| crate::err!(Internal, "{} was just opened", loc.file))?;
         let end = loc.offset.checked_add(loc.length);
         end.and_then(|e| usize::try_from(e).ok())
             .and_then(|e| b.slice(loc.offset as usize..e))
@@ -505,13 +512,12 @@ pub fn item_value(
             size,
             chunks,
         } => {
-            let whole = chunks.len() == 1
-                && chunks[0].sizes == *size
-                && chunks[0].offsets.iter().all(|&o| o == 0);
-            if whole {
-                let l = load_record(files, &chunks[0].location, opts)?;
-                chunk_tensor(&l, &chunks[0], *dtype, &e.fqn)?;
-                return Importer::new(&l.graph).value(graph, l.graph.root());
+            if let [c] = chunks.as_slice() {
+                if c.sizes == *size && c.offsets.iter().all(|&o| o == 0) {
+                    let l = load_record(files, &c.location, opts)?;
+                    chunk_tensor(&l, c, *dtype, &e.fqn)?;
+                    return Importer::new(&l.graph).value(graph, l.graph.root());
+                }
             }
             assemble(graph, files, e, *dtype, size, chunks, opts)
         }
@@ -541,8 +547,10 @@ fn chunk_tensor<'l>(l: &'l Loaded, c: &Chunk, dtype: DType, fqn: &str) -> Result
 /// Row-major strides in elements.
 fn c_strides(shape: &[i64]) -> Vec<usize> {
     let mut s = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1].max(0) as usize;
+    let mut acc = 1usize;
+    for (st, &d) in s.iter_mut().zip(shape).rev() {
+        *st = acc;
+        acc *= d.max(0) as usize;
     }
     s
 }
@@ -656,7 +664,9 @@ impl Slot {
                         items.len() - 1
                     }
                 };
-                let slot = &mut items[i].1;
+                let Some((_, slot)) = items.get_mut(i) else {
+                    return Err(crate::err!(Internal, "a slot just pushed is missing"));
+                };
                 if matches!(slot, Slot::Empty) {
                     *slot = fresh();
                 }
@@ -666,7 +676,9 @@ impl Slot {
                 while items.len() <= *i {
                     items.push(Slot::Empty);
                 }
-                let slot = &mut items[*i];
+                let Some(slot) = items.get_mut(*i) else {
+                    return Err(crate::err!(Internal, "a slot just pushed is missing"));
+                };
                 if matches!(slot, Slot::Empty) {
                     *slot = fresh();
                 }
@@ -689,7 +701,9 @@ impl Slot {
                 while items.len() <= *i {
                     items.push(Slot::Empty);
                 }
-                items[*i] = Slot::Leaf(v);
+                if let Some(slot) = items.get_mut(*i) {
+                    *slot = Slot::Leaf(v);
+                }
                 Ok(())
             }
             _ => Err(bad("planner_data paths disagree about a container's kind")),
@@ -722,7 +736,9 @@ fn nest(graph: &mut Graph, values: Vec<(Option<Vec<PathKey>>, String, Value)>) -
         let path = path.unwrap_or_else(|| vec![PathKey::Key(fqn)]);
         let mut cur = &mut root;
         for w in path.windows(2) {
-            cur = cur.child(&w[0], matches!(w[1], PathKey::Key(_)))?;
+            if let [a, b] = w {
+                cur = cur.child(a, matches!(b, PathKey::Key(_)))?;
+            }
         }
         match path.last() {
             Some(last) => cur.set(last, v)?,

@@ -110,7 +110,7 @@ fn is_terminal(g: &Graph, v: &Value) -> bool {
         Some(Node::Dict(_)) | Some(Node::OrderedDict { .. }) => false,
         Some(Node::List(items)) => items.iter().all(|e| {
             let container = is_mapping(g, e) || matches!(g.deref(e), Some(Node::List(_)));
-            !(container && !is_terminal(g, e)) && !is_tensor(g, e)
+            (!container || is_terminal(g, e)) && !is_tensor(g, e)
         }),
         _ => true,
     }
@@ -178,31 +178,35 @@ fn split(leaves: &[Leaf], bins: usize) -> Vec<Vec<usize>> {
     if bins == 1 {
         return vec![(0..leaves.len()).collect()];
     }
-    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); bins];
-    let mut sizes = vec![0u64; bins];
-    let bytes: Vec<usize> = (0..leaves.len())
-        .filter(|&i| leaves[i].tensor.is_none())
-        .collect();
-    let mut tensors: Vec<usize> = (0..leaves.len())
-        .filter(|&i| leaves[i].tensor.is_some())
+    let mut buckets: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); bins];
+    let values = leaves
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.tensor.is_none());
+    for ((i, _), b) in values.zip((0..bins).cycle()) {
+        if let Some((_, items)) = buckets.get_mut(b) {
+            items.push(i);
+        }
+    }
+    let mut tensors: Vec<(usize, u64)> = leaves
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.tensor.is_some())
+        .map(|(i, l)| (i, l.nbytes))
         .collect();
     // Python's sort is stable: equal sizes keep their order.
-    tensors.sort_by(|&a, &b| leaves[b].nbytes.cmp(&leaves[a].nbytes));
-    for (n, &i) in bytes.iter().enumerate() {
-        buckets[n % bins].push(i);
-    }
-    for &i in &tensors {
+    tensors.sort_by_key(|t| std::cmp::Reverse(t.1));
+    for (i, nbytes) in tensors {
         // `min(enumerate(sizes), key=...)`: the first of the lightest.
-        let mut best = 0;
-        for (b, &s) in sizes.iter().enumerate() {
-            if s < sizes[best] {
-                best = b;
-            }
+        let lightest = buckets
+            .iter_mut()
+            .reduce(|best, b| if b.0 < best.0 { b } else { best });
+        if let Some((size, items)) = lightest {
+            items.push(i);
+            *size += nbytes;
         }
-        buckets[best].push(i);
-        sizes[best] += leaves[i].nbytes;
     }
-    buckets
+    buckets.into_iter().map(|(_, items)| items).collect()
 }
 
 /// The graph of one record: the leaf alone (a tensor detached and plain).
@@ -260,15 +264,18 @@ fn write_file(
     };
     let mut out = Vec::with_capacity(items.len());
     // Values first, then tensors (`_write_files_from_queue`).
-    let order = items
+    let mine: Vec<(usize, &Leaf)> = items
         .iter()
-        .filter(|&&i| leaves[i].tensor.is_none())
-        .chain(items.iter().filter(|&&i| leaves[i].tensor.is_some()));
-    for &i in order {
+        .filter_map(|&i| leaves.get(i).map(|l| (i, l)))
+        .collect();
+    let order = mine
+        .iter()
+        .filter(|(_, l)| l.tensor.is_none())
+        .chain(mine.iter().filter(|(_, l)| l.tensor.is_some()));
+    for &(i, leaf) in order {
         let start = w.pos;
-        let sub = record_graph(g, &leaves[i])?;
-        super::save_to_writer(&sub, &mut w, &rec)
-            .map_err(|e| e.in_record(leaves[i].fqn.clone()))?;
+        let sub = record_graph(g, leaf)?;
+        super::save_to_writer(&sub, &mut w, &rec).map_err(|e| e.in_record(leaf.fqn.clone()))?;
         out.push((i, start, w.pos - start));
     }
     w.flush()
@@ -332,10 +339,10 @@ fn metadata_pickle(
     let mut sdm = Vec::with_capacity(leaves.len());
     let mut planner = Vec::with_capacity(leaves.len());
     let mut storage = Vec::with_capacity(leaves.len());
-    let mut place_of = vec![None; leaves.len()];
-    for (file, i, off, len) in places {
-        place_of[*i] = Some((file.clone(), *off, *len));
-    }
+    let place_of: std::collections::HashMap<usize, (String, u64, u64)> = places
+        .iter()
+        .map(|(file, i, off, len)| (*i, (file.clone(), *off, *len)))
+        .collect();
     for (i, leaf) in leaves.iter().enumerate() {
         let (meta, offset) = match leaf.tensor.and_then(|id| match g.node(id) {
             Some(Node::Tensor(t)) => Some(t),
@@ -399,8 +406,9 @@ fn metadata_pickle(
             .collect();
         let path = m.add(Node::Tuple(path));
         planner.push((Value::Str(leaf.fqn.clone()), path));
-        let (file, off, len) = place_of[i]
-            .clone()
+        let (file, off, len) = place_of
+            .get(&i)
+            .cloned()
             .ok_or_else(|| crate::err!(Internal, "'{}' was not written", leaf.fqn))?;
         let index = match offset {
             Some(o) => new_obj(
