@@ -225,7 +225,7 @@ def stcompare(out, ref, select, dtype):
 
 
 def bigdcp(d, gib):
-    n = int(float(gib) * (1 << 30) / 4 / (1 << 20))
+    n = int(float(gib) * 1024)  # 1 MiB tensors
     g = torch.Generator().manual_seed(17)
     sd = {f"layers.{i}.weight": torch.randn(1024, 256, generator=g) for i in range(n)}
     dcp.save(sd, storage_writer=FileSystemWriter(d, thread_count=4), no_dist=True)
