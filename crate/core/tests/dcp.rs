@@ -343,3 +343,25 @@ fn convert_dcp_to_sharded_safetensors_and_pt() {
         &fixtures().join("model.pt"),
     ]);
 }
+
+#[test]
+fn convert_pt_to_dcp_and_back() {
+    let out = scratch("convert-to-dcp");
+    let input = fixtures().join("nested.pt");
+    let r = convert::convert_file(&input, &convert_opts(&out, "dcp"));
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    assert_eq!(r.outputs, vec![out.join("nested")]);
+    oracle(&[Path::new("dcpload"), &out.join("nested"), &input]);
+    // Again without force: the folder exists.
+    let r = convert::convert_file(&input, &convert_opts(&out, "dcp"));
+    assert_eq!(r.error.map(|e| e.0), Some(ErrorCode::OutputExists));
+    let o = ConvertOptions {
+        shard_size: Some(1 << 20),
+        ..convert_opts(&out, "dcp")
+    };
+    assert_eq!(
+        convert::convert_file(&input, &o).error.map(|e| e.0),
+        Some(ErrorCode::InvalidArgument)
+    );
+}
