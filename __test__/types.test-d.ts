@@ -13,7 +13,9 @@ test('load / loadAsync', () => {
   expectTypeOf(torch.loadAsync).parameters.toEqualTypeOf<[f: string | Uint8Array, opts?: torch.LoadAsyncOptions]>();
   expectTypeOf<torch.LoadAsyncOptions>().toHaveProperty('signal').toEqualTypeOf<AbortSignal | undefined>();
   expectTypeOf<torch.LoadAsyncOptions>().toMatchTypeOf<torch.LoadOptions>();
-  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'safetensors'>();
+  expectTypeOf(torch.loadWithInfo('x').info.format).toEqualTypeOf<'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'dcp' | 'safetensors'>();
+  expectTypeOf(torch.distributed.checkpoint.save({}, 'd', { writers: 2 })).toEqualTypeOf<torch.distributed.checkpoint.DcpWritten>();
+  expectTypeOf(torch.distributed.checkpoint.load('d')).toEqualTypeOf<unknown>();
   expectTypeOf(torch.jit.load('x').stateDict()).toEqualTypeOf<torch.OrderedDict<string, torch.Tensor>>();
   expectTypeOf(torch.jit.loadAsync('x')).toEqualTypeOf<Promise<torch.jit.ScriptArchiveModule>>();
   expectTypeOf(torch.jit.load('x').namedChildren()).toEqualTypeOf<[string, torch.jit.ScriptModule][]>();

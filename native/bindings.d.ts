@@ -58,6 +58,9 @@ export declare function inspect(source: string | Uint8Array, options?: NativeIns
  */
 export declare function inspectMany(patterns: Array<string>, weightsOnly?: boolean | undefined | null): Promise<NativeSummary>
 
+/** True when `path` is a folder holding a DCP `.metadata` (read as one checkpoint). */
+export declare function isDcpFolder(path: string): boolean
+
 /**
  * Reads a TorchScript archive (path or bytes) as data; returns the raw tree whose root is
  * the descriptor (module tree, state dict, constants, code, extra files).
@@ -149,6 +152,25 @@ export interface NativeConvertOptions {
 export interface NativeCount {
   name: string
   files: number
+}
+
+export interface NativeDcpSaveOptions {
+  /** Data files (`__0_<i>.distcp`) to split the tensors over, written in parallel (default 1). */
+  writers?: number
+  /** Replace an existing folder (default true, like torch's `FileSystemWriter`). */
+  overwrite?: boolean
+  /** fsync the files and folders before returning (default true). */
+  durable?: boolean
+}
+
+/** What a DCP save wrote. */
+export interface NativeDcpWritten {
+  /** Data file names, in order. */
+  files: Array<string>
+  /** Flattened keys (`model.layer.weight`), in metadata order. */
+  keys: Array<string>
+  /** Bytes written (data files and `.metadata`). */
+  bytes: number
 }
 
 export interface NativeDiff {
@@ -293,6 +315,12 @@ export declare function save(raw: import('../ts/raw/tree').RawSaveTree, path: st
  * libuv pool. Do not modify the tensors until the promise settles.
  */
 export declare function saveAsync(raw: import('../ts/raw/tree').RawSaveTree, path: string | null, options?: NativeSaveOptions | undefined | null): Promise<Buffer | null>
+
+/** Writes a raw tree (a state dict) as a distributed checkpoint folder at `dir`. */
+export declare function saveDcpFolder(raw: import('../ts/raw/tree').RawSaveTree, dir: string, options?: NativeDcpSaveOptions | undefined | null): NativeDcpWritten
+
+/** `saveDcpFolder` off the event loop (do not modify the tensors until it settles). */
+export declare function saveDcpFolderAsync(raw: import('../ts/raw/tree').RawSaveTree, dir: string, options?: NativeDcpSaveOptions | undefined | null): Promise<NativeDcpWritten>
 
 /**
  * Writes a flat state dict (raw tree root: a dict name -> tensor) as safetensors, to `path`

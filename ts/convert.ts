@@ -25,8 +25,11 @@
 import { native, type NativeConvertOptions, type NativeFileReport } from './raw/native';
 import { type TorchsaveError, type TorchsaveErrorCode, torchsaveError } from './errors';
 
-/** An output format: `pt` (torch.save's zip), `pt-legacy` (pre-1.6 torch.save) or `safetensors`. */
-export type ConvertTarget = 'pt' | 'pt-legacy' | 'safetensors';
+/**
+ * An output format: `pt` (torch.save's zip), `pt-legacy` (pre-1.6 torch.save), `safetensors`,
+ * or `dcp` (a `torch.distributed.checkpoint` folder named after the input's stem).
+ */
+export type ConvertTarget = 'pt' | 'pt-legacy' | 'safetensors' | 'dcp';
 /** A dtype floating tensors can be cast to while converting. */
 export type ConvertDType = 'float16' | 'bfloat16' | 'float32' | 'float64';
 /** A key rename: every match of `pattern` (a RegExp, or a string read as one) becomes `replacement` (`$1` works). */

@@ -44,6 +44,8 @@ export {
 } from './safetensors';
 /** `torch.jit.load` / `loadAsync`: TorchScript archives read as data ({@link jit.ScriptModule}). */
 export * as jit from './jit';
+/** `torch.distributed.checkpoint`: distributed checkpoint folders in and out ({@link distributed.checkpoint.save}). */
+export * as distributed from './distributed';
 export {
   convert,
   convertMany,

@@ -54,7 +54,7 @@ const OPTIONS = {
 /** `--help` for every option above (the type makes a missing one a compile error). */
 const HELP: Record<keyof typeof OPTIONS, readonly [value: string, help: string]> = {
   out: ['DIR', 'output folder (created when missing); default: next to each input'],
-  to: ['FORMAT', 'output format: safetensors (default), pt (torch.save zip) or pt-legacy (pre-1.6)'],
+  to: ['FORMAT', 'output format: safetensors (default), pt (torch.save zip), pt-legacy (pre-1.6) or dcp (a torch.distributed.checkpoint folder)'],
   select: ['PATH', "convert this sub-object (model_state_dict, a/b/0); safetensors picks a checkpoint's state dict itself"],
   'strip-prefix': ['P', 'remove this key prefix (repeatable, applied in order)'],
   'strip-dataparallel': ['', "remove every leading 'module.' (nested DataParallel / DDP wrappers)"],
@@ -77,7 +77,7 @@ const HELP: Record<keyof typeof OPTIONS, readonly [value: string, help: string]>
   'no-progress': ['', 'no progress bar on stderr'],
 };
 
-const TARGETS = ['pt', 'pt-legacy', 'safetensors'] as const;
+const TARGETS = ['pt', 'pt-legacy', 'safetensors', 'dcp'] as const;
 const DTYPES = ['float16', 'bfloat16', 'float32', 'float64'] as const;
 
 function int(name: string, v: string | undefined, min: number): number | undefined {

@@ -1,5 +1,6 @@
 /**
- * `torchsave inspect FILE [--json] [--sha256] [--weights-only]`
+ * `torchsave inspect FILE [--json] [--sha256] [--weights-only]` (FILE may be a distributed
+ * checkpoint folder: `.metadata` + `*.distcp`, read as the state dict it describes)
  *
  * Human output mirrors what the seed prints in Python:
  * * a state dict (a dict of tensors): `key \t torch.Size([...])` per entry, like
@@ -18,6 +19,7 @@ import { type CliIO, type Command, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, 
 import { type InspectSummary, inspectJson, inspectMany } from '../convert';
 import { repr } from '../repr';
 import { load } from '../serialization';
+import { isCheckpoint } from '../distributed/checkpoint';
 import { Tensor } from '../tensor';
 import { PyObject, PyTuple } from '../values';
 import { SparseTensor } from '../sparse';
@@ -95,7 +97,9 @@ export function summaryLines(s: InspectSummary): string[] {
 function isSingleFile(positional: string[]): boolean {
   if (positional.length !== 1) return false;
   const p = positional[0]!;
-  // A missing path stays on the single-file path so its E_IO reads as before.
+  // A missing path stays on the single-file path so its E_IO reads as before; a distributed
+  // checkpoint folder is one checkpoint.
+  if (existsSync(p) && isCheckpoint(p)) return true;
   return !existsSync(p) ? !/[*?[]/.test(p) : !statSync(p).isDirectory();
 }
 

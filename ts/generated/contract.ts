@@ -29,6 +29,7 @@ export type TorchsaveErrorCode =
   | 'E_CANCELLED'
   | 'E_BAD_SAFETENSORS'
   | 'E_BAD_INDEX'
+  | 'E_BAD_DCP'
   | 'E_OUTPUT_EXISTS'
   | 'E_VERIFY_FAILED'
   | 'E_INTERNAL'
@@ -65,6 +66,7 @@ export const ERROR_CODES: readonly TorchsaveErrorCode[] = [
   'E_CANCELLED',
   'E_BAD_SAFETENSORS',
   'E_BAD_INDEX',
+  'E_BAD_DCP',
   'E_OUTPUT_EXISTS',
   'E_VERIFY_FAILED',
   'E_INTERNAL',

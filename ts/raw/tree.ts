@@ -156,7 +156,7 @@ export interface RawStorage {
 }
 
 export interface RawLoadInfo {
-  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript';
+  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'dcp';
   globals: string[];
   bigEndian: boolean;
   pickleProtocol: number;

@@ -103,8 +103,12 @@ export type SaveTarget = string | number | WritableLike;
 
 /** Facts about a loaded file, next to its value (see {@link loadWithInfo}). */
 export interface LoadInfo {
-  /** `safetensors` for a `.safetensors` path (then `globals` is empty, `pickleProtocol` 0). */
-  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'safetensors';
+  /**
+   * `safetensors` for a `.safetensors` path (then `globals` is empty, `pickleProtocol` 0);
+   * `dcp` for a distributed checkpoint folder (`torch.distributed.checkpoint`: `.metadata`
+   * and `*.distcp` files; `globals` and `pickleProtocol` are its `.metadata` pickle's).
+   */
+  format: 'zip' | 'legacy' | 'tar' | 'pickle' | 'torchscript' | 'dcp' | 'safetensors';
   /** Every global the pickle named (`module.name`), first-seen order. */
   globals: string[];
   /** True when the file was written on a big-endian machine (storages are byte-swapped on load). */

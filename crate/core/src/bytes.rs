@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Memory that a `ByteView` can point into.
 pub trait Backing: Send + Sync {
@@ -23,6 +23,145 @@ pub trait Backing: Send + Sync {
     /// that read a storage ask this after reading (a read may have hit zero pages).
     fn check(&self) -> crate::error::Result<()> {
         Ok(())
+    }
+    /// Length of [`Backing::bytes`], known without producing them (a [`Tiled`] backing
+    /// assembles its bytes on first use).
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+    /// True when [`Backing::len`] is 0.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The tiles of a [`Tiled`] backing, for readers that stream them without assembling.
+    fn tiles(&self) -> Option<&Tiled> {
+        None
+    }
+}
+
+/// One tile of a [`Tiled`] tensor: a box (`offsets`, `sizes` in elements) of the whole, its
+/// elements in C order in `data`.
+#[derive(Clone, Debug)]
+pub struct Tile {
+    pub offsets: Vec<i64>,
+    pub sizes: Vec<i64>,
+    pub data: ByteView,
+}
+
+/// A whole C-order tensor buffer made of tiles that live elsewhere (a distributed
+/// checkpoint's chunks, each in a mapped file): assembled into one buffer only when its
+/// bytes are first asked for; streamed readers walk [`Tiled::runs`] instead.
+/// The tiles must tile the whole exactly (the DCP reader checks it).
+pub struct Tiled {
+    pub shape: Vec<i64>,
+    pub elem: usize,
+    pub tiles: Vec<Tile>,
+    len: usize,
+    assembled: OnceLock<Vec<u8>>,
+}
+
+impl Tiled {
+    pub fn new(shape: Vec<i64>, elem: usize, tiles: Vec<Tile>) -> Self {
+        let len = shape.iter().map(|&s| s.max(0) as usize).product::<usize>() * elem;
+        Tiled {
+            shape,
+            elem,
+            tiles,
+            len,
+            assembled: OnceLock::new(),
+        }
+    }
+
+    /// True once the bytes were asked for (and so are held in memory).
+    pub fn is_assembled(&self) -> bool {
+        self.assembled.get().is_some()
+    }
+
+    /// Calls `f` with each contiguous run of the whole's C-order bytes, in order: slices of
+    /// the tiles' data. Tiles covering whole trailing dimensions give long runs (a tensor
+    /// sharded on dim 0 is one run per tile).
+    pub fn runs(
+        &self,
+        f: &mut dyn FnMut(&ByteView) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        let n = self.shape.len();
+        // m: the dims up to the last one some tile covers partly; the rest is a block every
+        // tile holds whole.
+        let full = |d: usize| {
+            self.tiles
+                .iter()
+                .all(|t| t.sizes.get(d) == self.shape.get(d))
+        };
+        let m = (0..n).rev().find(|&d| !full(d)).map_or(0, |d| d + 1);
+        if m == 0 {
+            return self.tiles.first().map_or(Ok(()), |t| f(&t.data));
+        }
+        let (outer, rest) = self.shape.split_at(m - 1);
+        let block = rest.iter().skip(1).map(|&s| s as usize).product::<usize>() * self.elem;
+        let prefixes: usize = outer.iter().map(|&s| s as usize).product();
+        // Every prefix of dims 0..m-1; along dim m-1 the tiles holding it, in offset order.
+        let mut idx = vec![0usize; m - 1];
+        for _ in 0..prefixes {
+            let holds = |t: &&Tile| {
+                idx.iter()
+                    .zip(&t.offsets)
+                    .zip(&t.sizes)
+                    .all(|((&i, &o), &s)| o <= i as i64 && (i as i64) < o + s)
+            };
+            let mut along: Vec<&Tile> = self.tiles.iter().filter(holds).collect();
+            along.sort_by_key(|t| t.offsets.get(m - 1).copied().unwrap_or(0));
+            for t in along {
+                let run = t.sizes.get(m - 1).copied().unwrap_or(0) as usize * block;
+                // The tile's row for this prefix: its local index over dims 0..m-1.
+                let row = idx
+                    .iter()
+                    .zip(&t.offsets)
+                    .zip(&t.sizes)
+                    .fold(0usize, |r, ((&i, &o), &s)| {
+                        r * s as usize + (i - o as usize)
+                    });
+                let piece = t
+                    .data
+                    .slice(row * run..(row + 1) * run)
+                    .ok_or_else(|| crate::err!(StorageBounds, "a tile is shorter than its box"))?;
+                f(&piece)?;
+            }
+            for (i, &len) in idx.iter_mut().zip(outer).rev() {
+                *i += 1;
+                if *i < len as usize {
+                    break;
+                }
+                *i = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backing for Tiled {
+    fn bytes(&self) -> &[u8] {
+        self.assembled.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.len);
+            // The runs come in C order: appending them is the assembly.
+            let _ = self.runs(&mut |r| {
+                out.extend_from_slice(r.as_slice());
+                Ok(())
+            });
+            out.resize(self.len, 0);
+            out
+        })
+    }
+    fn check(&self) -> crate::error::Result<()> {
+        self.tiles.iter().try_for_each(|t| t.data.check())
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn tiles(&self) -> Option<&Tiled> {
+        Some(self)
     }
 }
 
@@ -43,7 +182,7 @@ pub struct ByteView {
 impl ByteView {
     /// A view of the whole backing.
     pub fn new(backing: Arc<dyn Backing>) -> Self {
-        let len = backing.bytes().len();
+        let len = backing.len();
         ByteView {
             backing,
             start: 0,
@@ -145,8 +284,67 @@ pub fn byteswapped(data: &[u8], unit: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiles_assemble_in_c_order() {
+        // A 3x4 u8 whole from two 3x2 column tiles, and from a 2x4 and a 1x4 row tile.
+        let whole: Vec<u8> = (0u8..12).collect();
+        let left = ByteView::from_vec(vec![0, 1, 4, 5, 8, 9]);
+        let right = ByteView::from_vec(vec![2, 3, 6, 7, 10, 11]);
+        let cols = Tiled::new(
+            vec![3, 4],
+            1,
+            vec![
+                Tile {
+                    offsets: vec![0, 2],
+                    sizes: vec![3, 2],
+                    data: right,
+                },
+                Tile {
+                    offsets: vec![0, 0],
+                    sizes: vec![3, 2],
+                    data: left,
+                },
+            ],
+        );
+        let mut runs = 0;
+        cols.runs(&mut |_| {
+            runs += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 6);
+        assert_eq!(ByteView::new(Arc::new(cols)).as_slice(), &whole[..]);
+        let rows = Tiled::new(
+            vec![3, 4],
+            1,
+            vec![
+                Tile {
+                    offsets: vec![0, 0],
+                    sizes: vec![2, 4],
+                    data: ByteView::from_vec(whole[..8].to_vec()),
+                },
+                Tile {
+                    offsets: vec![2, 0],
+                    sizes: vec![1, 4],
+                    data: ByteView::from_vec(whole[8..].to_vec()),
+                },
+            ],
+        );
+        let mut runs = 0;
+        rows.runs(&mut |_| {
+            runs += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 2);
+        let v = ByteView::new(Arc::new(rows));
+        assert_eq!(v.len(), 12);
+        assert_eq!(v.as_slice(), &whole[..]);
+    }
 
     #[test]
     fn byteswap_units() {

@@ -92,6 +92,10 @@ error_codes! {
     /// A Hugging Face `*.index.json` for a sharded checkpoint is malformed or inconsistent
     /// with its shards.
     BadIndex => "E_BAD_INDEX",
+    /// A distributed checkpoint folder (`.metadata` + `*.distcp`) is malformed or inconsistent:
+    /// metadata that is not a DCP `Metadata`, chunks that do not tile their tensor or do not
+    /// match their records, stream transforms this reader does not apply.
+    BadDcp => "E_BAD_DCP",
     /// The output file exists and overwriting was not requested.
     OutputExists => "E_OUTPUT_EXISTS",
     /// A written file, read back, does not hold the values that were meant to be written.

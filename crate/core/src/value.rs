@@ -378,6 +378,9 @@ pub enum Format {
     Pickle,
     /// A TorchScript archive (`torch.jit.save`): a zip with `constants.pkl`, `code/`, read as data.
     TorchScript,
+    /// A distributed checkpoint folder (`torch.distributed.checkpoint`: `.metadata` and
+    /// `*.distcp` files), read as the state dict it describes.
+    Dcp,
 }
 
 impl Format {
@@ -388,6 +391,7 @@ impl Format {
             Format::Tar => "tar",
             Format::Pickle => "pickle",
             Format::TorchScript => "torchscript",
+            Format::Dcp => "dcp",
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   `discoverInputs`, `parseSize` (see [`convert`]);
 //! * `preloadSharedLibraries(paths)`: dlopen with RTLD_GLOBAL, for the libtorch addon (see [`preload`]);
 //! * `jitLoad(source, options)` / `jitLoadAsync`: a TorchScript archive as data (see [`jit`]);
+//! * `saveDcpFolder(tree, dir, options)` / `saveDcpFolderAsync`, `isDcpFolder(path)`:
+//!   distributed checkpoints (see [`dcp`]; `load` reads them);
 //! * `coreVersion()`; `_graphRoundTrip` (test hook: raw tree → Graph → raw tree, no I/O).
 //!
 //! Every entry point catches panics (`E_INTERNAL`) so a bug never kills the Node process.
@@ -19,6 +21,8 @@
 
 // Public so its #[napi] exports count as used in test builds too (napi-derive registers them only in the cdylib).
 pub mod convert;
+// Public so its #[napi] exports count as used in test builds too (see `convert`).
+pub mod dcp;
 mod error;
 mod from_js;
 mod inspect_glue;
@@ -92,7 +96,7 @@ pub fn load_async(
     })
 }
 
-fn graph_from_js(env: &Env, raw: Unknown) -> Result<Graph> {
+pub(crate) fn graph_from_js(env: &Env, raw: Unknown) -> Result<Graph> {
     FromJs::new(Js::new(env), Limits::default().max_depth).build(napi::JsValue::raw(&raw))
 }
 

@@ -68,7 +68,8 @@ pub struct Opened {
 /// Parses `source`; eager loads of a path are left viewing the map (see [`Opened`]).
 pub fn open_source(source: &Source, opts: &LoadOptions) -> torchsave_core::Result<Opened> {
     match source {
-        Source::Path(p) if !opts.mmap => {
+        // A distributed checkpoint is a folder: `load_file` reads it (and owns its storages).
+        Source::Path(p) if !opts.mmap && !container::dcp::is_dcp_dir(Path::new(p)) => {
             let path = Path::new(p);
             let in_file = |e: torchsaveError| e.in_file(path.display().to_string());
             // Parsed through a private map like `load_file`'s eager path (same CRC default:

@@ -46,6 +46,8 @@ pub fn load(bytes: ByteView, opts: &LoadOptions, from_file: bool) -> Result<Load
         Format::TorchScript => {
             crate::bail!(Internal, "TorchScript is detected inside the zip branch")
         }
+        // A folder, never bytes: `load_file` dispatches it.
+        Format::Dcp => crate::bail!(Internal, "a DCP folder is not detected from bytes"),
         Format::Legacy => legacy::load(bytes, opts)?,
         Format::Tar => tar_read::load(bytes, opts)?,
         Format::Pickle => load_pickle(bytes.as_slice(), opts)?,

@@ -7,7 +7,9 @@
 //! | tar (`sys_info`, `pickle`, `tensors`, `storages` members) | before 0.1.10 | [`tar_read`] |
 //! | bare pickle | anything pickled without torch.save | [`detect`] |
 //! | TorchScript (zip with `constants.pkl`, `code/`) | `torch.jit.save`, 1.4+ | [`torchscript`] |
+//! | distributed checkpoint (a folder: `.metadata`, `*.distcp`) | `torch.distributed.checkpoint`, 2.0+ | [`dcp`] |
 
+pub mod dcp;
 pub mod detect;
 mod eager;
 pub mod legacy;
@@ -52,7 +54,11 @@ pub struct Loaded {
 
 /// Loads a file from disk: storages are views into a copy-on-write map of the file, or, with
 /// `opts.mmap == false`, buffers of their own that no longer depend on the file.
+/// A folder holding a DCP `.metadata` is read as that distributed checkpoint ([`dcp`]).
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    if dcp::is_dcp_dir(path) {
+        return dcp::load_dir(path, opts);
+    }
     let in_file = |e: crate::error::Error| e.in_file(path.display().to_string());
     // A file that changed while it was parsed or copied (another process truncated or
     // rewrote it: the reads saw zeros or new bytes, never SIGBUS) is E_FILE_CHANGED, which

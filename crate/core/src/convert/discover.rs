@@ -24,6 +24,11 @@ fn is_input_name(p: &Path) -> bool {
 }
 
 fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    // A distributed checkpoint folder is one input (its `.distcp` files are not).
+    if crate::container::dcp::is_dcp_dir(dir) {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::io(e, &format!("read folder {}", dir.display())))?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -53,7 +58,8 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Expands files, folders (recursively: [`INPUT_EXTENSIONS`] and `*.index.json`, minus the
-/// shards an index in the same folder lists) and glob patterns into a sorted, deduplicated
+/// shards an index in the same folder lists; a distributed checkpoint folder, one holding a
+/// DCP `.metadata`, is one input) and glob patterns into a sorted, deduplicated
 /// list. A name that is neither an existing path nor a matching glob is `E_IO`.
 pub fn discover_inputs(specs: &[String]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();

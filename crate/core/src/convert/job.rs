@@ -127,7 +127,7 @@ pub(super) fn convert_inner(
     }
     let (stem, ext) = output_stem(input, opts.to);
     let dir = output_dir(input, opts);
-    let single = dir.join(format!("{stem}.{ext}"));
+    let single = super::naming::single_output(&dir, &stem, ext, opts.to);
     if opts.shard_size.is_none() {
         // Fail fast, before reading anything.
         check_output(&single, input, opts)?;
@@ -177,7 +177,7 @@ pub(super) fn convert_inner(
         Target::Safetensors if streams(opts) => {
             let out = StreamedOut {
                 cast: cast_plan.as_ref().map(|(p, d)| (p, *d)),
-                mapped: src.mapped.as_ref(),
+                mapped: &src.mapped,
             };
             write_safetensors_streamed(input, &src.graph, &root, &dir, &stem, opts, &out, report)
                 .map(|p| pending.extend(p))
@@ -188,5 +188,6 @@ pub(super) fn convert_inner(
         Target::Pt | Target::PtLegacy => {
             write_pt(input, &src.graph, &root, &dir, &stem, ext, opts, report)
         }
+        Target::Dcp => super::write::write_dcp(input, &src.graph, &root, &single, opts, report),
     }
 }

@@ -1,7 +1,8 @@
 //! The batch conversion engine behind `torchsave convert`, plus `inspect_many` and `diff`.
 //!
 //! One file goes through: load (torch file through the reader, safetensors through
-//! [`crate::safetensors`], a sharded checkpoint through [`crate::hf_index`]; all mmapped) ->
+//! [`crate::safetensors`], a sharded checkpoint through [`crate::hf_index`], a distributed
+//! checkpoint folder through [`crate::container::dcp`]; all mmapped) ->
 //! select a sub-object -> drop optimizer state -> edit keys -> cast floats -> write (pt through
 //! the writer's `save_to_path`; one safetensors file through [`stream`], which casts while
 //! writing instead of materialising casts; both atomic) -> optionally re-read and compare
@@ -18,7 +19,9 @@
 //! recreated under `OUT`. Hugging Face names follow their convention: `pytorch_model.bin`
 //! becomes `model.safetensors` and back to `pytorch_model.bin`; sharded outputs are
 //! `{stem}-00001-of-0000N.{ext}` plus `{stem}.{ext}.index.json`. Torch outputs keep the
-//! input's extension when it is `.pt/.pth/.bin/.ckpt`, else `.pt`.
+//! input's extension when it is `.pt/.pth/.bin/.ckpt`, else `.pt`. A distributed checkpoint
+//! output (`Target::Dcp`) is the folder `OUT/{stem}` ([`naming::single_output`]); a DCP folder
+//! input is read through [`crate::container::dcp`].
 //!
 //! What must change together: [`Target::extension`], [`output_stem`] and the index naming in
 //! [`crate::hf_index`]; [`INPUT_EXTENSIONS`] and [`discover_inputs`].

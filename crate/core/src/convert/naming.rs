@@ -23,6 +23,16 @@ pub fn output_stem(input: &Path, to: Target) -> (String, &'static str) {
     }
 }
 
+/// The one output of an unsharded conversion: `{stem}.{ext}`, or the folder `{stem}` for a
+/// distributed checkpoint.
+pub fn single_output(dir: &Path, stem: &str, ext: &str, to: Target) -> PathBuf {
+    if to == Target::Dcp {
+        dir.join(stem)
+    } else {
+        dir.join(format!("{stem}.{ext}"))
+    }
+}
+
 /// The folder outputs for `input` go to.
 pub fn output_dir(input: &Path, opts: &ConvertOptions) -> PathBuf {
     let parent = input.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -16,34 +16,40 @@ pub enum Target {
     /// The pre-1.6 stream format.
     PtLegacy,
     Safetensors,
+    /// A distributed checkpoint folder (`torch.distributed.checkpoint`, one data file).
+    Dcp,
 }
 
 impl Target {
-    /// Parses `pt`, `pt-legacy`/`legacy`, `safetensors`.
+    /// Parses `pt`, `pt-legacy`/`legacy`, `safetensors`, `dcp`.
     pub fn parse(s: &str) -> Result<Target> {
         Ok(match s {
             "pt" | "zip" | "torch" => Target::Pt,
             "pt-legacy" | "legacy" => Target::PtLegacy,
             "safetensors" | "st" => Target::Safetensors,
+            "dcp" => Target::Dcp,
             _ => crate::bail!(
                 InvalidArgument,
-                "unknown target '{s}' (pt, pt-legacy, safetensors)"
+                "unknown target '{s}' (pt, pt-legacy, safetensors, dcp)"
             ),
         })
     }
 
-    /// The name [`Target::parse`] reads (`pt`, `pt-legacy`, `safetensors`).
+    /// The name [`Target::parse`] reads (`pt`, `pt-legacy`, `safetensors`, `dcp`).
     pub fn name(self) -> &'static str {
         match self {
             Target::Pt => "pt",
             Target::PtLegacy => "pt-legacy",
             Target::Safetensors => "safetensors",
+            Target::Dcp => "dcp",
         }
     }
 
     pub(super) fn extension(self, input_ext: &str) -> &'static str {
         match self {
             Target::Safetensors => "safetensors",
+            // A folder: no extension (see `naming::single_output`).
+            Target::Dcp => "",
             _ => match input_ext {
                 "pth" => "pth",
                 "bin" => "bin",
@@ -130,6 +136,12 @@ impl ConvertOptions {
             crate::bail!(
                 InvalidArgument,
                 "force (overwrite existing outputs) and skipExisting (keep them) exclude each other"
+            );
+        }
+        if self.to == Target::Dcp && self.shard_size.is_some() {
+            crate::bail!(
+                InvalidArgument,
+                "a distributed checkpoint output is one folder: shardSize does not apply"
             );
         }
         Ok(())

@@ -33,7 +33,7 @@ pub(super) fn existing_outputs(
 ) -> Result<Option<Vec<PathBuf>>> {
     let (stem, ext) = output_stem(input, opts.to);
     let dir = output_dir(input, opts);
-    let single = dir.join(format!("{stem}.{ext}"));
+    let single = super::naming::single_output(&dir, &stem, ext, opts.to);
     let index = dir.join(format!("{stem}.{ext}.index.json"));
     if opts.shard_size.is_some() && index.exists() {
         let s = hf_index::load_sharded(&index, &check_load_options(opts))
@@ -58,7 +58,7 @@ fn check_load_options(opts: &ConvertOptions) -> LoadOptions {
 }
 
 fn check_file(path: &Path, opts: &ConvertOptions) -> Result<()> {
-    if opts.verify || opts.to == Target::PtLegacy {
+    if opts.verify || opts.to == Target::PtLegacy || opts.to == Target::Dcp {
         load_source(path, &check_load_options(opts), false)?;
         return Ok(());
     }

@@ -1,6 +1,6 @@
-//! Reading any input: sniffing what a file is (a sharded checkpoint's index, safetensors by
-//! name or by its bytes, a TorchScript archive by its zip directory, else a torch file) and
-//! loading it mapped.
+//! Reading any input: sniffing what a file is (a distributed checkpoint folder, a sharded
+//! checkpoint's index, safetensors by name or by its bytes, a TorchScript archive by its zip
+//! directory, else a torch file) and loading it mapped.
 
 use super::stream;
 use crate::container::torchscript;
@@ -39,8 +39,9 @@ pub struct Source {
     pub bytes_in: u64,
     /// safetensors `__metadata__` (single files only).
     pub metadata: Vec<(String, String)>,
-    /// The mapped file storages point into (single mapped files), for streamed reads.
-    pub mapped: Option<stream::MappedInput>,
+    /// The mapped files storages point into (single mapped files, a distributed
+    /// checkpoint's data files), for streamed reads.
+    pub mapped: Vec<stream::MappedInput>,
 }
 
 pub(super) fn file_len(p: &Path) -> u64 {
@@ -51,6 +52,31 @@ pub(super) fn file_len(p: &Path) -> u64 {
 /// name or sniffed from the bytes), anything else through the torch reader. `restore_aliases` re-adds names a
 /// safetensors writer dropped as shared (see [`st::restore_aliases`]).
 pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Result<Source> {
+    if crate::container::dcp::is_dcp_dir(path) {
+        let (loaded, maps) = crate::container::dcp::load_dir_with_maps(path, opts)?;
+        let mapped = maps
+            .iter()
+            .filter_map(|(p, view)| stream::MappedInput::open(p, view))
+            .collect();
+        let mut files = vec![path.to_path_buf()];
+        if let Ok(rd) = std::fs::read_dir(path) {
+            let mut data: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            data.sort();
+            files.extend(data);
+        }
+        let bytes_in = files.iter().skip(1).map(|p| file_len(p)).sum();
+        return Ok(Source {
+            graph: loaded.graph,
+            format: SourceFormat::Torch(Format::Dcp),
+            files,
+            bytes_in,
+            metadata: Vec::new(),
+            mapped,
+        });
+    }
     if hf_index::is_index_path(path) {
         let s = hf_index::load_sharded(path, opts)?;
         let bytes_in = file_len(path) + s.shards.iter().map(|p| file_len(p)).sum::<u64>();
@@ -62,7 +88,7 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
             files,
             bytes_in,
             metadata: Vec::new(),
-            mapped: None,
+            mapped: Vec::new(),
         });
     }
     let in_file = |e: Error| e.in_file(path.display().to_string());
@@ -72,10 +98,12 @@ pub fn load_source(path: &Path, opts: &LoadOptions, restore_aliases: bool) -> Re
     let named_st = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    let mapped = if opts.mmap {
+    let mapped: Vec<stream::MappedInput> = if opts.mmap {
         stream::MappedInput::open(path, &bytes)
+            .into_iter()
+            .collect()
     } else {
-        None
+        Vec::new()
     };
     if named_st || st::looks_like_safetensors(bytes.as_slice()) {
         let mut loaded = st::read_bytes(bytes).map_err(in_file)?;

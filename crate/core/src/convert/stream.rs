@@ -47,7 +47,7 @@ const STEP: usize = 256 << 10;
 const FLUSH: usize = 1 << 20;
 
 /// A mapped input file the graph's storages may point into, plus a handle on the very same
-/// file for `pread`.
+/// file for `pread`. An input may have several (a distributed checkpoint's `.distcp` files).
 #[derive(Clone, Debug)]
 pub struct MappedInput {
     file: Arc<File>,
@@ -195,7 +195,7 @@ fn stream_tensor(
     t: &Tensor,
     st: &Storage,
     cast: Option<DType>,
-    input: Option<&MappedInput>,
+    inputs: &[MappedInput],
     inbuf: &mut [u8],
     sink: &mut Sink,
 ) -> Result<()> {
@@ -216,12 +216,37 @@ fn stream_tensor(
     let len = usize::try_from(strided::nbytes(t)?)
         .map_err(|_| crate::err!(LimitExceeded, "tensor too large"))?;
     let start = range.start as usize;
+    // A tensor assembled from tiles (a distributed checkpoint's shards) that it views whole:
+    // stream the tiles' runs, never the assembled buffer.
+    if let Some(tiled) = st.data.backing().tiles() {
+        if start == 0 && len == st.data.len() && st.data.offset_in_backing() == 0 {
+            return tiled
+                .runs(&mut |run| stream_bytes(run.as_slice(), from, cast, inputs, inbuf, sink));
+        }
+    }
     let data = st
         .data
         .as_slice()
         .get(start..start.saturating_add(len))
         .ok_or_else(|| crate::err!(StorageBounds, "view outside storage"))?;
-    let Some((input, offset)) = input.and_then(|i| i.offset_of(data).map(|o| (i, o))) else {
+    stream_bytes(data, from, cast, inputs, inbuf, sink)
+}
+
+/// Streams `data` (elements of `from`, C order): `pread` from the mapped input that holds it
+/// (no page of the map is touched), else from memory; cast to `cast` when set.
+fn stream_bytes(
+    data: &[u8],
+    from: DType,
+    cast: Option<DType>,
+    inputs: &[MappedInput],
+    inbuf: &mut [u8],
+    sink: &mut Sink,
+) -> Result<()> {
+    let len = data.len();
+    let Some((input, offset)) = inputs
+        .iter()
+        .find_map(|i| i.offset_of(data).map(|o| (i, o)))
+    else {
         for step in data.chunks(STEP) {
             sink.append(step, from, cast)?;
         }
@@ -254,7 +279,7 @@ pub(crate) fn write_streamed(
     graph: &Graph,
     plan: &st::Plan,
     cast: Option<(&CastPlan, DType)>,
-    input: Option<&MappedInput>,
+    inputs: &[MappedInput],
     file: &File,
     digests: bool,
 ) -> Result<(u64, Option<Digests>)> {
@@ -286,7 +311,7 @@ pub(crate) fn write_streamed(
             if digests {
                 sink.hasher = Some(Sha256::new());
             }
-            stream_tensor(t, st, to, input, inbuf, &mut sink)?;
+            stream_tensor(t, st, to, inputs, inbuf, &mut sink)?;
             if let Some(h) = sink.hasher.take() {
                 want.push((
                     name.clone(),

@@ -152,7 +152,7 @@ pub(super) fn write_safetensors(
 /// How a streamed output reads and casts.
 pub(super) struct StreamedOut<'a> {
     pub(super) cast: Option<(&'a transform::CastPlan, DType)>,
-    pub(super) mapped: Option<&'a stream::MappedInput>,
+    pub(super) mapped: &'a [stream::MappedInput],
 }
 
 /// One safetensors file through [`stream`]: planned from the uncast graph with the cast's
@@ -277,6 +277,51 @@ fn split_items(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Vec<hf_ind
             })
         })
         .collect()
+}
+
+/// One distributed checkpoint folder at `path` (`writer::dcp_write`, one data file),
+/// verified by reading it back through the DCP reader.
+pub(super) fn write_dcp(
+    input: &Path,
+    graph: &Graph,
+    root: &Value,
+    path: &Path,
+    opts: &ConvertOptions,
+    report: &mut FileReport,
+) -> Result<()> {
+    check_output(path, input, opts)?;
+    let max_depth = opts.load.limits.max_depth;
+    let mut g = graph.clone();
+    g.root = Some(root.clone());
+    let named = graph::tensor_paths(&g, g.root(), max_depth)?;
+    report.tensors = named.len();
+    report.outputs = vec![path.to_path_buf()];
+    if opts.dry_run {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        ensure_dir(parent, opts)?;
+    }
+    let mut want = digests_of(&g, &named)?;
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let w = crate::writer::dcp_write::save_dcp(
+        &g,
+        path,
+        &crate::writer::dcp_write::DcpSaveOptions {
+            durable: opts.durable,
+            ..Default::default()
+        },
+    )?;
+    report.bytes_out = w.bytes;
+    if opts.verify {
+        let back = crate::container::load_file(path, &opts.load)?;
+        let named = graph::tensor_paths(&back.graph, back.graph.root(), max_depth)?;
+        let mut got = digests_of(&back.graph, &named)?;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        compare_digests(&want, &got, path)?;
+        report.verified = true;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

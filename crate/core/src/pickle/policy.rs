@@ -63,7 +63,31 @@ pub enum Dialect {
     #[default]
     TorchSave,
     TorchScript,
+    /// The `.metadata` pickle of a distributed checkpoint (`torch.distributed.checkpoint`):
+    /// torch reads it with `pickle.load`; here its dataclasses ([`DCP_METADATA_GLOBALS`]) are
+    /// known data types, every other global is judged as in a torch.save pickle.
+    DcpMetadata,
 }
+
+/// The classes a DCP `.metadata` pickle (torch 2.11's `FileSystemWriter.finish`) names
+/// besides torch.save's table: the dataclasses of `torch/distributed/checkpoint/metadata.py`
+/// and `filesystem.py`, and the `pathlib` class of `StorageMeta.checkpoint_id`. They are
+/// kept as inert objects (`PyObject`) whose state the DCP reader interprets; nothing runs.
+pub const DCP_METADATA_GLOBALS: &[&str] = &[
+    "torch.distributed.checkpoint.metadata.Metadata",
+    "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed.checkpoint.metadata.TensorProperties",
+    "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed.checkpoint.metadata.MetadataIndex",
+    "torch.distributed.checkpoint.metadata.StorageMeta",
+    "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+    "torch.distributed.checkpoint.filesystem._StorageInfo",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+];
 
 /// The `torch.jit._pickle` helpers torch's TorchScript unpickler resolves (`readGlobal`).
 pub const TORCHSCRIPT_HELPERS: &[&str] = &[
@@ -124,6 +148,16 @@ impl Policy {
              unpickler resolves (__torch__.* classes, torch.jit._pickle helpers)"
             .to_string(),
         );
+        p
+    }
+
+    /// The policy for a distributed checkpoint's `.metadata` pickle: torch's table plus
+    /// [`DCP_METADATA_GLOBALS`], and every opcode the VM knows (torch reads the file with
+    /// `pickle.load`, protocol 4 with FRAME and MEMOIZE). The verdict counts those as
+    /// accepted: `torch.distributed.checkpoint.load` reads them.
+    pub fn for_dcp_metadata(weights_only: bool, safe_globals: &[String]) -> Self {
+        let mut p = Policy::new(weights_only, safe_globals);
+        p.dialect = Dialect::DcpMetadata;
         p
     }
 
@@ -189,7 +223,10 @@ impl Policy {
 
     fn name_judgement(&self, full_name: &str) -> Judgement {
         let blocked = is_blocked(full_name);
-        let by_default = !blocked && is_allowed_by_default(full_name);
+        let dcp = !blocked
+            && self.dialect == Dialect::DcpMetadata
+            && DCP_METADATA_GLOBALS.contains(&full_name);
+        let by_default = !blocked && (is_allowed_by_default(full_name) || dcp);
         let by_dialect =
             !blocked && self.dialect == Dialect::TorchScript && is_torchscript_global(full_name);
         Judgement {
@@ -202,7 +239,7 @@ impl Policy {
 
     /// One opcode, before it runs: torch's weights-only unpickler handles 34 of the 68.
     pub fn opcode(&mut self, code: u8) -> Result<()> {
-        if weights_only_accepts(code) {
+        if weights_only_accepts(code) || self.dialect == Dialect::DcpMetadata {
             return Ok(());
         }
         self.never(|| {
@@ -815,6 +852,26 @@ mod tests {
         assert!(Policy::for_torchscript(false, &[])
             .global("os.system")
             .is_ok());
+    }
+
+    #[test]
+    fn dcp_metadata_dialect_knows_only_dcps_dataclasses() {
+        let mut p = Policy::for_dcp_metadata(true, &[]);
+        for n in DCP_METADATA_GLOBALS {
+            assert!(p.global(n).is_ok(), "{n}");
+            assert!(p.call(Callee::Global(n)).is_ok(), "{n}");
+            assert!(p.build(n).is_ok(), "{n}");
+        }
+        // Protocol 4 framing: torch reads .metadata with pickle.load.
+        assert!(p.opcode(op::FRAME).is_ok());
+        assert!(p.opcode(op::MEMOIZE).is_ok());
+        assert_eq!(p.refusal(), None);
+        assert!(p.global("os.system").is_err());
+        assert!(p.global("collections.defaultdict").is_err());
+        // A torch.save pickle does not know them.
+        assert!(Policy::new(true, &[])
+            .global("torch.distributed.checkpoint.metadata.Metadata")
+            .is_err());
     }
 
     #[test]

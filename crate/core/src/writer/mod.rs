@@ -19,6 +19,7 @@
 pub mod atomic;
 pub mod compact;
 mod compat_names;
+pub mod dcp_write;
 pub mod file_write;
 pub mod legacy_write;
 pub mod pickler;

@@ -1,0 +1,2 @@
+/** `torch.distributed`: only what works in one process, `checkpoint` (distributed checkpoints). */
+export * as checkpoint from './checkpoint';
