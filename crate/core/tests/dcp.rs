@@ -365,3 +365,26 @@ fn convert_pt_to_dcp_and_back() {
         Some(ErrorCode::InvalidArgument)
     );
 }
+
+#[test]
+fn scan_passes_real_dcp_folders_and_flags_the_hostile_metadata() {
+    use torchsave_core::scan::{discover::discover, scan_file, Verdict};
+    let dangerous = |case: &str| -> Vec<String> {
+        let dir = fixtures().join(case);
+        let files = discover(&[dir.display().to_string()]).unwrap();
+        assert!(
+            files.iter().any(|f| f.ends_with(".metadata")),
+            "{case}: the walk skipped .metadata"
+        );
+        files
+            .iter()
+            .flat_map(|f| scan_file(f).findings)
+            .filter(|f| f.verdict == Some(Verdict::Dangerous))
+            .map(|f| f.name)
+            .collect()
+    };
+    for case in ["nested", "model", "sharded"] {
+        assert_eq!(dangerous(case), Vec::<String>::new(), "{case}");
+    }
+    assert!(dangerous("evil").iter().any(|n| n == "os.system"));
+}

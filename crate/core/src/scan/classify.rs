@@ -372,6 +372,14 @@ fn exact(full: &str, dialect: Dialect) -> Option<(Verdict, String)> {
             "allowed by PyTorch's weights-only loader".to_string(),
         ));
     }
+    // Exact names before the torch.distributed module rule: the dataclasses a DCP `.metadata`
+    // names (the one list, the Policy's) construct plain field holders and paths.
+    if crate::pickle::policy::DCP_METADATA_GLOBALS.contains(&full) {
+        return Some((
+            Verdict::Data,
+            "a torch.distributed.checkpoint metadata dataclass (fields only)".to_string(),
+        ));
+    }
     if let Some((_, why)) = DANGEROUS_NAMES.iter().find(|(n, _)| *n == full) {
         return Some((Verdict::Dangerous, why.to_string()));
     }

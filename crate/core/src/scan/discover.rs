@@ -28,6 +28,7 @@ pub const SCAN_EXTENSIONS: &[&str] = &[
     "torchscript",
     "npy",
     "npz",
+    "distcp",
 ];
 
 /// A file whose first bytes are a zip, a protocol-2+ pickle or a tar is scanned whatever its
@@ -53,7 +54,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let hidden = p
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+            // A DCP folder's `.metadata` is a pickle like any other.
+            .is_some_and(|n| n.starts_with('.') && n != ".metadata");
         if hidden {
             continue;
         }

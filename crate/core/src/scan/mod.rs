@@ -328,6 +328,7 @@ impl Scanner {
             let policy = match blob.dialect {
                 Dialect::TorchSave => Policy::new(false, &[]),
                 Dialect::TorchScript => Policy::for_torchscript(false, &[]),
+                Dialect::DcpMetadata => Policy::for_dcp_metadata(false, &[]),
             };
             let run = crate::pickle::trace(rest, &mut graph, &opts, &mut loader, policy);
             let keep = first || !run.events.is_empty() || run.result.is_ok();
