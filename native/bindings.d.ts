@@ -141,7 +141,10 @@ export interface NativeConvertOptions {
    */
   durable?: boolean
   keepTree?: boolean
-  /** This worker's share of the inputs: every `shardCount`-th file from `shardIndex`. */
+  /**
+   * This worker's share of the inputs: every `shardCount`-th file from `shardIndex` (one
+   * input with `shardSize`: every `shardCount`-th output shard).
+   */
   shardIndex?: number
   shardCount?: number
   /** Read inputs with the weights-only policy (default true). */

@@ -82,7 +82,8 @@ export interface ConvertOptions {
   /** Mirror the inputs' folders (relative to their common folder) under `out`. */
   keepTree?: boolean;
   /** Process only this worker's share: every `shardCount`-th input from `shardIndex`
-   * (0-based) of the sorted input list. */
+   * (0-based) of the sorted input list; with exactly one input and `shardSize`, every
+   * `shardCount`-th output shard of it (worker 0 also writes the index): see docs/convert.md. */
   shardIndex?: number;
   /** How many workers share the input list (with {@link shardIndex}; default 1). */
   shardCount?: number;

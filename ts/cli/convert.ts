@@ -70,7 +70,7 @@ const HELP: Record<keyof typeof OPTIONS, readonly [value: string, help: string]>
   'skip-existing': ['', 'resume: skip inputs whose outputs exist and are valid (size and header checked); exit 0 when all are'],
   'no-durable': ['', 'skip the fsyncs (outputs stay atomic: temporary file + rename)'],
   'keep-tree': ['', "mirror the inputs' folders under --out"],
-  'shard-index': ['I', "this worker's share: every N-th input from I (0-based), with --shard-count"],
+  'shard-index': ['I', "this worker's share: every N-th input from I (0-based), with --shard-count; one input with --shard-size: every N-th output shard"],
   'shard-count': ['N', 'the number of workers sharing the input list, with --shard-index'],
   'no-weights-only': ['', "read inputs without torch's weights-only policy (still never executes anything)"],
   json: ['', 'print one JSON document {summary, reports} instead of lines'],

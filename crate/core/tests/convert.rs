@@ -822,3 +822,73 @@ fn not_durable_writes_the_same_bytes_and_stays_atomic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every file under `dir` (name -> bytes), for comparing whole output folders.
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn n_workers_sharing_one_sharded_input_write_exactly_one_full_runs_files() {
+    let dir = scratch("conv-output-share");
+    let (g, _) = dp_graph();
+    let input = dir.join("pytorch_model.safetensors");
+    st::save_graph(&g, &input).unwrap();
+    let spec = vec![input.display().to_string()];
+    for to in [Target::Safetensors, Target::Pt] {
+        let run = |out: &Path, share: Option<(usize, usize)>| {
+            let mut o = ConvertOptions {
+                to,
+                strip_dataparallel: true,
+                shard_size: Some(60),
+                ..opts(out)
+            };
+            let files = convert::discover_share_with_outputs(
+                &spec,
+                share.map(|s| s.0),
+                share.map(|s| s.1),
+                &mut o,
+            )
+            .unwrap();
+            assert_eq!(files.len(), 1, "a one-input share keeps the input");
+            assert_eq!(o.output_share, share);
+            let r = convert::convert_file(&files[0], &o);
+            assert_eq!(r.error, None);
+            r.outputs.len()
+        };
+        let full = dir.join(format!("full-{to:?}"));
+        assert_eq!(run(&full, None), 4, "3 shards + the index");
+        let parts = dir.join(format!("parts-{to:?}"));
+        let written: Vec<usize> = (0..2).map(|i| run(&parts, Some((i, 2)))).collect();
+        // worker 0: shards 1 and 3 + the index; worker 1: shard 2.
+        assert_eq!(written, [3, 1]);
+        assert_eq!(folder_bytes(&parts), folder_bytes(&full), "{to:?}");
+    }
+    // Several inputs: the share splits the input list, as before.
+    let other = dir.join("second.safetensors");
+    st::save_graph(&g, &other).unwrap();
+    let mut o = ConvertOptions {
+        shard_size: Some(60),
+        ..opts(&dir)
+    };
+    let files = convert::discover_share_with_outputs(
+        &[input.display().to_string(), other.display().to_string()],
+        Some(1),
+        Some(2),
+        &mut o,
+    )
+    .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(o.output_share, None);
+}

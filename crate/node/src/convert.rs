@@ -64,7 +64,8 @@ pub struct NativeConvertOptions {
     /// fsyncs (like torch.save and `cp`); outputs stay atomic.
     pub durable: Option<bool>,
     pub keep_tree: Option<bool>,
-    /// This worker's share of the inputs: every `shardCount`-th file from `shardIndex`.
+    /// This worker's share of the inputs: every `shardCount`-th file from `shardIndex` (one
+    /// input with `shardSize`: every `shardCount`-th output shard).
     pub shard_index: Option<u32>,
     pub shard_count: Option<u32>,
     /// Read inputs with the weights-only policy (default true).
@@ -280,9 +281,15 @@ impl Task for ConvertTask {
         let cancel = self.cancel.clone();
         let plan = &self.plan;
         Ok(run(|| {
-            let files = discover(&plan.specs, plan.shard.0, plan.shard.1)?;
+            let mut opts = plan.opts.clone();
+            let files = convert::discover_share_with_outputs(
+                &plan.specs,
+                plan.shard.0,
+                plan.shard.1,
+                &mut opts,
+            )?;
             Ok(convert::convert_many(
-                &files, &plan.opts, plan.jobs, &cb, &cancel,
+                &files, &opts, plan.jobs, &cb, &cancel,
             ))
         }))
     }

@@ -140,3 +140,25 @@ pub fn discover_share(
         _ => Ok(files),
     }
 }
+
+/// [`discover_share`] for a conversion: when the share meets exactly one input and outputs
+/// are sharded (`--shard-size`), the workers split that input's output shards instead
+/// ([`ConvertOptions::output_share`]: one DCP folder or HF checkpoint across N machines);
+/// otherwise they split the input list as [`discover_share`] does.
+pub fn discover_share_with_outputs(
+    specs: &[String],
+    index: Option<usize>,
+    count: Option<usize>,
+    opts: &mut super::ConvertOptions,
+) -> Result<Vec<PathBuf>> {
+    check_worker_share(index, count)?;
+    let files = discover_inputs(specs)?;
+    match (index, count) {
+        (Some(i), Some(n)) if files.len() == 1 && opts.shard_size.is_some() => {
+            opts.output_share = Some((i, n));
+            Ok(files)
+        }
+        (Some(i), Some(n)) => shard_inputs(&files, i, n),
+        _ => Ok(files),
+    }
+}

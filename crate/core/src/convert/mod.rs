@@ -51,7 +51,8 @@ pub use diff::{
     diff, inspect_many, ChangeReason, Changed, DiffReport, DtypeStat, InputError, Summary,
 };
 pub use discover::{
-    check_worker_share, discover_inputs, discover_share, shard_inputs, INPUT_EXTENSIONS,
+    check_worker_share, discover_inputs, discover_share, discover_share_with_outputs, shard_inputs,
+    INPUT_EXTENSIONS,
 };
 pub use job::{convert_file, FileReport};
 pub use naming::{common_root, output_dir, output_stem};

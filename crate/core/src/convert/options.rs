@@ -80,6 +80,11 @@ pub struct ConvertOptions {
     pub compact: bool,
     /// Split outputs into shards of at most this many bytes (Hugging Face layout).
     pub shard_size: Option<u64>,
+    /// `(index, count)`: write only output shards `j` with `j % count == index` (0-based, in
+    /// the plan's order) and the index file only for `index == 0`, so `count` machines
+    /// converting the same single input produce together exactly one full run's files. Set
+    /// by [`super::discover_share_with_outputs`] when a worker share meets one sharded input.
+    pub output_share: Option<(usize, usize)>,
     /// Re-read each output and compare per-tensor sha256 with what was meant to be written.
     pub verify: bool,
     /// Overwrite existing outputs.
@@ -116,6 +121,7 @@ impl Default for ConvertOptions {
             drop_optimizer: false,
             compact: false,
             shard_size: None,
+            output_share: None,
             verify: false,
             force: false,
             skip_existing: false,

@@ -70,7 +70,10 @@ pub(super) fn write_safetensors(
     let mut index: Option<(PathBuf, String)> = None;
     match opts.shard_size {
         Some(max) => {
-            let plan = plan_shards(graph, &d.kept, max, dir, stem, "safetensors")?;
+            let plan = workers_part(
+                plan_shards(graph, &d.kept, max, dir, stem, "safetensors")?,
+                opts,
+            );
             for shard in plan.shards {
                 // Aliases are recorded in the shard that holds the kept tensor.
                 let removed: Vec<(String, String)> = d
@@ -229,6 +232,23 @@ pub(super) struct ShardPlan {
     pub(super) index: Option<(PathBuf, String)>,
 }
 
+/// The part of a shard plan this worker writes ([`ConvertOptions::output_share`]): the same
+/// plan on every machine, so the shard names and the index agree byte for byte.
+fn workers_part(mut plan: ShardPlan, opts: &ConvertOptions) -> ShardPlan {
+    if let Some((index, count)) = opts.output_share {
+        plan.shards = std::mem::take(&mut plan.shards)
+            .into_iter()
+            .enumerate()
+            .filter(|(j, _)| j % count == index)
+            .map(|(_, s)| s)
+            .collect();
+        if index != 0 {
+            plan.index = None;
+        }
+    }
+    plan
+}
+
 pub(super) fn plan_shards(
     graph: &Graph,
     entries: &[(String, NodeId)],
@@ -353,7 +373,7 @@ pub(super) fn write_pt(
     match opts.shard_size {
         Some(max) => {
             let entries = st::state_dict_entries(graph, root)?;
-            let plan = plan_shards(graph, &entries, max, dir, stem, ext)?;
+            let plan = workers_part(plan_shards(graph, &entries, max, dir, stem, ext)?, opts);
             for shard in plan.shards {
                 let mut g = Graph::new();
                 let mut imp = graph::Importer::new(graph);
