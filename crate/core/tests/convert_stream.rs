@@ -432,3 +432,84 @@ fn streamed_output_matches_the_sharded_path_for_one_shard() {
         );
     }
 }
+
+/// The materialising path for sharded outputs: cast, split by the cast sizes with the hub
+/// rule, serialise each shard in memory. (file name, bytes) per shard.
+fn sharded_reference(input: &Path, to: Option<DType>, max: u64) -> Vec<(String, Vec<u8>)> {
+    let mut src = convert::load_source(input, &LoadOptions::default(), true).unwrap();
+    let root = src.graph.root().clone();
+    if let Some(d) = to {
+        transform::cast_floats(&mut src.graph, &root, d).unwrap();
+    }
+    let entries = st::state_dict_entries(&src.graph, &root).unwrap();
+    let items: Vec<_> = entries
+        .iter()
+        .map(|(name, id)| {
+            let Some(Node::Tensor(t)) = src.graph.node(*id) else {
+                panic!("{name} is not a tensor")
+            };
+            torchsave_core::hf_index::SplitItem {
+                name: name.clone(),
+                size: torchsave_core::strided::nbytes(t).unwrap(),
+                storage: t.storage.map(|s| s as u64),
+            }
+        })
+        .collect();
+    let plan = torchsave_core::hf_index::split_into_shards(&items, max);
+    let n = plan.shards.len();
+    plan.shards
+        .iter()
+        .enumerate()
+        .map(|(i, names)| {
+            let es: Vec<_> = names
+                .iter()
+                .map(|nm| entries.iter().find(|(k, _)| k == nm).unwrap().clone())
+                .collect();
+            (
+                torchsave_core::hf_index::shard_file_name("in", "safetensors", i + 1, n),
+                st::to_bytes(&src.graph, &es, &[]).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn streamed_shards_are_byte_identical_to_materialised_ones_cast_or_not() {
+    let dir = scratch("stream-shards");
+    let input = dir.join("in.pt");
+    torchsave_core::save_to_path(&graph(), &input, &SaveOptions::default()).unwrap();
+    let total: u64 = std::fs::metadata(&input).unwrap().len();
+    for to in CASTS {
+        let out = dir.join(format!("out-{to:?}"));
+        let max = total / 4;
+        let o = ConvertOptions {
+            out_dir: Some(out.clone()),
+            dtype: to,
+            shard_size: Some(max),
+            verify: true,
+            ..ConvertOptions::default()
+        };
+        let r = convert::convert_file(&input, &o);
+        assert_eq!(r.error, None, "{to:?}");
+        assert!(r.verified);
+        let want = sharded_reference(&input, to, max);
+        assert!(want.len() > 1, "{to:?}: the limit makes several shards");
+        for (name, bytes) in &want {
+            let got = std::fs::read(out.join(name)).unwrap();
+            assert!(
+                &got == bytes,
+                "{to:?}: shard {name} differs from the materialised one"
+            );
+        }
+        // The index names every shard and nothing else was written.
+        let idx = torchsave_core::hf_index::parse_index(
+            &std::fs::read(out.join("in.safetensors.index.json")).unwrap(),
+        )
+        .unwrap();
+        let mut files: Vec<&str> = idx.weight_map.iter().map(|(_, f)| f.as_str()).collect();
+        files.sort();
+        files.dedup();
+        assert_eq!(files.len(), want.len());
+        assert_eq!(r.outputs.len(), want.len() + 1);
+    }
+}

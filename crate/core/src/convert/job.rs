@@ -3,9 +3,7 @@
 //! caller or on a committer thread of [`super::pool`].
 
 use super::source::file_len;
-use super::write::{
-    check_output, write_pt, write_safetensors, write_safetensors_streamed, StreamedOut,
-};
+use super::write::{check_output, write_pt, write_safetensors_streamed, StreamedOut};
 use super::{load_source, output_dir, output_stem, resume, transform, ConvertOptions, Target};
 use crate::error::{ErrorCode, Result};
 use crate::writer::atomic::Pending;
@@ -97,9 +95,9 @@ pub(super) fn write_file(input: &Path, opts: &ConvertOptions) -> Written {
     }
 }
 
-/// Whether `opts` take the streamed path ([`stream`]): one safetensors output.
+/// Whether `opts` take the streamed path ([`stream`]): every safetensors output.
 pub(super) fn streams(opts: &ConvertOptions) -> bool {
-    opts.to == Target::Safetensors && opts.shard_size.is_none()
+    opts.to == Target::Safetensors
 }
 
 pub(super) fn convert_inner(
@@ -174,16 +172,13 @@ pub(super) fn convert_inner(
     src.graph.root = Some(root.clone());
 
     match opts.to {
-        Target::Safetensors if streams(opts) => {
+        Target::Safetensors => {
             let out = StreamedOut {
                 cast: cast_plan.as_ref().map(|(p, d)| (p, *d)),
                 mapped: &src.mapped,
             };
             write_safetensors_streamed(input, &src.graph, &root, &dir, &stem, opts, &out, report)
                 .map(|p| pending.extend(p))
-        }
-        Target::Safetensors => {
-            write_safetensors(input, &src.graph, &root, &dir, &stem, opts, report)
         }
         Target::Pt | Target::PtLegacy => {
             write_pt(input, &src.graph, &root, &dir, &stem, ext, opts, report)

@@ -1,4 +1,5 @@
-//! Streamed safetensors output: the converter's path for `--to safetensors` (unsharded).
+//! Streamed safetensors output: the converter's only path for `--to safetensors` (one file
+//! or `--shard-size` shards, each file planned and streamed the same way).
 //!
 //! Why: converting by materialising (cast every storage into new memory, then write it)
 //! touches fresh memory for every cast byte and faults in every input page through the map;

@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::hf_index;
-use crate::options::{LoadOptions, SaveFormat, SaveOptions};
+use crate::options::{SaveFormat, SaveOptions};
 use crate::safetensors as st;
 use crate::strided;
 use crate::value::{Graph, Node, NodeId, Tensor, Value};
@@ -49,118 +49,18 @@ pub(super) fn ensure_dir(dir: &Path, opts: &ConvertOptions) -> Result<()> {
 /// One safetensors output: path, `name -> tensor`, `__metadata__`.
 pub(super) type ShardOut = (PathBuf, Vec<(String, NodeId)>, Vec<(String, String)>);
 
-pub(super) fn write_safetensors(
-    input: &Path,
-    graph: &Graph,
-    root: &Value,
-    dir: &Path,
-    stem: &str,
-    opts: &ConvertOptions,
-    report: &mut FileReport,
-) -> Result<()> {
-    let entries = st::state_dict_entries(graph, root)?;
-    let d = st::dedupe_shared(graph, &entries)?;
-    for (dropped, kept) in &d.removed {
-        report.notes.push(format!(
-            "'{dropped}' shares memory with '{kept}': kept once, recorded in __metadata__"
-        ));
-    }
-    // Shards: (file name, entries, metadata).
-    let mut shards: Vec<ShardOut> = Vec::new();
-    let mut index: Option<(PathBuf, String)> = None;
-    match opts.shard_size {
-        Some(max) => {
-            let plan = workers_part(
-                plan_shards(graph, &d.kept, max, dir, stem, "safetensors")?,
-                opts,
-            );
-            for shard in plan.shards {
-                // Aliases are recorded in the shard that holds the kept tensor.
-                let removed: Vec<(String, String)> = d
-                    .removed
-                    .iter()
-                    .filter(|(_, kept)| shard.entries.iter().any(|(k, _)| k == kept))
-                    .cloned()
-                    .collect();
-                shards.push((
-                    dir.join(&shard.file),
-                    shard.entries,
-                    st::file_metadata(&[], &removed),
-                ));
-            }
-            index = plan.index;
-        }
-        None => shards.push((
-            dir.join(format!("{stem}.safetensors")),
-            d.kept.clone(),
-            st::file_metadata(&[], &d.removed),
-        )),
-    }
-    for (p, _, _) in &shards {
-        check_output(p, input, opts)?;
-    }
-    if let Some((p, _)) = &index {
-        check_output(p, input, opts)?;
-    }
-    let mut plans = Vec::with_capacity(shards.len());
-    for (p, es, md) in &shards {
-        plans.push((p.clone(), st::plan(graph, es, md)?));
-    }
-    report.tensors = d.kept.len();
-    report.outputs = plans.iter().map(|(p, _)| p.clone()).collect();
-    if let Some((p, _)) = &index {
-        report.outputs.push(p.clone());
-    }
-    if opts.dry_run {
-        report.bytes_out = plans.iter().map(|(_, pl)| pl.file_len).sum::<u64>()
-            + index.as_ref().map(|(_, t)| t.len() as u64).unwrap_or(0);
-        return Ok(());
-    }
-    ensure_dir(dir, opts)?;
-    for (p, pl) in &plans {
-        report.bytes_out += write_atomic(p, opts.durable, &mut |w| st::write_plan(graph, pl, w))?;
-    }
-    if let Some((p, text)) = &index {
-        report.bytes_out += write_atomic(p, opts.durable, &mut |w| {
-            w.write_all(text.as_bytes())
-                .map_err(|e| Error::io(e, "write"))
-        })?;
-    }
-    if opts.verify {
-        let want = digests_of(graph, &d.kept)?;
-        let (check_path, got) = match &index {
-            Some((ip, _)) => {
-                let s = hf_index::load_sharded(ip, &LoadOptions::default())?;
-                let named = graph::flat_tensor_map(&s.graph, s.graph.root()).unwrap_or_default();
-                (ip.clone(), digests_of(&s.graph, &named)?)
-            }
-            None => {
-                let mut all = Vec::new();
-                for (p, _) in &plans {
-                    let back = st::read_file(p, true)?;
-                    let named =
-                        graph::flat_tensor_map(&back.graph, back.graph.root()).unwrap_or_default();
-                    all.extend(digests_of(&back.graph, &named)?);
-                }
-                all.sort_by(|a, b| a.0.cmp(&b.0));
-                (plans.first().map(|p| p.0.clone()).unwrap_or_default(), all)
-            }
-        };
-        compare_digests(&want, &got, &check_path)?;
-        report.verified = true;
-    }
-    Ok(())
-}
-
 /// How a streamed output reads and casts.
 pub(super) struct StreamedOut<'a> {
     pub(super) cast: Option<(&'a transform::CastPlan, DType)>,
     pub(super) mapped: &'a [stream::MappedInput],
 }
 
-/// One safetensors file through [`stream`]: planned from the uncast graph with the cast's
-/// dtypes, written to a temporary file, verified there (a file that fails `verify` is never
-/// named), and returned uncommitted. `None` in a dry run.
+/// A safetensors output through [`stream`], one file or Hugging Face shards (`--shard-size`,
+/// split by the tensors' output sizes, this worker's part of them) plus the index: planned
+/// from the uncast graph with the cast's dtypes, each file written to a temporary file and
+/// verified there (a file that fails `verify` is never named), returned uncommitted (empty
+/// in a dry run). The only safetensors writer of `convert`: memory stays one step per thread
+/// whatever the shard size.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_safetensors_streamed(
     input: &Path,
@@ -171,7 +71,7 @@ pub(super) fn write_safetensors_streamed(
     opts: &ConvertOptions,
     how: &StreamedOut,
     report: &mut FileReport,
-) -> Result<Option<Pending>> {
+) -> Result<Vec<Pending>> {
     let entries = st::state_dict_entries(graph, root)?;
     let d = st::dedupe_shared(graph, &entries)?;
     for (dropped, kept) in &d.removed {
@@ -179,43 +79,89 @@ pub(super) fn write_safetensors_streamed(
             "'{dropped}' shares memory with '{kept}': kept once, recorded in __metadata__"
         ));
     }
-    let path = dir.join(format!("{stem}.safetensors"));
-    check_output(&path, input, opts)?;
     let out_dtype = |id: NodeId, t: &Tensor| match how.cast {
         Some((c, to)) if c.tensors.contains(&id) => to,
         _ => t.dtype,
     };
-    let plan = st::plan_with(
-        graph,
-        &d.kept,
-        &st::file_metadata(&[], &d.removed),
-        &out_dtype,
-    )?;
+    // (path, entries, metadata) per output file; aliases go with the file that holds the
+    // kept tensor.
+    let mut files: Vec<ShardOut> = Vec::new();
+    let mut index: Option<(PathBuf, String)> = None;
+    match opts.shard_size {
+        Some(max) => {
+            let size = |id: NodeId, t: &Tensor| -> Result<u64> {
+                Ok(strided::numel(t)? * out_dtype(id, t).element_size() as u64)
+            };
+            let plan = workers_part(
+                plan_shards_sized(graph, &d.kept, max, dir, stem, "safetensors", &size)?,
+                opts,
+            );
+            for shard in plan.shards {
+                let removed: Vec<(String, String)> = d
+                    .removed
+                    .iter()
+                    .filter(|(_, kept)| shard.entries.iter().any(|(k, _)| k == kept))
+                    .cloned()
+                    .collect();
+                files.push((
+                    dir.join(&shard.file),
+                    shard.entries,
+                    st::file_metadata(&[], &removed),
+                ));
+            }
+            index = plan.index;
+        }
+        None => files.push((
+            dir.join(format!("{stem}.safetensors")),
+            d.kept.clone(),
+            st::file_metadata(&[], &d.removed),
+        )),
+    }
+    for (p, _, _) in &files {
+        check_output(p, input, opts)?;
+    }
+    if let Some((p, _)) = &index {
+        check_output(p, input, opts)?;
+    }
+    let mut plans = Vec::with_capacity(files.len());
+    for (p, es, md) in &files {
+        plans.push((p.clone(), st::plan_with(graph, es, md, &out_dtype)?));
+    }
     report.tensors = d.kept.len();
-    report.outputs = vec![path.clone()];
+    report.outputs = plans.iter().map(|(p, _)| p.clone()).collect();
+    if let Some((p, _)) = &index {
+        report.outputs.push(p.clone());
+    }
     if opts.dry_run {
-        report.bytes_out = plan.file_len;
-        return Ok(None);
+        report.bytes_out = plans.iter().map(|(_, pl)| pl.file_len).sum::<u64>()
+            + index.as_ref().map_or(0, |(_, t)| t.len() as u64);
+        return Ok(Vec::new());
     }
     ensure_dir(dir, opts)?;
-    let pending = Pending::create(&path)?;
-    let (bytes, want) = stream::write_streamed(
-        graph,
-        &plan,
-        how.cast,
-        how.mapped,
-        pending.file(),
-        opts.verify,
-    )
-    .map_err(|e| e.in_file(path.display().to_string()))?;
-    report.bytes_out = bytes;
-    if let Some(want) = want {
-        let got =
-            read_back_digests(pending.file()).map_err(|e| e.in_file(path.display().to_string()))?;
-        compare_digests(&want, &got, &path)?;
-        report.verified = true;
+    let mut pending = Vec::with_capacity(plans.len() + 1);
+    report.bytes_out = 0;
+    for (path, plan) in &plans {
+        let p = Pending::create(path)?;
+        let (bytes, want) =
+            stream::write_streamed(graph, plan, how.cast, how.mapped, p.file(), opts.verify)
+                .map_err(|e| e.in_file(path.display().to_string()))?;
+        report.bytes_out += bytes;
+        if let Some(want) = want {
+            let got =
+                read_back_digests(p.file()).map_err(|e| e.in_file(path.display().to_string()))?;
+            compare_digests(&want, &got, path)?;
+        }
+        pending.push(p);
     }
-    Ok(Some(pending))
+    report.verified = opts.verify;
+    if let Some((path, text)) = &index {
+        let p = Pending::create(path)?;
+        std::io::Write::write_all(&mut p.file(), text.as_bytes())
+            .map_err(|e| crate::error::Error::io(e, &format!("write {}", path.display())))?;
+        report.bytes_out += text.len() as u64;
+        pending.push(p);
+    }
+    Ok(pending)
 }
 
 /// One shard of a sharded output: its file name and its `name -> tensor` entries.
@@ -257,7 +203,25 @@ pub(super) fn plan_shards(
     stem: &str,
     ext: &str,
 ) -> Result<ShardPlan> {
-    let items = split_items(graph, entries)?;
+    plan_shards_sized(graph, entries, max, dir, stem, ext, &|_, t| {
+        strided::nbytes(t)
+    })
+}
+
+/// A tensor's size in the output (its dtype there may differ: a cast while writing).
+type OutSize<'a> = dyn Fn(NodeId, &Tensor) -> Result<u64> + 'a;
+
+/// [`plan_shards`] with each tensor's output size given by `size`.
+fn plan_shards_sized(
+    graph: &Graph,
+    entries: &[(String, NodeId)],
+    max: u64,
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+    size: &OutSize,
+) -> Result<ShardPlan> {
+    let items = split_items(graph, entries, size)?;
     let split = hf_index::split_into_shards(&items, max);
     let n = split.shards.len();
     let mut weight_map = Vec::new();
@@ -283,7 +247,11 @@ pub(super) fn plan_shards(
 }
 
 /// Sizes and storage identities for the shard splitter.
-fn split_items(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Vec<hf_index::SplitItem>> {
+fn split_items(
+    graph: &Graph,
+    entries: &[(String, NodeId)],
+    size: &OutSize,
+) -> Result<Vec<hf_index::SplitItem>> {
     entries
         .iter()
         .map(|(name, id)| {
@@ -292,7 +260,7 @@ fn split_items(graph: &Graph, entries: &[(String, NodeId)]) -> Result<Vec<hf_ind
             };
             Ok(hf_index::SplitItem {
                 name: name.clone(),
-                size: strided::nbytes(t)?,
+                size: size(*id, t)?,
                 storage: t.storage.map(|s| s as u64),
             })
         })
