@@ -399,3 +399,87 @@ fn writer_roundtrip_random_programs() {
         "shared {shared} sets {sets} strided {strided}"
     );
 }
+
+/// The venv's Python with torch 2.11 (the oracle); interop tests never skip without it.
+fn torch_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TORCHSAVE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    let p = Path::new(&home).join(".cache/torchsave/venv-torch-2.11.0/bin/python");
+    assert!(
+        p.exists(),
+        "no torch venv: run scripts/python-env.sh or set TORCHSAVE_PYTHON"
+    );
+    p
+}
+
+/// Found by `writer_roundtrip` (tests/fuzz_regressions/writer_roundtrip/bare-storage-twice-
+/// identity): a bare storage pickled twice (two BINPERSIDs with one key) read back as two
+/// objects. torch.load returns its cached storage for a key, so it is one object there, and
+/// must be one node here, in both formats.
+#[test]
+fn bare_storage_pickled_twice_is_one_object_like_torch() {
+    use torchsave_core::value::Node;
+    use torchsave_core::{save_to_vec, DType, Graph, SaveFormat, SaveOptions, Storage, Value};
+    let mut g = Graph::new();
+    g.add_storage(Storage {
+        key: "0".into(),
+        dtype: DType::Float32,
+        untyped: false,
+        numel: 4,
+        location: "cpu".into(),
+        data: ByteView::from_vec((0u8..16).collect()),
+    });
+    let s = g.add(Node::Storage(0));
+    let root = g.add(Node::Dict(vec![
+        (Value::Str("a".into()), s.clone()),
+        (Value::Str("b".into()), s),
+    ]));
+    g.root = Some(root);
+    let dir = std::env::temp_dir().join(format!("torchsave-bare-storage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for format in [SaveFormat::Zip, SaveFormat::Legacy] {
+        let bytes = save_to_vec(
+            &g,
+            &SaveOptions {
+                format,
+                ..SaveOptions::default()
+            },
+        )
+        .unwrap();
+        let file = dir.join(format!("{format:?}.pt"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = std::process::Command::new(torch_python())
+            .arg("-c")
+            .arg("import sys, warnings, torch; warnings.simplefilter('ignore'); d = torch.load(sys.argv[1], weights_only=False); print(type(d['a']).__name__, d['a'] is d['b'])")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "TypedStorage True",
+            "{format:?}: torch says; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opts = LoadOptions {
+            weights_only: false,
+            mmap: false,
+            ..LoadOptions::default()
+        };
+        let l = load_bytes(ByteView::from_vec(bytes), &opts).unwrap();
+        let Some(Node::Dict(items)) = l.graph.deref(l.graph.root()) else {
+            panic!("{format:?}: root is not a dict");
+        };
+        assert!(
+            matches!(l.graph.deref(&items[0].1), Some(Node::Storage(_))),
+            "{format:?}: {:?}",
+            items[0].1
+        );
+        assert_eq!(
+            items[0].1, items[1].1,
+            "{format:?}: one object, as in torch"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -405,6 +405,8 @@ struct Builder<'a> {
     /// Element count each storage must reach, raised as tensors are built.
     extent: Vec<i64>,
     dtypes: Vec<DType>,
+    /// The bare-storage node of each storage, once made.
+    storage_nodes: Vec<Option<Value>>,
     compound: Vec<Value>,
 }
 
@@ -598,8 +600,17 @@ impl Builder<'_> {
                     self.add(Node::Dtype(d))
                 }
                 _ => {
+                    // One node per storage: torch.load gives one object per storage key,
+                    // so two storage objects over one storage cannot keep two identities.
                     let sid = self.dec.below(self.dtypes.len());
-                    self.add(Node::Storage(sid))
+                    match &self.storage_nodes[sid] {
+                        Some(v) => v.clone(),
+                        None => {
+                            let v = self.add(Node::Storage(sid));
+                            self.storage_nodes[sid] = Some(v.clone());
+                            v
+                        }
+                    }
                 }
             },
         }
@@ -642,6 +653,7 @@ pub fn decode_case(data: &[u8]) -> (Graph, u8) {
         graph: Graph::new(),
         extent: vec![0; n],
         dtypes: specs.iter().map(|s| s.0).collect(),
+        storage_nodes: vec![None; n],
         compound: Vec::new(),
     };
     let root = b.value(0);
