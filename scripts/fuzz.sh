@@ -75,11 +75,17 @@ main() {
     echo "fuzz.sh: $t for ${secs}s"
     rc=0
     # -jobs=N runs N workers (logs fuzz-N.log in the cwd): run in the log folder.
-    (cd "$cache/logs" && TORCHSAVE_FUZZ_TMP=${TMPDIR:-/tmp} \
-      "$bin_dir/$t" "$cache/corpus/$t" "$cache/seeds/$t" \
-      -max_total_time="$secs" -rss_limit_mb="$rss" -timeout="$per_input" \
-      -artifact_prefix="$cache/artifacts/$t/" -print_final_stats=1 \
-      $([[ $jobs -gt 1 ]] && echo "-jobs=$jobs -workers=$jobs") >"$log" 2>&1) || rc=$?
+    # CPU seconds (user + sys of the fuzzer and its workers) beside the wall time: on a
+    # shared machine they differ, and the CPU time is what a target really got.
+    {
+      TIMEFORMAT='%U %S'
+      time (cd "$cache/logs" && TORCHSAVE_FUZZ_TMP=${TMPDIR:-/tmp} \
+        "$bin_dir/$t" "$cache/corpus/$t" "$cache/seeds/$t" \
+        -max_total_time="$secs" -rss_limit_mb="$rss" -timeout="$per_input" \
+        -artifact_prefix="$cache/artifacts/$t/" -print_final_stats=1 \
+        $([[ $jobs -gt 1 ]] && echo "-jobs=$jobs -workers=$jobs") >"$log" 2>&1)
+    } 2>"$cache/logs/$t.cpu" || rc=$?
+    cpu=$(awk '{printf "%.0f", $1 + $2}' "$cache/logs/$t.cpu")
     if [[ $jobs -gt 1 ]]; then
       cat "$cache"/logs/fuzz-*.log >>"$log" 2>/dev/null || true
       rm -f "$cache"/logs/fuzz-*.log
@@ -91,7 +97,7 @@ main() {
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
     corp=$(find "$cache/corpus/$t" -type f | wc -l)
-    rows+=("$(printf '%-20s %6ss %11s %7s %7s %7s %7s' "$t" "$secs" "$execs" "${cov:--}" "${ft:--}" "$corp" "$crashes")")
+    rows+=("$(printf '%-20s %6ss %6ss %11s %7s %7s %7s %7s' "$t" "$secs" "$cpu" "$execs" "${cov:--}" "${ft:--}" "$corp" "$crashes")")
     if [[ $rc -ne 0 || $crashes -gt 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|SUMMARY: ' "$log"; then
       failed+=("$t")
       echo "fuzz.sh: $t FAILED (exit $rc); tail of $log:"
@@ -100,7 +106,7 @@ main() {
   done
 
   echo
-  printf '%-20s %7s %11s %7s %7s %7s %7s\n' target time execs cov ft corpus crashes
+  printf '%-20s %7s %7s %11s %7s %7s %7s %7s\n' target wall cpu execs cov ft corpus crashes
   printf '%s\n' "${rows[@]}"
   echo "fuzz.sh: build ${t_build}s, total $((SECONDS - t0))s; corpus and logs in $cache"
   if [[ ${#failed[@]} -gt 0 ]]; then
