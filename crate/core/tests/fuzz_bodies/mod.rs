@@ -407,6 +407,8 @@ struct Builder<'a> {
     dtypes: Vec<DType>,
     /// The bare-storage node of each storage, once made.
     storage_nodes: Vec<Option<Value>>,
+    /// The node of each dtype, once made.
+    dtype_nodes: HashMap<DType, Value>,
     compound: Vec<Value>,
 }
 
@@ -596,8 +598,15 @@ impl Builder<'_> {
                     self.add(Node::Device(d.to_string()))
                 }
                 2 => {
+                    // One node per dtype: torch dtypes are singletons (pickled as globals), so
+                    // two dtype objects cannot keep two identities through torch either.
                     let d = DType::ALL[self.dec.below(DType::ALL.len())];
-                    self.add(Node::Dtype(d))
+                    if let Some(v) = self.dtype_nodes.get(&d) {
+                        return v.clone();
+                    }
+                    let v = self.add(Node::Dtype(d));
+                    self.dtype_nodes.insert(d, v.clone());
+                    v
                 }
                 _ => {
                     // One node per storage: torch.load gives one object per storage key,
@@ -654,6 +663,7 @@ pub fn decode_case(data: &[u8]) -> (Graph, u8) {
         extent: vec![0; n],
         dtypes: specs.iter().map(|s| s.0).collect(),
         storage_nodes: vec![None; n],
+        dtype_nodes: HashMap::new(),
         compound: Vec::new(),
     };
     let root = b.value(0);
