@@ -5,6 +5,7 @@
 #   scripts/python-env.sh       torch 2.11 venv (+ Debian torch 1.13) -> TORCHSAVE_PYTHON
 #   tests/realworld/make_realworld.py  the real-world corpus (PyPI wheels) -> TORCHSAVE_REALWORLD
 #   cargo fmt --check, cargo clippy -D warnings, cargo test (debug: fast to build, same code)
+#   scripts/fuzz.sh 10          every cargo-fuzz target for 10 s (nightly + ASan build)
 #   npm run build               napi addon in release + tsc
 #   scripts/build-libtorch.sh   the libtorch addon, linked to the venv's torch 2.11 (+ clippy)
 #   scripts/install-test.sh     release:pack + install the tarballs as a user would
@@ -56,6 +57,14 @@ cargo clippy --workspace --exclude torchsave-libtorch --all-targets --quiet -- -
 
 step "cargo test"
 cargo test --workspace --exclude torchsave-libtorch
+
+step "fuzz smoke (scripts/fuzz.sh: every cargo-fuzz target ${TORCHSAVE_FUZZ_SECONDS:-10} s, ASan)"
+# Coverage-guided, seeded from the fixtures; fails on any crash, sanitizer report, OOM or
+# timeout. 10 s a target (not the 20) keeps the step at ~5 min on a cold build here
+# (3 min ASan build of the core and its deps, ~2 min for the 10 targets; +1 min the first time
+# to install cargo-fuzz), ~2 min when the fuzz build is cached. Long runs and their figures:
+# crate/core/fuzz/README.md.
+bash scripts/fuzz.sh "${TORCHSAVE_FUZZ_SECONDS:-10}"
 
 step "npm run build (release addon + tsc)"
 npm run build

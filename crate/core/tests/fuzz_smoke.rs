@@ -1,12 +1,12 @@
-//! The cargo-fuzz targets (crate/core/fuzz/fuzz_targets/*) on stable: the same four bodies,
-//! run over every committed fixture plus deterministic mutations of them (bit flips, byte
-//! overwrites with boundary values, truncations, chunk duplications, splices of two files).
+//! The cargo-fuzz targets (crate/core/fuzz/fuzz_targets/*) on stable: the same bodies (one
+//! module, `tests/fuzz_bodies`, compiled into both), run over every committed fixture plus
+//! deterministic mutations of them (bit flips, byte overwrites with boundary values,
+//! truncations, chunk duplications, splices of two files).
 //!
 //! This is not a fuzzer (no coverage feedback), but it runs in every `cargo test` and catches
 //! the shallow panics a fuzzer would find first. A panic is reported with the target, the
 //! seed file and the mutation, and the input is written to a temporary file so that it can
-//! be replayed with `cargo +nightly fuzz run <target> <file>`. Keep the bodies in step with
-//! the fuzz targets.
+//! be replayed with `cargo +nightly fuzz run <target> <file>`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,95 +14,17 @@
     clippy::indexing_slicing
 )]
 
+mod fuzz_bodies;
+
+use fuzz_bodies::TARGETS;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use torchsave_core::container::zip_read::ZipArchive;
-use torchsave_core::pickle::{unpickle, PersistentLoad, UnpickleOptions};
-use torchsave_core::value::{Graph, Value};
-use torchsave_core::{load_bytes, safetensors, ByteView, Error, Limits, LoadOptions, Result};
+use torchsave_core::{load_bytes, safetensors, ByteView, LoadOptions};
 
 /// Mutated inputs per seed file (plus the file itself).
 const MUTATIONS_PER_FILE: usize = 48;
 /// Splices between two seed files.
 const SPLICES: usize = 200;
-
-// ----- the fuzz target bodies --------------------------------------------------------------
-
-fn check_err(e: &Error) {
-    // Codes are the contract; every Error has one, and it renders as a stable E_* name.
-    assert!(e.code.as_str().starts_with("E_"), "{e}");
-}
-
-fn body_load_bytes(data: &[u8]) {
-    for weights_only in [true, false] {
-        let opts = LoadOptions {
-            weights_only,
-            mmap: false,
-            ..LoadOptions::default()
-        };
-        if let Err(e) = load_bytes(ByteView::from_vec(data.to_vec()), &opts) {
-            check_err(&e);
-        }
-    }
-}
-
-struct Refuse;
-
-impl PersistentLoad for Refuse {
-    fn persistent_load(&mut self, _graph: &mut Graph, _pid: Value) -> Result<Value> {
-        Err(torchsave_core::err!(MissingRecord, "fuzz: no storages"))
-    }
-}
-
-fn body_unpickle(data: &[u8]) {
-    for weights_only in [true, false] {
-        let opts = UnpickleOptions {
-            weights_only,
-            ..UnpickleOptions::default()
-        };
-        let mut graph = Graph::new();
-        match unpickle(data, &mut graph, &opts, &mut Refuse) {
-            Ok(out) => assert!(out.consumed <= data.len()),
-            Err(e) => check_err(&e),
-        }
-    }
-}
-
-fn body_safetensors_header(data: &[u8]) {
-    match safetensors::read_bytes(ByteView::from_vec(data.to_vec())) {
-        Ok(loaded) => {
-            let limits = Limits::default();
-            if let Err(e) = torchsave_core::tensor::validate_graph(&loaded.graph, &limits) {
-                panic!("safetensors read succeeded with an invalid graph: {e}");
-            }
-        }
-        Err(e) => check_err(&e),
-    }
-}
-
-fn body_zip_archive(data: &[u8]) {
-    match ZipArchive::parse(ByteView::from_vec(data.to_vec())) {
-        Ok(archive) => {
-            for entry in archive.entries() {
-                for verify in [false, true] {
-                    if let Err(e) = archive.read(entry, verify) {
-                        check_err(&e);
-                    }
-                }
-            }
-        }
-        Err(e) => check_err(&e),
-    }
-}
-
-type Body = fn(&[u8]);
-
-const TARGETS: [(&str, Body); 4] = [
-    ("load_bytes", body_load_bytes),
-    ("unpickle", body_unpickle),
-    ("safetensors_header", body_safetensors_header),
-    ("zip_archive", body_zip_archive),
-];
 
 // ----- corpus and mutations ----------------------------------------------------------------
 
@@ -267,10 +189,35 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The costly bodies get every n-th input here: the converter writes and reads files for
+/// every input (three conversions), and the writer round trip saves and loads twice (its
+/// own test, `writer_roundtrip_random_programs`, feeds it programs rather than fixtures).
+const SPARSE: [(&str, usize); 2] = [("convert", 3), ("writer_roundtrip", 4)];
+
+thread_local! {
+    /// Inputs run so far and the time each target took, for the closing line.
+    static RUNS: std::cell::RefCell<(usize, Vec<std::time::Duration>)> =
+        std::cell::RefCell::new((0, vec![std::time::Duration::ZERO; TARGETS.len()]));
+}
+
 /// Runs every target on `data`; on a panic, saves the input and fails with where it came from.
 fn run_all(data: &[u8], what: &str) {
-    for (target, body) in TARGETS {
-        if catch_unwind(AssertUnwindSafe(|| body(data))).is_err() {
+    let n = RUNS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.0 += 1;
+        r.0
+    });
+    for (i, (target, body)) in TARGETS.into_iter().enumerate() {
+        if SPARSE
+            .iter()
+            .any(|&(t, every)| t == target && n % every != 1)
+        {
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let failed = catch_unwind(AssertUnwindSafe(|| body(data))).is_err();
+        RUNS.with(|r| r.borrow_mut().1[i] += t0.elapsed());
+        if failed {
             let file = std::env::temp_dir().join(format!(
                 "torchsave-fuzz-crash-{target}-{}.bin",
                 std::process::id()
@@ -324,8 +271,17 @@ fn fuzz_bodies_survive_fixtures_and_mutations() {
         );
         inputs += 1;
     }
+    let per_target = RUNS.with(|r| {
+        let r = r.borrow();
+        TARGETS
+            .iter()
+            .zip(&r.1)
+            .map(|((t, _), d)| format!("{t} {d:.1?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     eprintln!(
-        "fuzz_smoke: {} seeds, {inputs} inputs x {} targets in {:.1?}",
+        "fuzz_smoke: {} seeds, {inputs} inputs x {} targets (every n-th input: {SPARSE:?}) in {:.1?}: {per_target}",
         seeds.len(),
         TARGETS.len(),
         started.elapsed()
@@ -360,4 +316,174 @@ fn mutations_are_deterministic() {
         a.iter().any(|(_, d)| d.len() > base.len()),
         "no duplication in 50 mutations"
     );
+}
+
+/// Every input under `tests/fuzz_regressions/<target>/` (crashes the fuzzers found, fixed
+/// since) through its target's body: they must stay fixed. The folder names are targets.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let root = tests_dir().join("fuzz_regressions");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        return; // No crash found yet.
+    };
+    let mut replayed = 0;
+    for dir in dirs {
+        let dir = dir.expect("dir entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let Some((_, body)) = TARGETS.iter().find(|(t, _)| *t == name) else {
+            panic!("{}: not a fuzz target name", dir.display());
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("regression dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        for f in files {
+            let data = std::fs::read(&f).expect("regression input");
+            if catch_unwind(AssertUnwindSafe(|| body(&data))).is_err() {
+                panic!("regression {} fails again", f.display());
+            }
+            replayed += 1;
+        }
+    }
+    eprintln!("fuzz_regressions: {replayed} inputs replayed");
+}
+
+/// The writer round trip over pseudo-random programs: the decoder turns any bytes into a
+/// graph, so random bytes of random lengths reach every node kind and dtype.
+#[test]
+fn writer_roundtrip_random_programs() {
+    let body = TARGETS
+        .iter()
+        .find(|(t, _)| *t == "writer_roundtrip")
+        .expect("target")
+        .1;
+    let mut rng = Rng::new(0x7772_6974);
+    let mut dtypes = std::collections::HashSet::new();
+    let (mut shared, mut sets, mut strided) = (false, false, false);
+    for i in 0..1500 {
+        let len = rng.below(400);
+        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let (g, _) = fuzz_bodies::decode_case(&data);
+        let mut per_storage = std::collections::HashMap::new();
+        for n in &g.nodes {
+            match n {
+                torchsave_core::value::Node::Tensor(t) => {
+                    dtypes.insert(t.dtype);
+                    *per_storage.entry(t.storage).or_insert(0) += 1;
+                    strided |= !torchsave_core::tensor::is_contiguous(t);
+                }
+                torchsave_core::value::Node::Set(_) | torchsave_core::value::Node::FrozenSet(_) => {
+                    sets = true
+                }
+                _ => {}
+            }
+        }
+        shared |= per_storage.values().any(|&n| n > 1);
+        if catch_unwind(AssertUnwindSafe(|| body(&data))).is_err() {
+            let file = std::env::temp_dir().join(format!("torchsave-writer-case-{i}.bin"));
+            let _ = std::fs::write(&file, &data);
+            panic!(
+                "writer_roundtrip failed on program #{i}, saved to {}",
+                file.display()
+            );
+        }
+    }
+    // The generator must reach what the property is about.
+    assert_eq!(
+        dtypes.len(),
+        torchsave_core::DType::ALL.len(),
+        "dtypes reached: {dtypes:?}"
+    );
+    assert!(
+        shared && sets && strided,
+        "shared {shared} sets {sets} strided {strided}"
+    );
+}
+
+/// The venv's Python with torch 2.11 (the oracle); interop tests never skip without it.
+fn torch_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TORCHSAVE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    let p = Path::new(&home).join(".cache/torchsave/venv-torch-2.11.0/bin/python");
+    assert!(
+        p.exists(),
+        "no torch venv: run scripts/python-env.sh or set TORCHSAVE_PYTHON"
+    );
+    p
+}
+
+/// Found by `writer_roundtrip` (tests/fuzz_regressions/writer_roundtrip/bare-storage-twice-
+/// identity): a bare storage pickled twice (two BINPERSIDs with one key) read back as two
+/// objects. torch.load returns its cached storage for a key, so it is one object there, and
+/// must be one node here, in both formats.
+#[test]
+fn bare_storage_pickled_twice_is_one_object_like_torch() {
+    use torchsave_core::value::Node;
+    use torchsave_core::{save_to_vec, DType, Graph, SaveFormat, SaveOptions, Storage, Value};
+    let mut g = Graph::new();
+    g.add_storage(Storage {
+        key: "0".into(),
+        dtype: DType::Float32,
+        untyped: false,
+        numel: 4,
+        location: "cpu".into(),
+        data: ByteView::from_vec((0u8..16).collect()),
+    });
+    let s = g.add(Node::Storage(0));
+    let root = g.add(Node::Dict(vec![
+        (Value::Str("a".into()), s.clone()),
+        (Value::Str("b".into()), s),
+    ]));
+    g.root = Some(root);
+    let dir = std::env::temp_dir().join(format!("torchsave-bare-storage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for format in [SaveFormat::Zip, SaveFormat::Legacy] {
+        let bytes = save_to_vec(
+            &g,
+            &SaveOptions {
+                format,
+                ..SaveOptions::default()
+            },
+        )
+        .unwrap();
+        let file = dir.join(format!("{format:?}.pt"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = std::process::Command::new(torch_python())
+            .arg("-c")
+            .arg("import sys, warnings, torch; warnings.simplefilter('ignore'); d = torch.load(sys.argv[1], weights_only=False); print(type(d['a']).__name__, d['a'] is d['b'])")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "TypedStorage True",
+            "{format:?}: torch says; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opts = LoadOptions {
+            weights_only: false,
+            mmap: false,
+            ..LoadOptions::default()
+        };
+        let l = load_bytes(ByteView::from_vec(bytes), &opts).unwrap();
+        let Some(Node::Dict(items)) = l.graph.deref(l.graph.root()) else {
+            panic!("{format:?}: root is not a dict");
+        };
+        assert!(
+            matches!(l.graph.deref(&items[0].1), Some(Node::Storage(_))),
+            "{format:?}: {:?}",
+            items[0].1
+        );
+        assert_eq!(
+            items[0].1, items[1].1,
+            "{format:?}: one object, as in torch"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

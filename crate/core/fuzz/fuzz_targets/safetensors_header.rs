@@ -1,16 +1,8 @@
-//! Any bytes as a safetensors file: header JSON, dtypes, shapes and offsets.
+//! `safetensors_header`: the body is `fuzz_bodies::body_safetensors_header` (crate/core/tests/fuzz_bodies/mod.rs), shared
+//! with the stable replays in crate/core/tests/fuzz_smoke.rs; see the docs there.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use torchsave_core::{safetensors, ByteView};
+#[path = "../../tests/fuzz_bodies/mod.rs"]
+mod fuzz_bodies;
 
-fuzz_target!(|data: &[u8]| {
-    match safetensors::read_bytes(ByteView::from_vec(data.to_vec())) {
-        // A successful read must describe tensors that fit their storages.
-        Ok(loaded) => {
-            let limits = torchsave_core::Limits::default();
-            assert!(torchsave_core::tensor::validate_graph(&loaded.graph, &limits).is_ok());
-        }
-        Err(e) => assert!(e.code.as_str().starts_with("E_")),
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_bodies::body_safetensors_header(data));

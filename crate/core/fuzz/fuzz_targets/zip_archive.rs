@@ -1,22 +1,8 @@
-//! Any bytes as a zip archive: parse the central directory, then read (and CRC-check)
-//! every entry, stored or deflated.
+//! `zip_archive`: the body is `fuzz_bodies::body_zip_archive` (crate/core/tests/fuzz_bodies/mod.rs), shared
+//! with the stable replays in crate/core/tests/fuzz_smoke.rs; see the docs there.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use torchsave_core::container::zip_read::ZipArchive;
-use torchsave_core::ByteView;
+#[path = "../../tests/fuzz_bodies/mod.rs"]
+mod fuzz_bodies;
 
-fuzz_target!(|data: &[u8]| {
-    match ZipArchive::parse(ByteView::from_vec(data.to_vec())) {
-        Ok(archive) => {
-            for entry in archive.entries() {
-                for verify in [false, true] {
-                    if let Err(e) = archive.read(entry, verify) {
-                        assert!(e.code.as_str().starts_with("E_"));
-                    }
-                }
-            }
-        }
-        Err(e) => assert!(e.code.as_str().starts_with("E_")),
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_bodies::body_zip_archive(data));

@@ -22,9 +22,12 @@ use std::collections::HashMap;
 /// * Python 2 byte strings inside ids (ASCII-decoded, like `_maybe_decode_ascii`).
 ///
 /// Storages are deduplicated by key into `Graph::storages` (same key → same `StorageId`);
-/// each persistent-load result is a fresh `Node::Storage(id)` node remembering the storage
-/// type *its* id named (`PersistentLoad::storage_dtype`), so a tensor takes its dtype from its
-/// own id while the bytes are shared. Storage bytes come from the [`StorageSource`]
+/// each persistent-load result is a `Node::Storage(id)` node remembering the storage type
+/// *its* id named (`PersistentLoad::storage_dtype`), so a tensor takes its dtype from its
+/// own id while the bytes are shared. Ids naming the same key and storage type get the same
+/// node: torch's `persistent_load` returns its cached storage object for a key, so a bare
+/// storage pickled twice is one object after `torch.load` (`d['a'] is d['b']`), and one
+/// node here. Storage bytes come from the [`StorageSource`]
 /// (`nbytes = numel * element_size`, checked; a returned view must be exactly `nbytes` long,
 /// else `E_STORAGE_SIZE`). When the source answers `Ok(None)` (legacy/tar: bytes follow the
 /// pickle), the storage is created with empty data and its id is listed by
@@ -34,6 +37,8 @@ use std::collections::HashMap;
 pub struct TorchPersistentLoader<'a> {
     pub source: &'a mut dyn StorageSource,
     by_key: HashMap<String, StorageId>,
+    /// The node each `(key, dtype, untyped)` became, for identity (see above).
+    nodes: HashMap<(String, DType, bool), Value>,
     node_dtypes: HashMap<NodeId, DType>,
     pending: Vec<StorageId>,
 }
@@ -43,6 +48,7 @@ impl<'a> TorchPersistentLoader<'a> {
         TorchPersistentLoader {
             source,
             by_key: HashMap::new(),
+            nodes: HashMap::new(),
             node_dtypes: HashMap::new(),
             pending: Vec::new(),
         }
@@ -131,10 +137,14 @@ impl<'a> TorchPersistentLoader<'a> {
                     "view_metadata must be None (storage views exist only in legacy-format files)",
                 ),
             };
+        if let Some(node) = self.nodes.get(&(key.clone(), dtype, untyped)) {
+            return Ok(node.clone());
+        }
         let node = graph.add(Node::Storage(id));
         if let Value::Ref(n) = node {
             self.node_dtypes.insert(n, dtype);
         }
+        self.nodes.insert((key, dtype, untyped), node.clone());
         Ok(node)
     }
 }
