@@ -31,7 +31,7 @@ for r in roots:
 for p in sorted(files):
     with open(p, "rb") as f:
         b = f.read(MAX + 1)
-    everything = ["load_bytes", "convert"]
+    everything = ["load_bytes", "convert", "scan"]
     if b.startswith(b"PK\x03\x04"):
         add(everything + ["zip_archive", "torchscript"], b)
         try:

@@ -35,7 +35,7 @@ use torchsave_core::{
 pub type Body = fn(&[u8]);
 
 /// Every target, by the name of its fuzz binary.
-pub const TARGETS: [(&str, Body); 10] = [
+pub const TARGETS: [(&str, Body); 11] = [
     ("load_bytes", body_load_bytes),
     ("unpickle", body_unpickle),
     ("safetensors_header", body_safetensors_header),
@@ -46,7 +46,33 @@ pub const TARGETS: [(&str, Body); 10] = [
     ("torchscript", body_torchscript),
     ("convert", body_convert),
     ("writer_roundtrip", body_writer_roundtrip),
+    ("scan", body_scan),
 ];
+
+/// The scanner (`torchsave scan`) on arbitrary bytes: never panics, gives a verdict or a
+/// coded error, its exit codes are 0/1/2, every pickle run and finding lies inside the
+/// input, and its JSON report renders.
+pub fn body_scan(data: &[u8]) {
+    let r = torchsave_core::scan::scan_bytes(ByteView::from_vec(data.to_vec()));
+    if let Some(e) = &r.error {
+        check_err(e);
+    }
+    for strict in [false, true] {
+        let code = r.exit_code(strict);
+        assert!((0..=2).contains(&code), "exit code {code}");
+        let json = r.to_json("fuzz", strict);
+        assert_eq!(json["exit_code"].as_i64(), Some(i64::from(code)));
+    }
+    let len = data.len() as u64;
+    // Offsets are inside their record (a deflated record may be longer than the file); the
+    // file's own pickles lie inside the input.
+    for p in r.pickles.iter().filter(|p| p.record.is_empty()) {
+        assert!(p.offset <= len, "pickle at {} of {len} bytes", p.offset);
+        if let Some(l) = p.length {
+            assert!(p.offset + l <= len, "pickle {}+{l} past {len}", p.offset);
+        }
+    }
+}
 
 pub fn check_err(e: &Error) {
     // Codes are the contract; every Error has one, and it renders as a stable E_* name.
@@ -293,7 +319,8 @@ fn output_loads(path: &Path, to: Target) -> torchsave_core::Result<()> {
             validate_graph(&l.graph, &Limits::default())?;
             touch_tensors(&l.graph);
         }
-        Target::Pt | Target::PtLegacy => {
+        // A DCP output is a folder, which load_file reads as such.
+        Target::Pt | Target::PtLegacy | Target::Dcp => {
             let l = load_file(path, &load_opts(true))?;
             touch_tensors(&l.graph);
         }
@@ -315,7 +342,7 @@ pub fn body_convert(data: &[u8]) {
         2 => Some(DType::BFloat16),
         _ => Some(DType::Float32),
     };
-    for to in [Target::Pt, Target::PtLegacy, Target::Safetensors] {
+    for to in [Target::Pt, Target::PtLegacy, Target::Safetensors, Target::Dcp] {
         let out = tmp.0.join(to.name());
         let opts = ConvertOptions {
             to,
