@@ -342,7 +342,12 @@ pub fn body_convert(data: &[u8]) {
         2 => Some(DType::BFloat16),
         _ => Some(DType::Float32),
     };
-    for to in [Target::Pt, Target::PtLegacy, Target::Safetensors, Target::Dcp] {
+    for to in [
+        Target::Pt,
+        Target::PtLegacy,
+        Target::Safetensors,
+        Target::Dcp,
+    ] {
         let out = tmp.0.join(to.name());
         let opts = ConvertOptions {
             to,
