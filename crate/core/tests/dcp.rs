@@ -388,3 +388,53 @@ fn scan_passes_real_dcp_folders_and_flags_the_hostile_metadata() {
     }
     assert!(dangerous("evil").iter().any(|n| n == "os.system"));
 }
+
+/// Every file under `dir` (name -> bytes).
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn three_machines_converting_one_sharded_dcp_write_one_full_runs_bytes() {
+    let input = fixtures().join("sharded");
+    let spec = vec![input.display().to_string()];
+    let d = scratch("dcp-output-share");
+    let run = |out: &Path, share: Option<(usize, usize)>| {
+        let mut o = ConvertOptions {
+            to: Target::Safetensors,
+            shard_size: Some(16),
+            dtype: Some(DType::BFloat16),
+            out_dir: Some(out.to_path_buf()),
+            ..ConvertOptions::default()
+        };
+        let files = convert::discover_share_with_outputs(
+            &spec,
+            share.map(|s| s.0),
+            share.map(|s| s.1),
+            &mut o,
+        )
+        .unwrap();
+        assert_eq!(files.len(), 1, "the DCP folder is one input");
+        let r = convert::convert_file(&files[0], &o);
+        assert_eq!(r.error, None);
+        r.outputs.len()
+    };
+    let full = d.join("full");
+    let n = run(&full, None);
+    assert!(n > 3, "several shards and the index ({n} outputs)");
+    let parts = d.join("parts");
+    let written: usize = (0..3).map(|i| run(&parts, Some((i, 3)))).sum();
+    assert_eq!(written, n, "each output written by exactly one machine");
+    assert_eq!(folder_bytes(&parts), folder_bytes(&full));
+}
