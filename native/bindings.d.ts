@@ -24,6 +24,9 @@ export declare function _graphRoundTrip(raw: import('../ts/raw/tree').RawSaveTre
  */
 export declare function _mappedBytes(): number
 
+/** Test/bench hook: see [`NativeMemoryStats`]. */
+export declare function _memoryStats(): NativeMemoryStats
+
 /**
  * Throws `E_FILE_CHANGED` when `bytes` view a loaded file's mapping and that file changed on
  * disk since the load (truncated: the lost pages read as zeros; or modified in place). The
@@ -248,6 +251,16 @@ export interface NativeLoadOptions {
   verifyCrc?: boolean
   /** Expose storages as external memory (default true); false copies each storage. */
   externalBuffers?: boolean
+}
+
+/**
+ * Test/bench hook: this thread's full collections forced by big loads (napi-common's
+ * `pressure`), and the eager-storage pool's bytes kept now and reused so far (`pool`).
+ */
+export interface NativeMemoryStats {
+  forcedCollections: number
+  pooledBytes: number
+  reusedBytes: number
 }
 
 export interface NativeProgress {

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports._castFloats = nativeBinding._castFloats
 module.exports._graphRoundTrip = nativeBinding._graphRoundTrip
 module.exports._mappedBytes = nativeBinding._mappedBytes
+module.exports._memoryStats = nativeBinding._memoryStats
 module.exports.checkMapping = nativeBinding.checkMapping
 module.exports.contract = nativeBinding.contract
 module.exports.convert = nativeBinding.convert

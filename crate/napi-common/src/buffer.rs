@@ -233,3 +233,18 @@ pub(crate) fn arraybuffer_info(env: &napi::Env, ab: sys::napi_value) -> Result<(
     )?;
     Ok((data.cast(), len))
 }
+
+/// Runs `f` inside a fresh handle scope of `env`, so the handles it makes die when it returns.
+/// Why: a handle made from a weak reference is a strong root for as long as its scope lives,
+/// and the scope of a Node-API call lives until the call returns.
+pub(crate) fn in_handle_scope<R>(env: sys::napi_env, f: impl FnOnce() -> R) -> R {
+    let mut scope = ptr::null_mut();
+    // SAFETY: scopes are opened and closed in strict nesting on this env's thread.
+    let opened = unsafe { sys::napi_open_handle_scope(env, &mut scope) } == sys::Status::napi_ok;
+    let out = f();
+    if opened {
+        // SAFETY: the scope opened above, closed once.
+        unsafe { sys::napi_close_handle_scope(env, scope) };
+    }
+    out
+}

@@ -13,11 +13,15 @@
 //! * [`buffer`]: external ArrayBuffers with the copy fallback; JS-owned buffers the addon fills.
 //! * [`release`]: external buffers whose memory is given back before Node's late finalizer.
 //! * [`memory`]: what V8 is told about memory held for JS values (the accounting rules).
+//! * [`pool`]: the anonymous memory of eager storages, reused across loads.
+//! * [`pressure`]: when a big allocation makes V8 collect first (the collection policy).
 
 pub mod buffer;
 pub mod error;
 pub mod memory;
 pub mod panic;
+pub mod pool;
+pub mod pressure;
 pub mod release;
 
 pub use error::{coded, message_of, to_napi, Coded, CodedResult};

@@ -21,28 +21,11 @@
 //! * [`adjust`] is for native memory no ArrayBuffer stands for (the libtorch addon's tensors
 //!   that JS holds only as objects): report it when the JS value is made, un-report it in the
 //!   value's finalizer or `dispose`, once per allocation, never per view.
-
-//! * [`hint_allocation`] is the one exception to "never twice": before an eager load makes its
-//!   buffers it reports their size and takes it back at once. V8 counts ArrayBuffer bytes but
-//!   only reported memory starts its external-memory pressure path, so without the hint a
-//!   synchronous loop that drops 1 GiB results kept three of them alive (3.0 GiB peak in
-//!   `__test__/memory.test.ts`); with it V8 starts collecting the dropped ones first (2.5-2.7 GiB).
-//!   `torch.dispose` or `using` remains the way to hold one (1.2 GiB).
+//!
+//! When a big allocation makes V8 collect first is [`crate::pressure`]'s rule, not an
+//! accounting one: it reports nothing that stays reported.
 
 use napi::sys;
-
-/// Eager loads smaller than this do not hint: V8's own heuristics cover them.
-const HINT_FROM: usize = 64 << 20;
-
-/// Tells V8 that `bytes` are about to be allocated for JS values (and are counted by their
-/// ArrayBuffers once made), so it can collect what was dropped before they exist.
-pub fn hint_allocation(env: &napi::Env, bytes: usize) {
-    if bytes >= HINT_FROM {
-        let n = i64::try_from(bytes).unwrap_or(i64::MAX);
-        adjust(env, n);
-        adjust(env, -n);
-    }
-}
 
 /// Tells V8 that `delta` bytes of native memory (negative: given back) live for JS values.
 /// Returns V8's new total, or `None` when the call failed.

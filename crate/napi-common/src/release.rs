@@ -37,6 +37,8 @@ struct Slot {
 
 impl Slot {
     /// Drops the owner (on the JS thread: reap, release, or the finalizer) and un-reports it.
+    /// Dropped here, not on a background thread: a mapping unmapped later was still resident
+    /// while the next load touched its own (three 1 GiB mappings at once in a loop, not two).
     fn drop_owner(&self) -> bool {
         let had = match self.owner.lock() {
             Ok(mut g) => g.take().is_some(),
@@ -97,6 +99,8 @@ pub unsafe fn external_releasable<T: Send + Sync + 'static>(
     // owner is dropped early only once no JS value can reach the buffer (see the module doc).
     let made = unsafe { external_arraybuffer(env, data, len, Finalized(slot.clone())) }?;
     if let Some(ab) = made {
+        // SAFETY: `ab` is the buffer just made on `env`.
+        unsafe { crate::pressure::track(&napi::Env::from_raw(env), ab, len) };
         let mut weak = ptr::null_mut();
         // SAFETY: a weak (count 0) reference to the buffer just made.
         let status = unsafe { sys::napi_create_reference(env, ab, 0, &mut weak) };
@@ -124,10 +128,15 @@ pub fn reap(env: &napi::Env) -> usize {
         let mut live = l.borrow_mut();
         let mut freed = 0;
         live.retain(|e| {
-            let mut v = ptr::null_mut();
-            // SAFETY: `e.weak` is a reference of this env; a collected value reads as NULL.
-            let status = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
-            if status != sys::Status::napi_ok || !v.is_null() {
+            // In its own handle scope: a handle left in the caller's would keep the buffer
+            // alive through the next collection (see `buffer::in_handle_scope`).
+            let collected = crate::buffer::in_handle_scope(env, || {
+                let mut v = ptr::null_mut();
+                // SAFETY: `e.weak` is a reference of this env; a collected value reads as NULL.
+                let status = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
+                status == sys::Status::napi_ok && v.is_null()
+            });
+            if !collected {
                 return true;
             }
             if e.slot.drop_owner() {
@@ -156,10 +165,12 @@ pub fn release(env: &napi::Env, ab: &napi::Unknown<'_>) -> Result<bool> {
             if e.data != data as usize {
                 return false;
             }
-            let mut v = ptr::null_mut();
-            // SAFETY: as in `reap`.
-            let ok = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
-            ok == sys::Status::napi_ok && !v.is_null()
+            crate::buffer::in_handle_scope(env, || {
+                let mut v = ptr::null_mut();
+                // SAFETY: as in `reap`.
+                let ok = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
+                ok == sys::Status::napi_ok && !v.is_null()
+            })
         });
         pos.map(|p| live.swap_remove(p))
     });

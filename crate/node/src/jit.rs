@@ -40,6 +40,7 @@ pub fn jit_load(
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
         let source = source_of(source);
+        crate::tasks::before_load(&env, &source);
         let loaded = run(|| jit_source(&source, &cfg.core)).map_err(|f| f.into_napi(&env))?;
         loaded_to_js(
             &env,
@@ -59,8 +60,10 @@ pub fn jit_load_async(
 ) -> Result<AsyncTask<JitLoadTask>> {
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
+        let source = source_of(source);
+        crate::tasks::before_load(&env, &source);
         Ok(AsyncTask::new(JitLoadTask {
-            source: source_of(source),
+            source,
             opts: cfg.core,
             external: cfg.external,
         }))

@@ -225,6 +225,25 @@ impl Js {
         })
     }
 
+    /// An external ArrayBuffer of `len` (non-zero) bytes of pooled memory for the caller to
+    /// fill (napi-common's `pool`: reused across loads, back in the pool once no JS value
+    /// reaches it), and its data pointer; `None` where the runtime refuses external buffers.
+    pub fn arraybuffer_pooled(&self, len: usize) -> Result<Option<(V, *mut u8)>> {
+        let mut block = torchsave_napi_common::pool::take(len).map_err(|e| {
+            Error::new(
+                Status::GenericFailure,
+                format!("cannot map {len} bytes: {e}"),
+            )
+        })?;
+        let ptr = block.as_mut_ptr();
+        // SAFETY: `ptr` points to the block's `capacity() >= len` writable bytes, which live
+        // while the owner (the block) does; a fresh mapping starts no other ArrayBuffer.
+        let made = unsafe {
+            torchsave_napi_common::release::external_releasable(self.env, ptr, len, block)
+        }?;
+        Ok(made.map(|ab| (ab, ptr)))
+    }
+
     /// A JS-owned ArrayBuffer of `len` bytes for the caller to fill, and its data pointer
     /// (see napi-common's `js_owned_uninit`: V8 frees it inside a collection).
     pub fn arraybuffer_uninit(&self, len: usize) -> Result<(V, *mut u8)> {

@@ -72,7 +72,7 @@ pub fn load(
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
         let source = source_of(source);
-        torchsave_napi_common::release::reap(&env);
+        tasks::before_load(&env, &source);
         let opened = run(|| open_source(&source, &cfg.core)).map_err(|f| f.into_napi(&env))?;
         loaded_to_js(&env, &opened, cfg.external, cfg.core.limits.max_depth)
     })
@@ -87,9 +87,10 @@ pub fn load_async(
 ) -> Result<AsyncTask<LoadTask>> {
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
-        torchsave_napi_common::release::reap(&env);
+        let source = source_of(source);
+        tasks::before_load(&env, &source);
         Ok(AsyncTask::new(LoadTask {
-            source: source_of(source),
+            source,
             opts: cfg.core,
             external: cfg.external,
         }))
@@ -222,7 +223,7 @@ pub fn load_safetensors(
 ) -> Result<RawValue> {
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
-        torchsave_napi_common::release::reap(&env);
+        tasks::before_load(&env, &tasks::Source::Path(path.clone()));
         let (graph, metadata) = run(|| {
             convert::load_safetensors_graph(&path, cfg.core.mmap, restore_aliases.unwrap_or(true))
         })
@@ -290,6 +291,26 @@ pub fn release_buffer(env: Env, buffer: Unknown) -> Result<bool> {
 pub fn mapped_bytes(env: Env) -> f64 {
     torchsave_napi_common::release::reap(&env);
     torchsave_napi_common::release::live_bytes() as f64
+}
+
+/// Test/bench hook: this thread's full collections forced by big loads (napi-common's
+/// `pressure`), and the eager-storage pool's bytes kept now and reused so far (`pool`).
+#[napi(object, object_from_js = false)]
+pub struct NativeMemoryStats {
+    pub forced_collections: f64,
+    pub pooled_bytes: f64,
+    pub reused_bytes: f64,
+}
+
+/// Test/bench hook: see [`NativeMemoryStats`].
+#[napi(js_name = "_memoryStats")]
+pub fn memory_stats() -> NativeMemoryStats {
+    let (pooled, reused) = torchsave_napi_common::pool::stats();
+    NativeMemoryStats {
+        forced_collections: torchsave_napi_common::pressure::forced_collections() as f64,
+        pooled_bytes: pooled as f64,
+        reused_bytes: reused as f64,
+    }
 }
 
 /// One dtype of the core's table ([`torchsave_core::DType::ALL`]).

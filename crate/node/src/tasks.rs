@@ -51,6 +51,24 @@ pub fn load_source(source: &Source, opts: &LoadOptions) -> torchsave_core::Resul
     }
 }
 
+/// What every load entry point does first, on the JS thread and outside any callback of an
+/// earlier load: gives back the mappings V8 has collected, then lets napi-common's `pressure`
+/// collect for the bytes this load is about to hand out (the file's size: an eager load's
+/// storages, or a mapping's length). Why here and not where the buffers are made: an async
+/// load makes them in its completion callback, where the previous result is still reachable
+/// from the settled promise machinery for a while, so a collection there freed nothing
+/// (a loop of 1 GiB `loadAsync` calls grew by 1 GiB per load).
+pub fn before_load(env: &Env, source: &Source) {
+    let bytes = match source {
+        Source::Path(p) => {
+            std::fs::metadata(p).map_or(0, |m| if m.is_file() { m.len() as usize } else { 0 })
+        }
+        Source::Bytes(b) => b.len(),
+    };
+    torchsave_napi_common::release::reap(env);
+    torchsave_napi_common::pressure::before_allocation(env, bytes);
+}
+
 /// A parsed load. For an eager load of a path (`mmap: false`) the storages still view the
 /// file's map, kept in `eager_map`: the conversion gives them JS-owned buffers and copies
 /// their bytes (see `to_js`), instead of the core copying them into Rust buffers first.

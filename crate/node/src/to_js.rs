@@ -483,13 +483,9 @@ fn storages(
     // Per storage in the map: (its buffer, offset in it).
     let mut owned: Vec<Option<(V, usize)>> = vec![None; graph.storages.len()];
     if let Some(map) = eager {
-        let total: usize = graph
-            .storages
-            .iter()
-            .filter(|st| st.data.same_backing(map))
-            .map(|st| st.data.len())
-            .sum();
-        torchsave_napi_common::memory::hint_allocation(&napi::Env::from_raw(js.raw_env()), total);
+        // Collecting for these bytes happened at the load's entry (`tasks::before_load`); the
+        // buffers made here are tracked for the next one.
+        let env = napi::Env::from_raw(js.raw_env());
         let mut ranges: Vec<(usize, usize, usize)> = graph
             .storages
             .iter()
@@ -505,7 +501,24 @@ fn storages(
         for (i, start, end) in ranges {
             let inside = matches!(root, Some((_, rs, re)) if start >= rs && end <= re);
             if !inside {
-                let (ab, ptr) = js.arraybuffer_uninit(end - start)?;
+                let len = end - start;
+                // Pooled memory where the runtime allows external buffers (napi-common's
+                // `pool`), else a JS-owned buffer; either is tracked for `pressure`.
+                let pooled = if external {
+                    js.arraybuffer_pooled(len)?
+                } else {
+                    None
+                };
+                let (ab, ptr) = match pooled {
+                    Some(made) => made,
+                    None => {
+                        external = false;
+                        let (ab, ptr) = js.arraybuffer_uninit(len)?;
+                        // SAFETY: `ab` is the buffer just made on this env.
+                        unsafe { torchsave_napi_common::pressure::track(&env, ab, len) };
+                        (ab, ptr)
+                    }
+                };
                 fills.jobs.push(Fill {
                     dst: ptr as usize,
                     src: start,
