@@ -182,7 +182,7 @@ describe('torch.tidy covers loads', () => {
 });
 
 describe('a synchronous loop of loads', () => {
-  it('30 loads of a 1 GiB checkpoint, results dropped (with and without dispose, eager and mapped), stay bounded; memory is collected and reused', () => {
+  it('30 loads of a 1 GiB checkpoint, results dropped (with and without dispose, eager, mapped and async), stay bounded; memory is collected and reused', () => {
     // Each phase runs in a child Node on dist/ of its own, so its peak (VmHWM) is its loop's
     // alone (the pool of one phase would count in the next). A loop's \`const r\` keeps the
     // previous result alive while the next load runs (V8 keeps a dead loop variable in its
@@ -203,20 +203,35 @@ describe('a synchronous loop of loads', () => {
       }
       const before = native()._memoryStats();
       const t0 = Date.now();
-      for (let i = 0; i < 30; i++) {
-        const r = torch.load(p, { mmap: mode === 'mapped' });
-        const w = r.get('w63').typedArray();
-        if (w[4095] !== 63) throw new Error('bad value');
-        if (mode === 'mapped') for (const t of r.values()) { const a = t.typedArray(); for (let j = 0; j < a.length; j += 1024) if (a[j] < 0) throw new Error('bad'); }
-        if (mode === 'dispose') torch.dispose(r);
-      }
-      const after = native()._memoryStats();
-      console.log(JSON.stringify({
-        hwmMiB: kb('VmHWM') >> 10,
-        seconds: (Date.now() - t0) / 1000,
-        forced: after.forcedCollections - before.forcedCollections,
-        reusedMiB: (after.reusedBytes - before.reusedBytes) / 1048576,
-      }));`;
+      const report = () => {
+        const after = native()._memoryStats();
+        console.log(JSON.stringify({
+          hwmMiB: kb('VmHWM') >> 10,
+          seconds: (Date.now() - t0) / 1000,
+          forced: after.forcedCollections - before.forcedCollections,
+          reusedMiB: (after.reusedBytes - before.reusedBytes) / 1048576,
+        }));
+      };
+      if (mode === 'async') {
+        // Cleared each time, as Python's \`touch(torch.load(f))\` drops its result.
+        (async () => {
+          for (let i = 0; i < 30; i++) {
+            let r = await torch.loadAsync(p, { mmap: false });
+            if (r.get('w63').typedArray()[4095] !== 63) throw new Error('bad value');
+            r = null;
+          }
+          report();
+        })().catch((e) => { console.error(e); process.exit(1); });
+      } else {
+        for (let i = 0; i < 30; i++) {
+          const r = torch.load(p, { mmap: mode === 'mapped' });
+          const w = r.get('w63').typedArray();
+          if (w[4095] !== 63) throw new Error('bad value');
+          if (mode === 'mapped') for (const t of r.values()) { const a = t.typedArray(); for (let j = 0; j < a.length; j += 1024) if (a[j] < 0) throw new Error('bad'); }
+          if (mode === 'dispose') torch.dispose(r);
+        }
+        report();
+      }`;
     const p = join(dir, 'g1.pt');
     const run = (mode: string) => {
       const r = spawnSync(process.execPath, ['-e', script, mode, p], { encoding: 'utf8', timeout: 240_000 });
@@ -225,8 +240,8 @@ describe('a synchronous loop of loads', () => {
       return mode === 'make' ? undefined : (JSON.parse(r.stdout) as { hwmMiB: number; seconds: number; forced: number; reusedMiB: number });
     };
     run('make');
-    const [dispose, drop, mapped] = ['dispose', 'drop', 'mapped'].map(run);
-    console.log('30 x 1 GiB loads:', { dispose, drop, mapped });
+    const [dispose, drop, mapped, async] = ['dispose', 'drop', 'mapped', 'async'].map(run);
+    console.log('30 x 1 GiB loads:', { dispose, drop, mapped, async });
     // dispose: one result at a time, each load reusing the last one's memory, no collection.
     expect(dispose!.hwmMiB).toBeLessThan(1.5 * 1024);
     expect(dispose!.forced).toBe(0);
@@ -238,5 +253,11 @@ describe('a synchronous loop of loads', () => {
     // mapped, every page touched: dropped mappings are unmapped once collected.
     expect(mapped!.hwmMiB).toBeLessThan(2.5 * 1024);
     expect(mapped!.forced).toBeGreaterThanOrEqual(25);
+    // loadAsync, result cleared: one result at a time. The collection runs in the load's
+    // completion callback; at the next call's entry the finished await's promise job still
+    // held the previous result, and two were alive (2.1 GiB).
+    expect(async!.hwmMiB).toBeLessThan(1.6 * 1024);
+    expect(async!.forced).toBeGreaterThanOrEqual(25);
+    expect(async!.reusedMiB).toBeGreaterThanOrEqual(25 * 1024);
   });
 });

@@ -61,7 +61,8 @@ pub fn jit_load_async(
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
         let source = source_of(source);
-        crate::tasks::before_load(&env, &source);
+        // Collecting waits for the completion callback (see `tasks::before_load`).
+        torchsave_napi_common::release::reap(&env);
         Ok(AsyncTask::new(JitLoadTask {
             source,
             opts: cfg.core,
@@ -85,6 +86,7 @@ impl Task for JitLoadTask {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
+        crate::tasks::before_load(&env, &self.source);
         let loaded = output.map_err(|f| f.into_napi(&env))?;
         let depth = self.opts.limits.max_depth;
         let loaded = opened(loaded);

@@ -88,7 +88,8 @@ pub fn load_async(
     guard(&env, || {
         let cfg = load_config(options).map_err(|e| to_napi(&env, &e))?;
         let source = source_of(source);
-        tasks::before_load(&env, &source);
+        // Collecting waits for the completion callback (see `tasks::before_load`).
+        torchsave_napi_common::release::reap(&env);
         Ok(AsyncTask::new(LoadTask {
             source,
             opts: cfg.core,

@@ -51,13 +51,13 @@ pub fn load_source(source: &Source, opts: &LoadOptions) -> torchsave_core::Resul
     }
 }
 
-/// What every load entry point does first, on the JS thread and outside any callback of an
-/// earlier load: gives back the mappings V8 has collected, then lets napi-common's `pressure`
-/// collect for the bytes this load is about to hand out (the file's size: an eager load's
-/// storages, or a mapping's length). Why here and not where the buffers are made: an async
-/// load makes them in its completion callback, where the previous result is still reachable
-/// from the settled promise machinery for a while, so a collection there freed nothing
-/// (a loop of 1 GiB `loadAsync` calls grew by 1 GiB per load).
+/// What every load does on the JS thread before it makes its buffers: gives back the
+/// mappings V8 has collected, then lets napi-common's `pressure` collect for the bytes this
+/// load is about to hand out (the file's size: an eager load's storages, or a mapping's
+/// length). A sync load calls it at its entry; an async one in its completion callback
+/// (`LoadTask::resolve`), not at its entry: `await`'s continuation runs inside the promise job
+/// that still holds the previous result, so a collection at the next call's entry found it
+/// reachable (a loop of 1 GiB `loadAsync` calls held two results, not one).
 pub fn before_load(env: &Env, source: &Source) {
     let bytes = match source {
         Source::Path(p) => {
@@ -178,6 +178,7 @@ impl Task for LoadTask {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<RawValue> {
+        before_load(&env, &self.source);
         let opened = output.map_err(|f| f.into_napi(&env))?;
         let depth = self.opts.limits.max_depth;
         let external = self.external;
