@@ -45,6 +45,7 @@ async function main(opts) {
   const KiB = 1024;
   const peak = (r) => (r ? r.peak_kib * KiB : null);
   const grow = (r) => (r ? (r.after_kib - r.start_kib) / KiB : null); // MiB
+  const idle = (r) => (r && r.idle_kib != null ? (r.idle_kib - r.start_kib) / KiB : null); // MiB
   const steady = (r) => (r ? c.median(r.each_s.slice(1)) : null);
   const first = (r) => (r ? r.each_s[0] : null);
   const mib = { format: 'mib' };
@@ -57,6 +58,10 @@ async function main(opts) {
     c.row({ name: 'RSS after the async eager loop − before', value: grow(raw.asyncEager), kind: 'at-most', target: 64, unit: ' MiB', digits: 0 }),
     c.row({ name: 'RSS after the mmap loop − before', value: grow(raw.syncMmap), kind: 'at-most', target: 64, unit: ' MiB', digits: 0 }),
     c.row({ name: 'torch: RSS after its eager loop − before (reference)', value: grow(raw.torchEager), kind: 'at-most', unit: ' MiB', digits: 0 }),
+    c.row({ name: 'RSS 1.5 s after the sync eager loop (gc, one event-loop turn) − before', value: idle(raw.syncEager), kind: 'at-most', target: 64, unit: ' MiB', digits: 0 }),
+    c.row({ name: 'RSS 1.5 s after the async eager loop − before', value: idle(raw.asyncEager), kind: 'at-most', target: 64, unit: ' MiB', digits: 0 }),
+    c.row({ name: 'RSS 1.5 s after the mmap loop − before', value: idle(raw.syncMmap), kind: 'at-most', target: 64, unit: ' MiB', digits: 0 }),
+    c.row({ name: 'torch: RSS 1.5 s after its eager loop (gc) − before (reference)', value: idle(raw.torchEager), kind: 'at-most', unit: ' MiB', digits: 0 }),
     c.row({ name: `sync eager loop time (${count} loads)`, ours: raw.syncEager?.loop_s, other: raw.torchEager.loop_s, otherLabel: 'torch.load loop', kind: 'faster', target: 1 }),
     c.row({ name: `async eager loop time (${count} loads)`, ours: raw.asyncEager?.loop_s, other: raw.torchEager.loop_s, otherLabel: 'torch.load loop', kind: 'faster', target: 1 }),
     c.row({ name: 'eager load in the loop (median after the first) vs reading the file', ours: steady(raw.syncEager), other: c.median(catS), otherLabel: 'cat > /dev/null', kind: 'within', target: 1.5 }),
@@ -65,8 +70,8 @@ async function main(opts) {
   ];
   const notes = [
     `Peak RSS is the worker's VmHWM (baseline included: Python with torch imported starts near ${c.fmtBytes(raw.torchEager.start_kib * KiB)}, Node near ${raw.syncEager ? c.fmtBytes(raw.syncEager.start_kib * KiB) : '—'}).`,
-    'Each result is touched (one byte per 4 KiB page of every storage) and dropped; "after" is read after one gc with no event-loop turn.',
-    'Eager storages are JS-owned ArrayBuffers V8 frees inside a collection; a mapped file is unmapped as soon as V8 has collected its buffer (see crate/napi-common/src/release.rs).',
+    'Each result is touched (one byte per 4 KiB page of every storage) and dropped (the JS loop clears its variable, as Python drops `touch(torch.load(f))`); "after" is read after one gc with no event-loop turn, "1.5 s after" after a 1.5 s wait, a gc and an event-loop turn.',
+    'Eager storages come from a pool of anonymous mappings (crate/napi-common/src/pool.rs: reused by the next load, unmapped after 1 s idle); before a big load, one full collection runs when enough young tracked buffers wait (pressure.rs); a collected buffer\'s memory goes back at the next load or on its finalizer, which Node-API runs on an event-loop turn (release.rs). Without an event-loop turn and with no load after it, the last result stays resident: Node-API has no hook after a collection.',
   ];
   return {
     bench: 'mem',

@@ -157,7 +157,10 @@ def bench_loop(a):
     loop_s = time.perf_counter() - t0
     peak = status_kib("VmHWM")
     gc.collect()
-    return {"loop_s": loop_s, "each_s": each, "start_kib": start, "peak_kib": peak, "after_kib": status_kib("VmRSS")}
+    after = status_kib("VmRSS")
+    time.sleep(1.5)  # as the Node side waits, so the idle rows compare like with like
+    gc.collect()
+    return {"loop_s": loop_s, "each_s": each, "start_kib": start, "peak_kib": peak, "after_kib": after, "idle_kib": status_kib("VmRSS")}
 
 
 def fsync_path(path):
