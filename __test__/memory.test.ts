@@ -182,6 +182,21 @@ describe('torch.tidy covers loads', () => {
 });
 
 describe('a synchronous loop of loads', () => {
+  it('small eager storages are not pooled mappings: 2,000 tiny tensors give the pool nothing back', () => {
+    const sd = new torch.OrderedDict<string, torch.Tensor>();
+    for (let i = 0; i < 2000; i++) sd.set(`t${i}`, torch.full([4], i));
+    const p = join(dir, 'tiny.pt');
+    torch.save(sd, p);
+    const held = [0, 1, 2].map(() => torch.load<SD>(p, { mmap: false }));
+    expect(held[2]!.get('t1999')!.tolist()).toEqual([1999, 1999, 1999, 1999]);
+    const before = native()._memoryStats().pooledBytes;
+    for (const h of held) torch.dispose(h);
+    // A mapping per storage gave 6,000 4 KiB blocks back here (the pool keeps 256 of them:
+    // 1 MiB), and the pool's scan of thousands of blocks stalled a server's event loop for
+    // seconds (bench/soak.js: 6.4 s event-loop delay, 544 s for 2,000 requests; now 91 s).
+    expect(native()._memoryStats().pooledBytes - before).toBeLessThan(64 << 10);
+  });
+
   it('30 loads of a 1 GiB checkpoint, results dropped (with and without dispose, eager, mapped and async), stay bounded; memory is collected and reused', () => {
     // Each phase runs in a child Node on dist/ of its own, so its peak (VmHWM) is its loop's
     // alone (the pool of one phase would count in the next). A loop's \`const r\` keeps the

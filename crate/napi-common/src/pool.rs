@@ -18,6 +18,9 @@
 //!   unused, by a background thread, so the unmapping of a 1 GiB block never runs on the
 //!   event loop and an idle server returns to its resting RSS.
 //!
+//! * only storages of at least [`POOL_FROM`] come from here: a mapping costs a VMA and a
+//!   whole page, and glibc's heap serves small blocks well.
+//!
 //! Where the runtime refuses external buffers (Electron's memory cage) the caller falls back
 //! to JS-owned buffers; a mapping handed out there comes straight back here.
 
@@ -29,6 +32,13 @@ pub const POOL_MAX: usize = 4 << 30;
 
 /// A kept mapping unused for this long is unmapped.
 pub const IDLE: Duration = Duration::from_secs(1);
+
+/// Storages smaller than this are not pooled (callers give them JS-owned buffers): glibc's
+/// heap serves small blocks well, and a mapping each would cost a VMA and a page apiece.
+pub const POOL_FROM: usize = 1 << 20;
+
+/// At most this many mappings are kept, so [`take`]'s scan stays short.
+pub const KEPT_MAX: usize = 256;
 
 const PAGE: usize = 4096;
 
@@ -116,10 +126,11 @@ fn give_back(map: memmap2::MmapMut) {
         return;
     }
     // Oldest first out: what a loop reuses is what it freed last.
-    while p.bytes + len > POOL_MAX && !p.kept.is_empty() {
+    let mut evicted = Vec::new();
+    while (p.bytes + len > POOL_MAX || p.kept.len() >= KEPT_MAX) && !p.kept.is_empty() {
         let old = p.kept.remove(0);
         p.bytes -= old.map.len();
-        drop(old); // unmapped under the lock: rare (only past the bound)
+        evicted.push(old);
     }
     p.bytes += len;
     p.kept.push(Kept {
@@ -129,6 +140,7 @@ fn give_back(map: memmap2::MmapMut) {
     ensure_trimmer(&mut p);
     drop(p);
     pool().1.notify_one();
+    drop(evicted); // unmapped without the lock (rare: only past a bound)
 }
 
 fn ensure_trimmer(p: &mut Pool) {

@@ -502,17 +502,21 @@ fn storages(
             let inside = matches!(root, Some((_, rs, re)) if start >= rs && end <= re);
             if !inside {
                 let len = end - start;
-                // Pooled memory where the runtime allows external buffers (napi-common's
-                // `pool`), else a JS-owned buffer; either is tracked for `pressure`.
-                let pooled = if external {
-                    js.arraybuffer_pooled(len)?
+                // Pooled memory for big storages where the runtime allows external buffers
+                // (napi-common's `pool`), else a JS-owned buffer; either is tracked for
+                // `pressure` when big. Small ones stay JS-owned: a mapping per 4-byte storage
+                // made a 2,000-tensor load 2,000 mappings (and the process's map count finite).
+                let big = len >= torchsave_napi_common::pool::POOL_FROM;
+                let pooled = if external && big {
+                    let made = js.arraybuffer_pooled(len)?;
+                    external = made.is_some();
+                    made
                 } else {
                     None
                 };
                 let (ab, ptr) = match pooled {
                     Some(made) => made,
                     None => {
-                        external = false;
                         let (ab, ptr) = js.arraybuffer_uninit(len)?;
                         // SAFETY: `ab` is the buffer just made on this env.
                         unsafe { torchsave_napi_common::pressure::track(&env, ab, len) };
