@@ -237,7 +237,7 @@ pub(crate) fn arraybuffer_info(env: &napi::Env, ab: sys::napi_value) -> Result<(
 /// Runs `f` inside a fresh handle scope of `env`, so the handles it makes die when it returns.
 /// Why: a handle made from a weak reference is a strong root for as long as its scope lives,
 /// and the scope of a Node-API call lives until the call returns.
-pub(crate) fn in_handle_scope<R>(env: sys::napi_env, f: impl FnOnce() -> R) -> R {
+fn in_handle_scope<R>(env: sys::napi_env, f: impl FnOnce() -> R) -> R {
     let mut scope = ptr::null_mut();
     // SAFETY: scopes are opened and closed in strict nesting on this env's thread.
     let opened = unsafe { sys::napi_open_handle_scope(env, &mut scope) } == sys::Status::napi_ok;
@@ -247,4 +247,35 @@ pub(crate) fn in_handle_scope<R>(env: sys::napi_env, f: impl FnOnce() -> R) -> R
         unsafe { sys::napi_close_handle_scope(env, scope) };
     }
     out
+}
+
+/// What a weak reference reads as now.
+pub(crate) enum Referenced {
+    /// The value is alive: its handle, valid only inside the closure it is given to.
+    Live(sys::napi_value),
+    /// V8 has collected the value.
+    Collected,
+    /// The Node-API call failed (the caller decides what that means).
+    Failed,
+}
+
+/// Reads the weak reference `weak` of `env` and gives `f` what it finds, inside its own handle
+/// scope (see [`in_handle_scope`]): the one place the addon looks through a weak reference.
+pub(crate) fn with_referenced<R>(
+    env: sys::napi_env,
+    weak: sys::napi_ref,
+    f: impl FnOnce(Referenced) -> R,
+) -> R {
+    in_handle_scope(env, || {
+        let mut v = ptr::null_mut();
+        // SAFETY: `weak` is a reference of this env; a collected value reads as NULL.
+        let status = unsafe { sys::napi_get_reference_value(env, weak, &mut v) };
+        f(if status != sys::Status::napi_ok {
+            Referenced::Failed
+        } else if v.is_null() {
+            Referenced::Collected
+        } else {
+            Referenced::Live(v)
+        })
+    })
 }

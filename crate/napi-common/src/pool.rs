@@ -16,8 +16,7 @@
 //!   zeroing;
 //! * kept mappings are bounded ([`POOL_MAX`]) and given back to the system after [`IDLE`]
 //!   unused, by a background thread, so the unmapping of a 1 GiB block never runs on the
-//!   event loop and an idle server returns to its resting RSS.
-//!
+//!   event loop and an idle server returns to its resting RSS;
 //! * only storages of at least [`POOL_FROM`] come from here: a mapping costs a VMA and a
 //!   whole page, and glibc's heap serves small blocks well.
 //!
@@ -42,7 +41,8 @@ pub const KEPT_MAX: usize = 256;
 
 const PAGE: usize = 4096;
 
-/// Writable anonymous memory of at least the asked length; back to the pool when dropped.
+/// Writable anonymous memory of at least the asked length (whole pages, up to an eighth more
+/// when reused); back to the pool when dropped.
 pub struct Block {
     map: Option<memmap2::MmapMut>,
 }
@@ -53,11 +53,6 @@ impl Block {
         self.map
             .as_mut()
             .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr())
-    }
-
-    /// The block's length (the asked length rounded up to whole pages, or more when reused).
-    pub fn capacity(&self) -> usize {
-        self.map.as_ref().map_or(0, |m| m.len())
     }
 }
 

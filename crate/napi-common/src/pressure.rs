@@ -28,6 +28,7 @@
 //! Mappings found collected are unmapped at once by [`crate::release::reap`], which runs after
 //! every forced collection. Each JS thread (a worker has its own env) has its own tracker.
 
+use crate::buffer::{with_referenced, Referenced};
 use napi::sys;
 use std::cell::RefCell;
 use std::ptr;
@@ -64,16 +65,11 @@ thread_local! {
 }
 
 /// Bytes each entry still holds: 0 once V8 collected its buffer or `dispose` detached it.
-/// The look runs in its own handle scope: a handle left in the caller's scope would keep
-/// the buffer alive through the very collection this module is about to ask for.
+/// (`with_referenced` looks in its own handle scope: a handle left in the caller's scope would
+/// keep the buffer alive through the very collection this module is about to ask for.)
 fn held(env: sys::napi_env, weak: sys::napi_ref) -> usize {
-    crate::buffer::in_handle_scope(env, || {
-        let mut v = ptr::null_mut();
-        // SAFETY: `weak` is a reference of this env; a collected value reads as NULL.
-        let status = unsafe { sys::napi_get_reference_value(env, weak, &mut v) };
-        if status != sys::Status::napi_ok || v.is_null() {
-            return 0;
-        }
+    with_referenced(env, weak, |r| {
+        let Referenced::Live(v) = r else { return 0 };
         let mut data = ptr::null_mut();
         let mut len = 0usize;
         // SAFETY: `v` is the ArrayBuffer the reference was made for (detached: length 0).

@@ -16,7 +16,7 @@
 //! The finalizer still runs later; it then finds the owner already dropped. Entries live in
 //! a per-thread registry (each JS thread, i.e. each worker, has its own env and buffers).
 
-use crate::buffer::{arraybuffer_info, detach, external_arraybuffer};
+use crate::buffer::{arraybuffer_info, detach, external_arraybuffer, with_referenced, Referenced};
 use napi::{sys, Result};
 use std::cell::RefCell;
 use std::ptr;
@@ -128,14 +128,7 @@ pub fn reap(env: &napi::Env) -> usize {
         let mut live = l.borrow_mut();
         let mut freed = 0;
         live.retain(|e| {
-            // In its own handle scope: a handle left in the caller's would keep the buffer
-            // alive through the next collection (see `buffer::in_handle_scope`).
-            let collected = crate::buffer::in_handle_scope(env, || {
-                let mut v = ptr::null_mut();
-                // SAFETY: `e.weak` is a reference of this env; a collected value reads as NULL.
-                let status = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
-                status == sys::Status::napi_ok && v.is_null()
-            });
+            let collected = with_referenced(env, e.weak, |r| matches!(r, Referenced::Collected));
             if !collected {
                 return true;
             }
@@ -165,12 +158,7 @@ pub fn release(env: &napi::Env, ab: &napi::Unknown<'_>) -> Result<bool> {
             if e.data != data as usize {
                 return false;
             }
-            crate::buffer::in_handle_scope(env, || {
-                let mut v = ptr::null_mut();
-                // SAFETY: as in `reap`.
-                let ok = unsafe { sys::napi_get_reference_value(env, e.weak, &mut v) };
-                ok == sys::Status::napi_ok && !v.is_null()
-            })
+            with_referenced(env, e.weak, |r| matches!(r, Referenced::Live(_)))
         });
         pos.map(|p| live.swap_remove(p))
     });

@@ -236,7 +236,7 @@ impl Js {
             )
         })?;
         let ptr = block.as_mut_ptr();
-        // SAFETY: `ptr` points to the block's `capacity() >= len` writable bytes, which live
+        // SAFETY: `ptr` points to the block's `>= len` writable bytes, which live
         // while the owner (the block) does; a fresh mapping starts no other ArrayBuffer.
         let made = unsafe {
             torchsave_napi_common::release::external_releasable(self.env, ptr, len, block)
